@@ -1,0 +1,78 @@
+// The effective configuration, after defaults, file, environment and flags were merged and
+// validated. Every other module takes this shape; only src/config/ knows where values came from.
+// Key names match the TOML file (snake_case) so that errors, `config show` and docs use one name.
+
+export type RestartMode = 'always' | 'on-failure';
+export type HogScope = 'tree' | 'user';
+
+export interface WorkerConfig {
+  /** argv; the first element is looked up in PATH unless it contains a slash. */
+  command: string[];
+  env: Record<string, string>;
+  stop_timeout_ms: number;
+  restart: RestartMode;
+}
+
+export interface MemoryConfig {
+  min_available_bytes: number;
+  critical_threshold_bytes: number;
+  poll_interval_ms: number;
+  node_kill_threshold_bytes: number;
+  /** Percent (0-100) of `some avg10` above which memory counts as low; null = not used. */
+  psi_some_avg10: number | null;
+  kill_grace_ms: number;
+  cooldown_ms: number;
+  /** Whole worker tree RSS above which the worker is restarted; null = no limit. */
+  worker_max_bytes: number | null;
+  hog_scope: HogScope;
+  hog_names: string[];
+}
+
+export interface RestartConfig {
+  initial_backoff_ms: number;
+  max_backoff_ms: number;
+  backoff_multiplier: number;
+  max_consecutive_restarts: number;
+  stable_after_ms: number;
+}
+
+export interface LogsConfig {
+  /** Directory for daemon and worker log files when not under journald. */
+  dir: string;
+  max_file_bytes: number;
+  max_files: number;
+}
+
+export interface Config {
+  working_dir: string;
+  project: string | null;
+  socket_path: string;
+  pid_file: string;
+  worker: WorkerConfig;
+  memory: MemoryConfig;
+  restart: RestartConfig;
+  logs: LogsConfig;
+}
+
+/** Where an effective value came from, for `config show`. */
+export type ValueSource =
+  | { kind: 'default' }
+  | { kind: 'file'; path: string; line?: number }
+  | { kind: 'env'; name: string }
+  | { kind: 'flag'; name: string };
+
+export interface LoadedConfig {
+  config: Config;
+  /** Path of the file that was read, or null when none existed (defaults only). */
+  path: string | null;
+  /** Keyed by dotted key path, e.g. "memory.poll_interval_ms". */
+  sources: Record<string, ValueSource>;
+}
+
+/** Command-line values that override everything else. */
+export interface ConfigFlags {
+  configPath?: string;
+  project?: string;
+  workdir?: string;
+  workerCommand?: string[];
+}

@@ -1,0 +1,264 @@
+// The worker state machine: one table of state × event, each cell a pure step that returns the
+// next model and the effects the daemon must carry out (spawn, stop the tree, arm or cancel a timer).
+// It reads no clock and arms no timer: `atMs` comes with every event.
+// The table is documented in docs/supervision.md; test/policy/worker-state.test.ts checks they agree.
+
+import { backoffDelayMs, isFailureBudgetSpent, isStableRun, type BackoffSettings } from './backoff.js';
+
+export const WORKER_STATES = ['starting', 'running', 'backoff', 'stopping', 'stopped', 'failed'] as const;
+export type WorkerState = (typeof WORKER_STATES)[number];
+
+/** Why a worker was (re)started. One name each, used in code, logs, status and docs. */
+export const RESTART_CAUSES = ['crash', 'memory', 'operator', 'health'] as const;
+export type RestartCause = (typeof RESTART_CAUSES)[number];
+
+export interface ExitRecord {
+  code: number | null;
+  signal: string | null;
+  atMs: number;
+  uptimeMs: number;
+}
+
+export type RestartCounts = Record<RestartCause, number> & { total: number };
+
+export interface WorkerModel {
+  state: WorkerState;
+  /** What the operator wants, apart from what is: `down` after stop-worker or shutdown. */
+  wanted: 'up' | 'down';
+  /** Generation of the latest spawn; 0 before the first. */
+  generation: number;
+  pid: number | null;
+  startedAtMs: number | null;
+  consecutiveFailures: number;
+  /** When the backoff timer fires, while in backoff or failed. */
+  nextStartAtMs: number | null;
+  lastExit: ExitRecord | null;
+  /** Set while stopping: what to do once the tree is gone (null: stay stopped). */
+  pendingRestart: RestartCause | null;
+  restarts: RestartCounts;
+}
+
+export type WorkerEvent =
+  | { kind: 'start-requested'; atMs: number }
+  | { kind: 'spawned'; atMs: number; pid: number }
+  | { kind: 'spawn-failed'; atMs: number; reason: string }
+  | { kind: 'exited'; atMs: number; code: number | null; signal: string | null }
+  | { kind: 'stable-elapsed'; atMs: number }
+  | { kind: 'backoff-elapsed'; atMs: number }
+  | { kind: 'stop-requested'; atMs: number }
+  | { kind: 'restart-requested'; atMs: number; cause: RestartCause }
+  | { kind: 'tree-gone'; atMs: number };
+
+export type WorkerEventKind = WorkerEvent['kind'];
+export const WORKER_EVENT_KINDS: readonly WorkerEventKind[] = [
+  'start-requested', 'spawned', 'spawn-failed', 'exited', 'stable-elapsed',
+  'backoff-elapsed', 'stop-requested', 'restart-requested', 'tree-gone',
+];
+
+export type TimerName = 'backoff' | 'stable';
+
+export type WorkerEffect =
+  | { kind: 'spawn'; generation: number }
+  | { kind: 'stop-tree' }
+  | { kind: 'arm-timer'; timer: TimerName; delayMs: number }
+  | { kind: 'cancel-timer'; timer: TimerName }
+  /** A restart was scheduled: for the log and counters. `failed` when the budget is spent. */
+  | { kind: 'restart-scheduled'; cause: RestartCause; delayMs: number; consecutiveFailures: number; failed: boolean }
+  | { kind: 'failures-cleared'; previousFailures: number }
+  /** A cell the table says cannot happen; the daemon logs it and changes nothing. */
+  | { kind: 'unexpected'; state: WorkerState; event: WorkerEventKind };
+
+export interface WorkerPolicySettings extends BackoffSettings {
+  restart: 'always' | 'on-failure';
+}
+
+export interface Step {
+  model: WorkerModel;
+  effects: WorkerEffect[];
+}
+
+export function initialWorkerModel(): WorkerModel {
+  return {
+    state: 'stopped',
+    wanted: 'down',
+    generation: 0,
+    pid: null,
+    startedAtMs: null,
+    consecutiveFailures: 0,
+    nextStartAtMs: null,
+    lastExit: null,
+    pendingRestart: null,
+    restarts: { total: 0, crash: 0, memory: 0, operator: 0, health: 0 },
+  };
+}
+
+type Cell = (m: WorkerModel, e: never, s: WorkerPolicySettings) => Step;
+type Row = { [K in WorkerEventKind]: Cell | 'ignore' | 'impossible' };
+
+const same = (m: WorkerModel): Step => ({ model: m, effects: [] });
+
+function spawnNext(m: WorkerModel, extra: WorkerEffect[] = []): Step {
+  const generation = m.generation + 1;
+  return {
+    model: { ...m, state: 'starting', wanted: 'up', generation, pid: null, nextStartAtMs: null, pendingRestart: null },
+    effects: [...extra, { kind: 'spawn', generation }],
+  };
+}
+
+/** An operator start: begins at once and forgives past failures. Counted as a restart only by the caller. */
+function operatorStart(m: WorkerModel, extra: WorkerEffect[] = []): Step {
+  return spawnNext({ ...m, consecutiveFailures: 0 }, extra);
+}
+
+function bump(r: RestartCounts, cause: RestartCause): RestartCounts {
+  return { ...r, [cause]: r[cause] + 1, total: r.total + 1 };
+}
+
+/** Counts one failure; a stable run first clears the count, so its exit restarts after the initial delay. */
+function countFailure(m: WorkerModel, runUptimeMs: number, s: WorkerPolicySettings): number {
+  const base = isStableRun(runUptimeMs, s) ? 0 : m.consecutiveFailures;
+  return base + 1;
+}
+
+/** Enter backoff (or failed, once the budget is spent) with the scheduled delay. */
+function scheduleRestart(m: WorkerModel, cause: RestartCause, atMs: number, s: WorkerPolicySettings): Step {
+  const failed = isFailureBudgetSpent(m.consecutiveFailures, s);
+  const delayMs = failed ? s.max_backoff_ms : backoffDelayMs(m.consecutiveFailures, s);
+  return {
+    model: {
+      ...m,
+      state: failed ? 'failed' : 'backoff',
+      pid: null,
+      pendingRestart: null,
+      nextStartAtMs: atMs + delayMs,
+      restarts: bump(m.restarts, cause),
+    },
+    effects: [
+      { kind: 'restart-scheduled', cause, delayMs, consecutiveFailures: m.consecutiveFailures, failed },
+      { kind: 'arm-timer', timer: 'backoff', delayMs },
+    ],
+  };
+}
+
+function runUptime(m: WorkerModel, atMs: number): number {
+  return m.startedAtMs === null ? 0 : Math.max(0, atMs - m.startedAtMs);
+}
+
+function recordExit(m: WorkerModel, e: { atMs: number; code: number | null; signal: string | null }): WorkerModel {
+  const lastExit = { code: e.code, signal: e.signal, atMs: e.atMs, uptimeMs: runUptime(m, e.atMs) };
+  return { ...m, pid: null, lastExit };
+}
+
+const stoppingForStop = (m: WorkerModel): Step => ({
+  model: { ...m, state: 'stopping', wanted: 'down', pendingRestart: null },
+  effects: [{ kind: 'cancel-timer', timer: 'stable' }, { kind: 'stop-tree' }],
+});
+
+const backingOff = (m: WorkerModel, e: WorkerEvent & { kind: 'stop-requested' | 'start-requested' }): Step =>
+  e.kind === 'stop-requested'
+    ? { model: { ...m, state: 'stopped', wanted: 'down', nextStartAtMs: null }, effects: [{ kind: 'cancel-timer', timer: 'backoff' }] }
+    : operatorStart(m, [{ kind: 'cancel-timer', timer: 'backoff' }]);
+
+const waitingRow: Row = {
+  'start-requested': backingOff as Cell,
+  spawned: 'impossible',
+  'spawn-failed': 'impossible',
+  exited: 'impossible',
+  'stable-elapsed': 'ignore',
+  'backoff-elapsed': ((m: WorkerModel) => spawnNext(m)) as Cell,
+  'stop-requested': backingOff as Cell,
+  'restart-requested': ((m: WorkerModel, e: { cause: RestartCause }) =>
+    e.cause === 'operator' ? operatorStart(m, [{ kind: 'cancel-timer', timer: 'backoff' }]) : same(m)) as Cell,
+  'tree-gone': 'impossible',
+};
+
+export const TRANSITIONS: Record<WorkerState, Row> = {
+  stopped: {
+    'start-requested': ((m: WorkerModel) => operatorStart(m)) as Cell,
+    spawned: 'impossible',
+    'spawn-failed': 'impossible',
+    exited: 'impossible',
+    'stable-elapsed': 'ignore',
+    'backoff-elapsed': 'ignore',
+    'stop-requested': 'ignore',
+    'restart-requested': ((m: WorkerModel, e: { cause: RestartCause }) =>
+      e.cause === 'operator' ? operatorStart(m) : same(m)) as Cell,
+    'tree-gone': 'impossible',
+  },
+  starting: {
+    // The spawn is in flight; a stop asked now is honoured once the spawn outcome is known.
+    'start-requested': 'ignore',
+    spawned: ((m: WorkerModel, e: { atMs: number; pid: number }, s: WorkerPolicySettings) => {
+      const started = { ...m, pid: e.pid, startedAtMs: e.atMs };
+      if (m.wanted === 'down') return stoppingForStop(started);
+      return { model: { ...started, state: 'running' }, effects: [{ kind: 'arm-timer', timer: 'stable', delayMs: s.stable_after_ms }] };
+    }) as Cell,
+    'spawn-failed': ((m: WorkerModel, e: { atMs: number }, s: WorkerPolicySettings) => {
+      if (m.wanted === 'down') return same({ ...m, state: 'stopped', pid: null });
+      return scheduleRestart({ ...m, consecutiveFailures: countFailure(m, 0, s) }, 'crash', e.atMs, s);
+    }) as Cell,
+    exited: 'impossible',
+    'stable-elapsed': 'ignore',
+    'backoff-elapsed': 'ignore',
+    'stop-requested': ((m: WorkerModel) => same({ ...m, wanted: 'down', pendingRestart: null })) as Cell,
+    'restart-requested': 'ignore',
+    'tree-gone': 'impossible',
+  },
+  running: {
+    'start-requested': 'ignore',
+    spawned: 'impossible',
+    'spawn-failed': 'impossible',
+    exited: ((m: WorkerModel, e: { atMs: number; code: number | null; signal: string | null }, s: WorkerPolicySettings) => {
+      const exited = recordExit(m, e);
+      const cleanExitStops = s.restart === 'on-failure' && e.code === 0;
+      const model: WorkerModel = cleanExitStops
+        ? { ...exited, state: 'stopping', wanted: 'down', pendingRestart: null }
+        : { ...exited, state: 'stopping', pendingRestart: 'crash', consecutiveFailures: countFailure(m, exited.lastExit!.uptimeMs, s) };
+      // The main process is gone but its children may not be: clear the tree before any restart.
+      return { model, effects: [{ kind: 'cancel-timer', timer: 'stable' }, { kind: 'stop-tree' }] };
+    }) as Cell,
+    'stable-elapsed': ((m: WorkerModel) =>
+      m.consecutiveFailures === 0
+        ? same(m)
+        : { model: { ...m, consecutiveFailures: 0 }, effects: [{ kind: 'failures-cleared', previousFailures: m.consecutiveFailures }] }) as Cell,
+    'backoff-elapsed': 'ignore',
+    'stop-requested': ((m: WorkerModel) => stoppingForStop(m)) as Cell,
+    'restart-requested': ((m: WorkerModel, e: { atMs: number; cause: RestartCause }, s: WorkerPolicySettings) => {
+      // Memory and health restarts spend the failure budget, so a worker that leaks on start cannot loop at full speed.
+      const failures = e.cause === 'operator' ? m.consecutiveFailures : countFailure(m, runUptime(m, e.atMs), s);
+      return {
+        model: { ...m, state: 'stopping', pendingRestart: e.cause, consecutiveFailures: failures },
+        effects: [{ kind: 'cancel-timer', timer: 'stable' }, { kind: 'stop-tree' }],
+      };
+    }) as Cell,
+    'tree-gone': 'impossible',
+  },
+  stopping: {
+    'start-requested': ((m: WorkerModel) =>
+      same({ ...m, wanted: 'up', pendingRestart: m.pendingRestart ?? 'operator' })) as Cell,
+    spawned: 'impossible',
+    'spawn-failed': 'impossible',
+    exited: ((m: WorkerModel, e: { atMs: number; code: number | null; signal: string | null }) => same(recordExit(m, e))) as Cell,
+    'stable-elapsed': 'ignore',
+    'backoff-elapsed': 'ignore',
+    'stop-requested': ((m: WorkerModel) => same({ ...m, wanted: 'down', pendingRestart: null })) as Cell,
+    'restart-requested': ((m: WorkerModel, e: { cause: RestartCause }) =>
+      e.cause === 'operator' ? same({ ...m, wanted: 'up', pendingRestart: 'operator' }) : same(m)) as Cell,
+    'tree-gone': ((m: WorkerModel, e: { atMs: number }, s: WorkerPolicySettings) => {
+      const gone = { ...m, pid: null };
+      if (m.pendingRestart === null) return same({ ...gone, state: 'stopped', wanted: 'down' });
+      if (m.pendingRestart === 'operator') return operatorStart({ ...gone, restarts: bump(gone.restarts, 'operator') });
+      return scheduleRestart(gone, m.pendingRestart, e.atMs, s);
+    }) as Cell,
+  },
+  backoff: waitingRow,
+  failed: waitingRow,
+};
+
+/** The one entry point: applies `event` to `model`. */
+export function stepWorker(model: WorkerModel, event: WorkerEvent, settings: WorkerPolicySettings): Step {
+  const cell = TRANSITIONS[model.state][event.kind];
+  if (cell === 'ignore') return same(model);
+  if (cell === 'impossible') return { model, effects: [{ kind: 'unexpected', state: model.state, event: event.kind }] };
+  return (cell as (m: WorkerModel, e: WorkerEvent, s: WorkerPolicySettings) => Step)(model, event, settings);
+}
