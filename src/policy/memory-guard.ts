@@ -1,0 +1,283 @@
+// The memory guard's decisions. The daemon calls stepMemoryGuard once per memory sample and once per
+// finished action; it gets back the next state, the level, a verdict to log when it changes, at most
+// one action to carry out, and when to sample next. Like systemd-oomd, it acts only when two
+// consecutive readings agree, handles one victim at a time, and cools down after each action.
+
+import { classifyMemoryLevel, isAtLeast, lesserMemoryLevel } from './memory-level.js';
+import type { MemoryLevel, MemoryLevelConfig } from './memory-level.js';
+import { treeRssBytes } from './memory-sample.js';
+import type { MemorySample } from './memory-sample.js';
+import { pickVictim } from './memory-victim.js';
+import type { MemoryVictimConfig } from './memory-victim.js';
+import { POLL_FLOOR_MS, nextPollIntervalMs } from './poll-interval.js';
+import type { PollIntervalConfig, PollPoint } from './poll-interval.js';
+
+/** The `[memory]` keys the guard reads; the full MemoryConfig satisfies it. */
+export interface MemoryGuardConfig extends MemoryLevelConfig, MemoryVictimConfig, PollIntervalConfig {
+  kill_grace_ms: number;
+  cooldown_ms: number;
+}
+
+export interface KillAction {
+  kind: 'kill';
+  pid: number;
+  comm: string;
+  rssBytes: number;
+  reason: 'low' | 'critical';
+  /** SIGTERM first; SIGKILL if the process is still there after this long. */
+  graceMs: number;
+  availableBytes: number;
+}
+
+export interface RestartWorkerAction {
+  kind: 'restart-worker';
+  cause: 'memory';
+  reason: 'critical' | 'tree_limit';
+  treeRssBytes: number;
+  availableBytes: number;
+}
+
+export type MemoryAction = KillAction | RestartWorkerAction;
+
+export type MemoryGuardEvent =
+  | { kind: 'kill-finished'; atMs: number; pid: number }
+  | { kind: 'restart-finished'; atMs: number };
+
+/** A sample (which has no `kind`) or a report that an action finished. */
+export type MemoryGuardInput = MemorySample | MemoryGuardEvent;
+
+/** Log-worthy summary of a step; the daemon logs it when it differs from the previous one. */
+export type MemoryVerdict =
+  | 'ok'
+  | 'low-awaiting-confirmation'
+  | 'critical-awaiting-confirmation'
+  | 'tree-limit-awaiting-confirmation'
+  | 'low-nothing-to-kill'
+  /** An action is due but held back until cooldownUntilMs. */
+  | 'cooldown'
+  | 'kill'
+  | 'restart'
+  | 'kill-in-flight'
+  | 'restart-in-flight'
+  | 'kill-finished'
+  | 'restart-finished'
+  /** A finished event that matches no action in flight; ignored. */
+  | 'unexpected-event';
+
+export type MemoryActionInFlight =
+  | { kind: 'kill'; pid: number; sinceMs: number }
+  | { kind: 'restart-worker'; sinceMs: number };
+
+/** For `status`. A restart has no victim: pid and comm are null and rssBytes is the tree's. */
+export interface LastMemoryAction {
+  kind: 'kill' | 'restart-worker';
+  reason: 'low' | 'critical' | 'tree_limit';
+  pid: number | null;
+  comm: string | null;
+  rssBytes: number;
+  atMs: number;
+  finishedAtMs: number | null;
+}
+
+interface Reading {
+  level: MemoryLevel;
+  treeOverLimit: boolean;
+}
+
+export interface MemoryGuardState {
+  /** Level of the latest sample; null before the first. */
+  readonly lastLevel: MemoryLevel | null;
+  readonly lastVerdict: MemoryVerdict | null;
+  /** For hysteresis. Cleared when an action finishes, so two fresh readings are needed again. */
+  readonly previousReading: Reading | null;
+  /** For growth rates in the poll interval. */
+  readonly previousPoint: PollPoint | null;
+  readonly inFlight: MemoryActionInFlight | null;
+  /** No action before this time (monotonic ms); null when no action has finished yet. */
+  readonly cooldownUntilMs: number | null;
+  readonly lastAction: LastMemoryAction | null;
+}
+
+export interface MemoryGuardStep {
+  state: MemoryGuardState;
+  level: MemoryLevel | null;
+  verdict: MemoryVerdict;
+  action: MemoryAction | null;
+  nextPollMs: number;
+}
+
+export function initialMemoryGuardState(): MemoryGuardState {
+  return {
+    lastLevel: null,
+    lastVerdict: null,
+    previousReading: null,
+    previousPoint: null,
+    inFlight: null,
+    cooldownUntilMs: null,
+    lastAction: null,
+  };
+}
+
+export function stepMemoryGuard(
+  state: MemoryGuardState,
+  input: MemoryGuardInput,
+  config: MemoryGuardConfig,
+): MemoryGuardStep {
+  return 'kind' in input ? stepEvent(state, input, config) : stepSample(state, input, config);
+}
+
+function stepEvent(
+  state: MemoryGuardState,
+  event: MemoryGuardEvent,
+  config: MemoryGuardConfig,
+): MemoryGuardStep {
+  const inFlight = state.inFlight;
+  const matches =
+    inFlight !== null &&
+    (event.kind === 'kill-finished'
+      ? inFlight.kind === 'kill' && inFlight.pid === event.pid
+      : inFlight.kind === 'restart-worker');
+  // Sample again soon either way: after an action, memory must be read before choosing the next.
+  const nextPollMs = Math.min(POLL_FLOOR_MS, config.poll_interval_ms);
+  if (!matches) {
+    const verdict: MemoryVerdict = 'unexpected-event';
+    const next: MemoryGuardState = { ...state, lastVerdict: verdict };
+    return { state: next, level: state.lastLevel, verdict, action: null, nextPollMs };
+  }
+  const verdict = event.kind;
+  const next: MemoryGuardState = {
+    ...state,
+    lastVerdict: verdict,
+    previousReading: null,
+    inFlight: null,
+    cooldownUntilMs: event.atMs + config.cooldown_ms,
+    lastAction: state.lastAction === null ? null : { ...state.lastAction, finishedAtMs: event.atMs },
+  };
+  return { state: next, level: state.lastLevel, verdict, action: null, nextPollMs };
+}
+
+function stepSample(
+  state: MemoryGuardState,
+  sample: MemorySample,
+  config: MemoryGuardConfig,
+): MemoryGuardStep {
+  const level = classifyMemoryLevel(sample, config);
+  const point: PollPoint = {
+    atMs: sample.atMs,
+    availableBytes: sample.availableBytes,
+    treeRssBytes: treeRssBytes(sample.tree),
+  };
+  const reading: Reading = {
+    level,
+    treeOverLimit: config.worker_max_bytes !== null && point.treeRssBytes > config.worker_max_bytes,
+  };
+  const { verdict, action } = decide(state, sample, point, reading, config);
+
+  let next: MemoryGuardState = {
+    ...state,
+    lastLevel: level,
+    lastVerdict: verdict,
+    previousReading: reading,
+    previousPoint: point,
+  };
+  if (action !== null) next = recordAction(next, action, sample.atMs);
+
+  const atThreshold = level !== 'ok' || reading.treeOverLimit || next.inFlight !== null;
+  const nextPollMs = atThreshold
+    ? Math.min(POLL_FLOOR_MS, config.poll_interval_ms)
+    : nextPollIntervalMs(point, state.previousPoint, config);
+  return { state: next, level, verdict, action, nextPollMs };
+}
+
+/**
+ * Order: an action in flight blocks everything; then among conditions confirmed by two readings,
+ * critical beats the tree limit, which beats low (restarting a tree over its limit does more good
+ * than killing one process of it). Each condition needs its own two readings. A due action waits
+ * out the cooldown.
+ */
+function decide(
+  state: MemoryGuardState,
+  sample: MemorySample,
+  point: PollPoint,
+  reading: Reading,
+  config: MemoryGuardConfig,
+): { verdict: MemoryVerdict; action: MemoryAction | null } {
+  if (state.inFlight !== null) {
+    const verdict = state.inFlight.kind === 'kill' ? 'kill-in-flight' : 'restart-in-flight';
+    return { verdict, action: null };
+  }
+  if (reading.level === 'ok' && !reading.treeOverLimit) return { verdict: 'ok', action: null };
+
+  const previous = state.previousReading;
+  const confirmedLevel = previous === null ? 'ok' : lesserMemoryLevel(previous.level, reading.level);
+  const confirmedTreeOverLimit = previous !== null && previous.treeOverLimit && reading.treeOverLimit;
+
+  const due = dueAction(confirmedLevel, confirmedTreeOverLimit, sample, point, config);
+  if (due !== null) {
+    const coolingDown = state.cooldownUntilMs !== null && sample.atMs < state.cooldownUntilMs;
+    if (coolingDown) return { verdict: 'cooldown', action: null };
+    return { verdict: due.kind === 'kill' ? 'kill' : 'restart', action: due };
+  }
+  // Nothing to do yet: name the most severe condition still waiting for its second reading.
+  if (reading.level === 'critical') return { verdict: 'critical-awaiting-confirmation', action: null };
+  if (reading.treeOverLimit) return { verdict: 'tree-limit-awaiting-confirmation', action: null };
+  if (confirmedLevel === 'ok') return { verdict: 'low-awaiting-confirmation', action: null };
+  return { verdict: 'low-nothing-to-kill', action: null };
+}
+
+function dueAction(
+  confirmedLevel: MemoryLevel,
+  confirmedTreeOverLimit: boolean,
+  sample: MemorySample,
+  point: PollPoint,
+  config: MemoryGuardConfig,
+): MemoryAction | null {
+  const restart = (reason: RestartWorkerAction['reason']): RestartWorkerAction => ({
+    kind: 'restart-worker',
+    cause: 'memory',
+    reason,
+    treeRssBytes: point.treeRssBytes,
+    availableBytes: sample.availableBytes,
+  });
+  const kill = (reason: KillAction['reason']): KillAction | null => {
+    const victim = pickVictim(sample.tree, sample.extraCandidates, config);
+    if (victim === null) return null;
+    const { availableBytes } = sample;
+    return { kind: 'kill', ...victim, reason, graceMs: config.kill_grace_ms, availableBytes };
+  };
+  if (confirmedLevel === 'critical') return kill('critical') ?? restart('critical');
+  if (confirmedTreeOverLimit) return restart('tree_limit');
+  if (isAtLeast(confirmedLevel, 'low')) return kill('low');
+  return null;
+}
+
+function recordAction(state: MemoryGuardState, action: MemoryAction, atMs: number): MemoryGuardState {
+  if (action.kind === 'kill') {
+    return {
+      ...state,
+      inFlight: { kind: 'kill', pid: action.pid, sinceMs: atMs },
+      lastAction: {
+        kind: 'kill',
+        reason: action.reason,
+        pid: action.pid,
+        comm: action.comm,
+        rssBytes: action.rssBytes,
+        atMs,
+        finishedAtMs: null,
+      },
+    };
+  }
+  return {
+    ...state,
+    inFlight: { kind: 'restart-worker', sinceMs: atMs },
+    lastAction: {
+      kind: 'restart-worker',
+      reason: action.reason,
+      pid: null,
+      comm: null,
+      rssBytes: action.treeRssBytes,
+      atMs,
+      finishedAtMs: null,
+    },
+  };
+}
