@@ -4,6 +4,7 @@
 
 export type RestartMode = 'always' | 'on-failure';
 export type HogScope = 'tree' | 'user';
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 export interface WorkerConfig {
   /** argv; the first element is looked up in PATH unless it contains a slash. */
@@ -48,6 +49,8 @@ export interface Config {
   project: string | null;
   socket_path: string;
   pid_file: string;
+  /** Least severe level the daemon writes; lower levels cost no formatting work. */
+  log_level: LogLevel;
   worker: WorkerConfig;
   memory: MemoryConfig;
   restart: RestartConfig;

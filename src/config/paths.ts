@@ -1,0 +1,13 @@
+// Path values: `~` is the home directory; other relative paths resolve against the directory
+// of the layer that gave them (the config file's directory, or the cwd for environment and flags).
+import * as path from 'node:path';
+
+/** Expands `~` and `~/...` and makes the path absolute against `baseDir`. `~user` is not expanded. */
+export function resolveConfigPath(text: string, homeDir: string, baseDir: string): string {
+  if (text === '~') return path.resolve(homeDir);
+  if (text.startsWith('~/')) return path.resolve(homeDir, text.slice(2));
+  return path.resolve(baseDir, text);
+}
+
+/** sun_path holds 108 bytes including the terminating NUL (unix(7)). */
+export const MAX_SOCKET_PATH_BYTES = 107;

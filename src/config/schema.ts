@@ -1,0 +1,174 @@
+// The keys of the configuration, each with its kind and a valibot schema for one value.
+// Schema messages are the "expected ..." text of a problem, so that the mapping in validate.ts
+// needs no per-key wording. Integers arrive as bigint (the file is parsed with integersAsBigInt,
+// environment strings are coerced to bigint), so that 5000.0 can be told apart from 5000.
+import * as v from 'valibot';
+import { parseSize } from './size.js';
+
+export type FieldKind = 'integer' | 'size' | 'number' | 'text' | 'path' | 'choice' | 'argv' | 'names' | 'env';
+
+export interface Field {
+  /** Dotted key as in the file, e.g. "memory.poll_interval_ms". */
+  key: string;
+  kind: FieldKind;
+  schema: v.GenericSchema<unknown, unknown>;
+  /** The allowed strings of a 'choice' field. */
+  choices?: readonly string[];
+}
+
+export const RESERVED_WORKER_ENV = ['AUTOPILOTD_INSTANCE', 'AUTOPILOTD_GENERATION'] as const;
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const TOO_LARGE = `an integer <= ${Number.MAX_SAFE_INTEGER}`;
+
+function integer(min: number, expected: string): v.GenericSchema<unknown, number> {
+  return v.pipe(
+    v.bigint(expected),
+    v.minValue(BigInt(min), expected),
+    v.maxValue(MAX_SAFE, TOO_LARGE),
+    v.transform((value) => Number(value)),
+  );
+}
+
+const milliseconds = (min: number): v.GenericSchema<unknown, number> =>
+  integer(min, `an integer ${min === 1 ? '> 0' : `>= ${min}`} (milliseconds)`);
+
+function size(minBytes: number): v.GenericSchema<unknown, number> {
+  const expected =
+    minBytes === 1
+      ? 'a size > 0 (an integer number of bytes, or a string like "512MiB")'
+      : `a size >= ${minBytes} bytes (an integer, or a string like "10MiB")`;
+  return v.pipe(
+    v.custom<bigint | string>((value) => typeof value === 'bigint' || typeof value === 'string', expected),
+    v.rawTransform(({ dataset, addIssue, NEVER }) => {
+      const value = dataset.value;
+      if (typeof value === 'bigint') {
+        if (value <= MAX_SAFE) return Number(value);
+        addIssue({ message: TOO_LARGE });
+        return NEVER;
+      }
+      const parsed = parseSize(value);
+      if (parsed.ok) return parsed.bytes;
+      addIssue({ message: expected });
+      return NEVER;
+    }),
+    v.minValue(minBytes, expected),
+  );
+}
+
+function decimal(expected: string, check: (value: number) => boolean): v.GenericSchema<unknown, number> {
+  return v.pipe(
+    v.custom<number | bigint>((value) => typeof value === 'number' || typeof value === 'bigint', expected),
+    v.transform((value) => Number(value)),
+    v.check((value) => Number.isFinite(value) && check(value), expected),
+  );
+}
+
+const NO_NUL = (text: string): boolean => !text.includes('\0');
+
+function text(expected: string): v.GenericSchema<unknown, string> {
+  return v.pipe(v.string(expected), v.nonEmpty(expected), v.check(NO_NUL, `${expected} without NUL characters`));
+}
+
+function choice(key: string, choices: readonly string[]): Field {
+  const expected = `one of ${choices.map((name) => JSON.stringify(name)).join(', ')}`;
+  return { key, kind: 'choice', choices, schema: v.picklist(choices, expected) };
+}
+
+const argv = v.pipe(
+  v.array(v.pipe(v.string('a string'), v.check(NO_NUL, 'a string without NUL characters')), 'an array of strings (program and arguments)'),
+  v.nonEmpty('a non-empty array of strings (program and arguments)'),
+  v.rawCheck<string[]>(({ dataset, addIssue }) => {
+    if (!dataset.typed || dataset.value[0] !== '') return;
+    const input = dataset.value;
+    addIssue({
+      message: 'a non-empty program name',
+      input: '',
+      path: [{ type: 'array', origin: 'value', input, key: 0, value: '' }],
+    });
+  }),
+);
+
+const names = v.pipe(
+  v.array(v.pipe(v.string('a string'), v.nonEmpty('a non-empty process name'), v.check(NO_NUL, 'a name without NUL characters')), 'an array of process names'),
+  v.nonEmpty('a non-empty array of process names'),
+);
+
+// Written by hand rather than with v.record, which silently drops keys like "constructor".
+const workerEnv = v.pipe(
+  v.custom<Record<string, unknown>>(
+    (value) => value !== null && typeof value === 'object' && !Array.isArray(value) && !(value instanceof Date),
+    'a table of environment variables (NAME = "value")',
+  ),
+  v.rawCheck<Record<string, unknown>>(({ dataset, addIssue }) => {
+    if (!dataset.typed) return;
+    const table = dataset.value;
+    for (const [name, value] of Object.entries(table)) {
+      const path: [{ type: 'object'; origin: 'value'; input: Record<string, unknown>; key: string; value: unknown }] = [
+        { type: 'object', origin: 'value', input: table, key: name, value },
+      ];
+      const nameProblem = checkEnvName(name);
+      if (nameProblem !== undefined) addIssue({ message: nameProblem, input: name, path });
+      else if (typeof value !== 'string') addIssue({ message: 'a string value', input: value, path });
+      else if (!NO_NUL(value)) addIssue({ message: 'a value without NUL characters', input: value, path });
+    }
+  }),
+  v.transform((table) => Object.fromEntries(Object.entries(table)) as Record<string, string>),
+);
+
+function checkEnvName(name: string): string | undefined {
+  if (name === '') return 'a non-empty variable name';
+  if (name.includes('=')) return "a variable name without '='";
+  if (!NO_NUL(name)) return 'a variable name without NUL characters';
+  if ((RESERVED_WORKER_ENV as readonly string[]).includes(name)) {
+    return `a name other than ${RESERVED_WORKER_ENV.join(' and ')} (the daemon sets them for the worker)`;
+  }
+  return undefined;
+}
+
+const path = (): v.GenericSchema<unknown, string> => text('a non-empty path');
+
+/** Every key, top level first, in the order `config show` prints them. */
+export const FIELDS: readonly Field[] = [
+  { key: 'working_dir', kind: 'path', schema: path() },
+  { key: 'project', kind: 'text', schema: text('a non-empty string') },
+  { key: 'socket_path', kind: 'path', schema: path() },
+  { key: 'pid_file', kind: 'path', schema: path() },
+  choice('log_level', ['debug', 'info', 'warn', 'error']),
+  { key: 'worker.command', kind: 'argv', schema: argv },
+  { key: 'worker.env', kind: 'env', schema: workerEnv },
+  { key: 'worker.stop_timeout_ms', kind: 'integer', schema: milliseconds(0) },
+  choice('worker.restart', ['always', 'on-failure']),
+  { key: 'memory.min_available_bytes', kind: 'size', schema: size(1) },
+  { key: 'memory.critical_threshold_bytes', kind: 'size', schema: size(1) },
+  { key: 'memory.poll_interval_ms', kind: 'integer', schema: milliseconds(100) },
+  { key: 'memory.node_kill_threshold_bytes', kind: 'size', schema: size(1) },
+  { key: 'memory.psi_some_avg10', kind: 'number', schema: decimal('a number > 0 and <= 100 (percent)', (x) => x > 0 && x <= 100) },
+  { key: 'memory.kill_grace_ms', kind: 'integer', schema: milliseconds(0) },
+  { key: 'memory.cooldown_ms', kind: 'integer', schema: milliseconds(0) },
+  { key: 'memory.worker_max_bytes', kind: 'size', schema: size(1) },
+  choice('memory.hog_scope', ['tree', 'user']),
+  { key: 'memory.hog_names', kind: 'names', schema: names },
+  { key: 'restart.initial_backoff_ms', kind: 'integer', schema: milliseconds(1) },
+  { key: 'restart.max_backoff_ms', kind: 'integer', schema: milliseconds(1) },
+  { key: 'restart.backoff_multiplier', kind: 'number', schema: decimal('a number >= 1', (x) => x >= 1) },
+  { key: 'restart.max_consecutive_restarts', kind: 'integer', schema: integer(1, 'an integer >= 1') },
+  { key: 'restart.stable_after_ms', kind: 'integer', schema: milliseconds(1) },
+  { key: 'logs.dir', kind: 'path', schema: path() },
+  { key: 'logs.max_file_bytes', kind: 'size', schema: size(65536) },
+  { key: 'logs.max_files', kind: 'integer', schema: integer(1, 'an integer >= 1') },
+];
+
+export const FIELD_BY_KEY: ReadonlyMap<string, Field> = new Map(FIELDS.map((field) => [field.key, field]));
+
+/** Section names ("worker", "memory", ...), in file order. */
+export const SECTIONS: readonly string[] = [...new Set(FIELDS.flatMap((field) => (field.key.includes('.') ? [field.key.split('.')[0] as string] : [])))];
+
+/** Keys of one section without the section prefix, or the top-level keys for ''. */
+export function keysOf(section: string): string[] {
+  return FIELDS.flatMap((field) => {
+    const dot = field.key.indexOf('.');
+    const owner = dot < 0 ? '' : field.key.slice(0, dot);
+    return owner === section ? [field.key.slice(dot + 1)] : [];
+  });
+}
