@@ -1,0 +1,194 @@
+// The socket's place in the file system: a private directory, no clobbering of live daemons or
+// user files, a 0600 socket from the first instant, and removal only of our own inode.
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+
+export type SocketSetupCode =
+  | 'unsafe_socket_dir'
+  | 'already_running'
+  | 'not_a_socket'
+  | 'socket_path_too_long';
+
+/** Why the server refused to start; `path` is the offending file or directory. */
+export class SocketSetupError extends Error {
+  readonly code: SocketSetupCode;
+  readonly path: string;
+  constructor(code: SocketSetupCode, filePath: string, message: string) {
+    super(message);
+    this.name = 'SocketSetupError';
+    this.code = code;
+    this.path = filePath;
+  }
+}
+
+/** sun_path is 108 bytes on Linux including the terminating NUL. */
+export const MAX_SOCKET_PATH_BYTES = 107;
+
+export interface SocketIdentity {
+  dev: number;
+  ino: number;
+}
+
+function errnoOf(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | null)?.code;
+}
+
+function currentUid(): number {
+  // process.getuid exists on every POSIX platform; this daemon is Linux only.
+  return (process.getuid as () => number)();
+}
+
+/**
+ * Creates the socket directory (0700, parents by umask) if missing, then refuses it when it is
+ * not ours or is writable by group/others: whoever can write there can replace our socket.
+ */
+export function ensurePrivateDir(dir: string): void {
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  try {
+    fs.mkdirSync(dir, { mode: 0o700 });
+    // mkdir's mode is filtered by umask; a umask like 0o277 would leave us unable to use it.
+    fs.chmodSync(dir, 0o700);
+  } catch (err) {
+    if (errnoOf(err) !== 'EEXIST') throw err;
+  }
+  const st = fs.statSync(dir);
+  const mode = st.mode & 0o7777;
+  const uid = currentUid();
+  if (!st.isDirectory() || st.uid !== uid || (mode & 0o022) !== 0) {
+    const what = st.isDirectory() ? 'directory' : 'non-directory';
+    throw new SocketSetupError(
+      'unsafe_socket_dir',
+      dir,
+      `unsafe socket directory ${dir}: ${what} owned by uid ${st.uid} with mode 0${mode.toString(8)}; ` +
+        `it must be a directory owned by uid ${uid} and not writable by group or others`,
+    );
+  }
+}
+
+/** Resolves true when something accepts connections at socketPath, false on ECONNREFUSED. */
+function probeLive(socketPath: string): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const probe = net.connect(socketPath);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', (err) => {
+      probe.destroy();
+      if (errnoOf(err) === 'ECONNREFUSED' || errnoOf(err) === 'ENOENT') resolve(false);
+      else reject(new Error(`connect ${socketPath}: ${errnoOf(err) ?? err.message}`, { cause: err }));
+    });
+  });
+}
+
+/**
+ * Clears the way for a new socket at socketPath. Returns true when a stale socket was removed.
+ * A live socket means another daemon; anything that is not a socket is a user file we keep.
+ */
+export async function clearStaleSocket(socketPath: string): Promise<boolean> {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(socketPath);
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return false;
+    throw err;
+  }
+  if (!st.isSocket()) {
+    throw new SocketSetupError(
+      'not_a_socket',
+      socketPath,
+      `${socketPath} exists and is not a socket (mode 0${st.mode.toString(8)}); refusing to replace it`,
+    );
+  }
+  if (await probeLive(socketPath)) {
+    throw new SocketSetupError('already_running', socketPath, `another daemon is listening on ${socketPath}`);
+  }
+  try {
+    fs.unlinkSync(socketPath);
+  } catch (err) {
+    if (errnoOf(err) !== 'ENOENT') throw err;
+  }
+  return true;
+}
+
+function listenOnce(server: net.Server, socketPath: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => {
+      server.off('listening', onListening);
+      reject(err);
+    };
+    const onListening = (): void => {
+      server.off('error', onError);
+      resolve();
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    // bind(2) runs synchronously inside listen(); the socket inode takes its mode from the umask
+    // at that instant. With 0o177 it is born 0600: no window in which others may connect, unlike
+    // listen-then-chmod. The mask is process-wide, so restore it before anything else can run.
+    const previous = process.umask(0o177);
+    try {
+      server.listen(socketPath);
+    } finally {
+      process.umask(previous);
+    }
+  });
+}
+
+/**
+ * Binds server to socketPath and returns the socket's identity.
+ *
+ * libuv unlinks the bound path when the server closes, whatever file is there by then. So we bind
+ * a private temporary name and hard-link it to socketPath: libuv later unlinks only the (already
+ * removed) temporary name, and we unlink socketPath ourselves after comparing inodes. link(2)
+ * also fails with EEXIST instead of replacing a socket another daemon created since our check.
+ */
+export async function bindSocket(server: net.Server, socketPath: string): Promise<SocketIdentity> {
+  const dir = path.dirname(socketPath);
+  const tempPath = path.join(dir, `.${randomBytes(4).toString('hex')}`);
+  for (const p of [socketPath, tempPath]) {
+    if (Buffer.byteLength(p) > MAX_SOCKET_PATH_BYTES) {
+      throw new SocketSetupError(
+        'socket_path_too_long',
+        p,
+        `socket path ${p} is ${Buffer.byteLength(p)} bytes; Unix sockets allow at most ${MAX_SOCKET_PATH_BYTES}`,
+      );
+    }
+  }
+  await listenOnce(server, tempPath);
+  try {
+    const st = fs.statSync(tempPath);
+    if ((st.mode & 0o777) !== 0o600) {
+      throw new Error(`socket ${tempPath} was created with mode 0${(st.mode & 0o777).toString(8)}, expected 0600`);
+    }
+    try {
+      fs.linkSync(tempPath, socketPath);
+    } catch (err) {
+      if (errnoOf(err) === 'EEXIST') {
+        throw new SocketSetupError('already_running', socketPath, `${socketPath} was created by someone else while we started`);
+      }
+      throw err;
+    }
+    fs.unlinkSync(tempPath);
+    return { dev: st.dev, ino: st.ino };
+  } catch (err) {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    throw err;
+  }
+}
+
+/** Unlinks socketPath only if it is still our socket; returns whether it did. */
+export function removeOwnSocket(socketPath: string, own: SocketIdentity): boolean {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(socketPath);
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return false;
+    throw err;
+  }
+  if (st.dev !== own.dev || st.ino !== own.ino) return false;
+  fs.unlinkSync(socketPath);
+  return true;
+}
