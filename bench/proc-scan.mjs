@@ -1,0 +1,113 @@
+#!/usr/bin/env node
+// Cost of one /proc scan (and of findTree on top of it) with 1000 extra processes, compared with
+// running `ps`, and whether scanning over and over grows the daemon's memory.
+// Budget (set by the lead): a full scan of 1000 processes <= 5 ms.
+// Usage: npx tsc -p tsconfig.json && node --expose-gc bench/proc-scan.mjs [scans=1000]
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { ProcTable } from '../dist/src/os/proc-table.js';
+import { findTree, protectedPidsOf } from '../dist/src/os/process-tree.js';
+
+const SLEEPERS = 1000;
+const SCANS = Number(process.argv[2] ?? 1000);
+const instanceId = `bench-proc-scan-${process.pid}`;
+const table = new ProcTable();
+
+// One detached sh (own session and group) forks the sleepers, so one kill(-pgid) ends them all.
+const sh = spawn('/bin/sh', ['-c', `i=0; while [ $i -lt ${SLEEPERS} ]; do sleep 1000 & i=$((i+1)); done; wait`], {
+  detached: true,
+  stdio: 'ignore',
+  env: { ...process.env, AUTOPILOTD_INSTANCE: instanceId },
+});
+const pgid = sh.pid;
+if (pgid === undefined) throw new Error('spawn /bin/sh failed');
+const shExited = once(sh, 'exit');
+const killGroup = () => {
+  try {
+    process.kill(-pgid, 'SIGKILL');
+  } catch (err) {
+    if (err.code !== 'ESRCH') throw err;
+  }
+};
+process.on('SIGINT', () => {
+  killGroup();
+  process.exit(130);
+});
+
+try {
+  await waitFor(() => table.scan().filter((p) => p.pgid === pgid).length >= SLEEPERS + 1, 60_000, `${SLEEPERS} sleepers`);
+  const processes = table.scan().length;
+  const identity = { rootPid: pgid, pgid, instanceId, uid: process.getuid(), protectedPids: protectedPidsOf(table, process.pid) };
+
+  const memory = [];
+  const sampleMemory = (label) => {
+    globalThis.gc?.();
+    const { rss, heapUsed, heapTotal } = process.memoryUsage();
+    memory.push({ label, rss, heapUsed, heapTotal });
+  };
+
+  sampleMemory('start');
+  const firstTreeMs = time(() => {
+    const tree = findTree(table, identity);
+    if (tree.length !== SLEEPERS + 1) throw new Error(`findTree found ${tree.length}, expected ${SLEEPERS + 1}`);
+  });
+  const scanMs = repeat(SCANS, () => table.scan());
+  sampleMemory(`after ${SCANS} scans`);
+  repeat(SCANS, () => table.scan());
+  sampleMemory(`after ${2 * SCANS} scans`);
+  repeat(SCANS, () => table.scan());
+  sampleMemory(`after ${3 * SCANS} scans`);
+  const treeMs = repeat(Math.min(SCANS, 300), () => findTree(table, identity));
+  const psMs = repeat(20, () => execFileSync('ps', ['-e', '-o', 'pid=,ppid=,pgid=,sid=,stat=,rss=,lstart='], { maxBuffer: 64 << 20 }));
+
+  console.log(`processes visible: ${processes} (${SLEEPERS} sleepers + sh + the rest of the machine)`);
+  console.log(`node ${process.version}, load average before: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
+  console.log('');
+  console.log('| measure | runs | median ms | p95 ms | max ms |');
+  console.log('| --- | ---: | ---: | ---: | ---: |');
+  row('ProcTable.scan()', scanMs);
+  row('findTree(), environ verdicts cached (scan included)', treeMs);
+  row('findTree(), first call: reads every environ', [firstTreeMs]);
+  row('alternative: spawn `ps -e -o ...` and wait', psMs);
+  console.log('');
+  const mib = (b) => `${(b / 1048576).toFixed(1)} MiB`;
+  console.log(`| daemon memory${typeof globalThis.gc === 'function' ? ' (after a full GC)' : ' (run with --expose-gc for a GC first)'} | rss | heapUsed | heapTotal |`);
+  console.log('| --- | ---: | ---: | ---: |');
+  for (const m of memory) console.log(`| ${m.label} | ${mib(m.rss)} | ${mib(m.heapUsed)} | ${mib(m.heapTotal)} |`);
+  console.log('');
+  console.log('heapUsed flat = nothing retained; an early rise of heapTotal/rss is V8 growing its young generation');
+  console.log('(bounded by --max-semi-space-size, 16 MiB per semi-space by default), flat once it has grown.');
+} finally {
+  killGroup();
+  await shExited;
+  // Orphaned sleepers are reaped by init, not by us: wait until none is alive any more.
+  await waitFor(() => !table.scan().some((p) => p.pgid === pgid && p.state !== 'Z'), 30_000, 'the sleepers to die');
+}
+
+function time(fn) {
+  const start = performance.now();
+  fn();
+  return performance.now() - start;
+}
+
+function repeat(n, fn) {
+  const samples = [];
+  for (let i = 0; i < n; i++) samples.push(time(fn));
+  return samples;
+}
+
+function row(name, samples) {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))].toFixed(2);
+  console.log(`| ${name} | ${samples.length} | ${at(0.5)} | ${at(0.95)} | ${at(1)} |`);
+}
+
+async function waitFor(condition, timeoutMs, what) {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

@@ -1,0 +1,301 @@
+// Reads the process table straight from /proc: no `ps`, no child processes, one reused buffer.
+// A process can exit at any point of a scan; "gone" (ENOENT/ESRCH) is a result, so it is skipped.
+import { closeSync, openSync, readdirSync, readSync } from 'node:fs';
+import { endianness } from 'node:os';
+
+export interface ProcessInfo {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  sid: number;
+  /** One letter from /proc/<pid>/stat: R, S, D, Z (zombie), X (dead), T, t, I, ... */
+  state: string;
+  /** Kernel's comm (≤ 15 bytes); may contain spaces and parentheses. */
+  comm: string;
+  /** Start time in clock ticks since boot: with pid, identifies one process over its life. */
+  startTimeTicks: number;
+  rssBytes: number;
+}
+
+export interface MemInfo {
+  totalBytes: number;
+  availableBytes: number;
+}
+
+/** Percent of wall time (0-100) over the last 10 s, from /proc/pressure/memory. */
+export interface MemoryPressure {
+  someAvg10: number;
+  fullAvg10: number;
+}
+
+/** Fits any stat, status or meminfo in one read; environ is streamed through it in chunks. */
+const BUFFER_BYTES = 64 * 1024;
+/** Used only when <procRoot>/self/auxv cannot be read (e.g. a fake tree without it). */
+const FALLBACK_PAGE_BYTES = 4096;
+/** auxv key of the page size, from <elf.h>. */
+const AT_PAGESZ = 6n;
+
+const CLOSE_PAREN = 0x29;
+const SPACE = 0x20;
+const MINUS = 0x2d;
+const NEWLINE = 0x0a;
+const OPEN_PAREN = 0x28;
+const ZERO = 0x30;
+const NINE = 0x39;
+
+// Fields after the comm's closing ')', counted from 0 (= state, stat field 3); see proc(5).
+const F_PPID = 1;
+const F_PGRP = 2;
+const F_SESSION = 3;
+const F_STARTTIME = 19;
+const F_RSS = 21;
+const LAST_FIELD = F_RSS;
+
+export class ProcTable {
+  readonly procRoot: string;
+  /**
+   * From AT_PAGESZ in <procRoot>/self/auxv: the value the kernel itself hands to every process,
+   * which is what sysconf(_SC_PAGESIZE) returns, and Node exposes no sysconf. Falls back to 4096.
+   */
+  readonly pageBytes: number;
+  private readonly buf = Buffer.allocUnsafe(BUFFER_BYTES);
+  private readonly fields = new Float64Array(LAST_FIELD + 1);
+
+  constructor(procRoot = '/proc') {
+    this.procRoot = procRoot;
+    this.pageBytes = this.readPageBytes();
+  }
+
+  /** Every process visible now. Threads are not listed (/proc shows thread-group leaders only). */
+  scan(): ProcessInfo[] {
+    const out: ProcessInfo[] = [];
+    for (const name of readdirSync(this.procRoot)) {
+      const first = name.charCodeAt(0);
+      if (first < ZERO || first > NINE) continue;
+      const pid = Number(name);
+      if (!Number.isSafeInteger(pid)) continue;
+      const info = this.read(pid);
+      if (info !== null) out.push(info);
+    }
+    return out;
+  }
+
+  /** null when the process does not exist (any more). Throws on a stat line it cannot parse. */
+  read(pid: number): ProcessInfo | null {
+    const path = `${this.procRoot}/${pid}/stat`;
+    const length = this.readFile(path);
+    if (length === null) return null;
+    return this.parseStat(pid, path, length);
+  }
+
+  /** Real uid (first field of "Uid:" in status): the one kill(2) permission is checked against. */
+  uidOf(pid: number): number | null {
+    const path = `${this.procRoot}/${pid}/status`;
+    const length = this.readFile(path);
+    if (length === null) return null;
+    const text = this.buf.toString('latin1', 0, length);
+    const match = /^Uid:\s+(\d+)/m.exec(text);
+    if (match === null) throw new Error(`malformed ${path}: no "Uid:" line`);
+    return Number(match[1]);
+  }
+
+  /**
+   * Whether NAME=VALUE is one of the NUL-separated entries of /proc/<pid>/environ (the environment
+   * the process was exec'd with). null when the process is gone or its environ is not readable.
+   */
+  hasEnvMarker(pid: number, name: string, value: string): boolean | null {
+    // Searching for "\0NAME=VALUE\0" matches whole entries only; a NUL is put before the first
+    // entry, and one after the last in case the process rewrote its environment without one.
+    const needle = Buffer.from(`\0${name}=${value}\0`);
+    if (needle.length > BUFFER_BYTES / 2) throw new RangeError(`environment marker too long: ${needle.length} bytes`);
+    const path = `${this.procRoot}/${pid}/environ`;
+    const fd = this.open(path);
+    if (fd === null) return null;
+    const buf = this.buf;
+    try {
+      buf[0] = 0;
+      let kept = 1;
+      for (;;) {
+        // One byte stays free for the NUL appended at the end of the data.
+        const n = this.readChunk(fd, path, kept, buf.length - kept - 1);
+        if (n === null) return null;
+        const end = kept + n;
+        if (n === 0) {
+          buf[end] = 0;
+          return buf.subarray(0, end + 1).indexOf(needle) !== -1;
+        }
+        if (buf.subarray(0, end).indexOf(needle) !== -1) return true;
+        // Keep a tail shorter than the needle so a match across two chunks is still found.
+        kept = Math.min(end, needle.length - 1);
+        buf.copy(buf, 0, end - kept, end);
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  memInfo(): MemInfo {
+    const path = `${this.procRoot}/meminfo`;
+    const length = this.readFile(path);
+    if (length === null) throw new Error(`cannot read ${path}: missing or not readable`);
+    const text = this.buf.toString('latin1', 0, length);
+    const kib = (key: string): number | null => {
+      const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text);
+      return m === null ? null : Number(m[1]) * 1024;
+    };
+    const totalBytes = kib('MemTotal');
+    if (totalBytes === null) throw new Error(`malformed ${path}: no MemTotal`);
+    // MemAvailable exists since Linux 3.14; before that, free + page cache is the usual estimate.
+    const availableBytes = kib('MemAvailable') ?? (kib('MemFree') ?? 0) + (kib('Buffers') ?? 0) + (kib('Cached') ?? 0);
+    return { totalBytes, availableBytes };
+  }
+
+  /** null when the kernel has no PSI (file missing, or booted with psi=0: EOPNOTSUPP). */
+  pressure(): MemoryPressure | null {
+    const path = `${this.procRoot}/pressure/memory`;
+    let length: number | null;
+    try {
+      length = this.readFile(path);
+    } catch (err) {
+      if (errnoOf(err) === 'EOPNOTSUPP') return null;
+      throw err;
+    }
+    if (length === null) return null;
+    const text = this.buf.toString('latin1', 0, length);
+    const some = /^some avg10=([\d.]+)/m.exec(text);
+    const full = /^full avg10=([\d.]+)/m.exec(text);
+    if (some === null || full === null) throw new Error(`malformed ${path}: no "some avg10" or "full avg10"`);
+    return { someAvg10: Number(some[1]), fullAvg10: Number(full[1]) };
+  }
+
+  private parseStat(pid: number, path: string, length: number): ProcessInfo {
+    const buf = this.buf;
+    // comm may hold ')' itself, so the comm ends at the LAST ')'; nothing after it can hold one.
+    const close = buf.lastIndexOf(CLOSE_PAREN, length - 1);
+    const open = buf.indexOf(OPEN_PAREN);
+    if (open <= 0 || open >= length || close < open || close + 3 >= length || buf[close + 1] !== SPACE) {
+      throw new Error(`malformed ${path}: ${JSON.stringify(buf.toString('latin1', 0, Math.min(length, 120)))}`);
+    }
+    const leadingPid = Number(buf.toString('latin1', 0, open - 1));
+    if (leadingPid !== pid) throw new Error(`malformed ${path}: starts with pid ${leadingPid}`);
+    const state = String.fromCharCode(buf[close + 2] ?? 0);
+    const fields = this.fields;
+    let i = close + 3; // the space after the state letter
+    for (let field = 1; field <= LAST_FIELD; field++) {
+      if (i >= length || buf[i] !== SPACE) throw new Error(`malformed ${path}: field ${field + 3} missing`);
+      i++;
+      const negative = i < length && buf[i] === MINUS;
+      if (negative) i++;
+      const start = i;
+      let value = 0;
+      while (i < length) {
+        const c = buf[i] ?? 0;
+        if (c < ZERO || c > NINE) break;
+        value = value * 10 + (c - ZERO);
+        i++;
+      }
+      if (i === start || (i < length && buf[i] !== SPACE && buf[i] !== NEWLINE)) {
+        throw new Error(`malformed ${path}: field ${field + 3} is not a number`);
+      }
+      fields[field] = negative ? -value : value;
+    }
+    return {
+      pid,
+      ppid: fields[F_PPID] ?? 0,
+      pgid: fields[F_PGRP] ?? 0,
+      sid: fields[F_SESSION] ?? 0,
+      state,
+      comm: buf.toString('utf8', open + 1, close),
+      startTimeTicks: fields[F_STARTTIME] ?? 0,
+      rssBytes: (fields[F_RSS] ?? 0) * this.pageBytes,
+    };
+  }
+
+  private readPageBytes(): number {
+    const length = this.readFile(`${this.procRoot}/self/auxv`);
+    if (length === null) return FALLBACK_PAGE_BYTES;
+    const data = this.buf.subarray(0, length);
+    // auxv is an array of (key, value) pairs of native unsigned longs, ended by AT_NULL.
+    const wordBytes = is64BitArch() ? 8 : 4;
+    const little = endianness() === 'LE';
+    for (let at = 0; at + 2 * wordBytes <= data.length; at += 2 * wordBytes) {
+      const key = readWord(data, at, wordBytes, little);
+      if (key === 0n) break;
+      if (key === AT_PAGESZ) return Number(readWord(data, at + wordBytes, wordBytes, little));
+    }
+    return FALLBACK_PAGE_BYTES;
+  }
+
+  /** Whole small file into this.buf; its length, or null when the process or file is gone. */
+  private readFile(path: string): number | null {
+    const fd = this.open(path);
+    if (fd === null) return null;
+    try {
+      let length = 0;
+      for (;;) {
+        const room = this.buf.length - length;
+        const n = this.readChunk(fd, path, length, room);
+        if (n === null) return null;
+        if (n === 0) return length;
+        length += n;
+        // /proc text files are generated whole on the first read (seq_file), so a short read
+        // that ends a line is the entire file: this saves the read that would return 0 per process.
+        if (n < room && this.buf[length - 1] === NEWLINE) return length;
+        if (length === this.buf.length) throw new Error(`${path} is larger than ${this.buf.length} bytes`);
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  private open(path: string): number | null {
+    try {
+      return openSync(path, 'r');
+    } catch (err) {
+      // EACCES: hidepid=1 hides other users' processes, which can never be ours anyway; and
+      // environ of another user's process is not readable without CAP_SYS_PTRACE.
+      if (isGone(err) || errnoOf(err) === 'EACCES') return null;
+      throw err;
+    }
+  }
+
+  private readChunk(fd: number, path: string, offset: number, maxBytes: number): number | null {
+    try {
+      return readSync(fd, this.buf, offset, maxBytes, null);
+    } catch (err) {
+      // ESRCH: the process exited (and was reaped) after open; EACCES: environ of a process that
+      // turned non-dumpable or changed credentials after open.
+      if (isGone(err) || errnoOf(err) === 'EACCES') return null;
+      throw withPath(err, path);
+    }
+  }
+}
+
+/** readSync's errors name no path; this one does, keeping code, errno and syscall. */
+function withPath(err: unknown, path: string): Error {
+  const code = errnoOf(err) ?? 'unknown error';
+  return Object.assign(new Error(`read ${path} failed: ${code}`, { cause: err }), {
+    code,
+    errno: (err as { errno?: number }).errno,
+    syscall: 'read',
+    path,
+  });
+}
+
+function isGone(err: unknown): boolean {
+  const code = errnoOf(err);
+  return code === 'ENOENT' || code === 'ESRCH';
+}
+
+export function errnoOf(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+}
+
+function is64BitArch(): boolean {
+  return !['ia32', 'arm', 'mips', 'mipsel', 'ppc', 's390'].includes(process.arch);
+}
+
+function readWord(data: Buffer, at: number, wordBytes: number, little: boolean): bigint {
+  if (wordBytes === 8) return little ? data.readBigUInt64LE(at) : data.readBigUInt64BE(at);
+  return BigInt(little ? data.readUInt32LE(at) : data.readUInt32BE(at));
+}

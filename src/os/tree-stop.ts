@@ -1,0 +1,182 @@
+// Stops the worker's whole process tree: SIGTERM, a grace period, then SIGKILL until nothing of
+// it is left. Escapees outside the worker's group get each signal individually.
+//
+// The daemon is deliberately not a child subreaper (PR_SET_CHILD_SUBREAPER): escapees are
+// reparented to init, which reaps them. Node cannot reap adopted orphans safely: libuv only
+// waitpid()s the pids it spawned, and a waitpid(-1) reaper would steal the exit statuses libuv
+// waits for. So orphan zombies never accumulate in the daemon; a zombie is counted as gone here.
+import { performance } from 'node:perf_hooks';
+import type { ProcessInfo, ProcTable } from './proc-table.js';
+import { findTree, type TreeIdentity } from './process-tree.js';
+import { signalGroup, signalIfSame, type SignalName } from './signal.js';
+
+export type TreeStopEvent =
+  | { kind: 'term_sent'; pids: number[]; pgid: number | null }
+  | { kind: 'kill_sent'; pids: number[]; afterMs: number }
+  /** Members that appeared after the first SIGKILL round (forked while dying) and were killed too. */
+  | { kind: 'survivors_killed'; pids: number[] }
+  | { kind: 'tree_gone'; durationMs: number }
+  /** SIGKILL rounds hit their ceiling with these still alive (e.g. stuck in uninterruptible sleep). */
+  | { kind: 'survivors_remain'; pids: number[] };
+
+export interface TreeStopOptions {
+  table: ProcTable;
+  identity: TreeIdentity;
+  graceMs: number;
+  /** Called synchronously for each step; it must not throw. */
+  onEvent?: (event: TreeStopEvent) => void;
+  /** Aborting it ends the grace period at once (or skips it, if already aborted). */
+  force?: AbortSignal;
+}
+
+export interface TreeStopReport {
+  durationMs: number;
+  termSent: number[];
+  killSent: number[];
+  /** Members still alive after the last SIGKILL round; empty when the tree is gone. */
+  survivors: number[];
+}
+
+/** How often the tree is rescanned while waiting for it to exit. */
+export const RESCAN_INTERVAL_MS = 50;
+/** SIGKILL is repeated (members may fork while dying) for at most this many rounds... */
+export const KILL_MAX_ROUNDS = 20;
+/** ...and at most this long. */
+export const KILL_CEILING_MS = 2000;
+
+export async function stopTree(opts: TreeStopOptions): Promise<TreeStopReport> {
+  const { table, identity, graceMs, force } = opts;
+  const emit = opts.onEvent ?? (() => {});
+  const startMs = performance.now();
+  const forced = (): boolean => force?.aborted === true;
+  const elapsedMs = (): number => Math.round(performance.now() - startMs);
+  const termSent = new Set<number>();
+  const killSent = new Set<number>();
+  const termed = new Set<string>();
+  // Processes whose uid changed since findTree cached it: no longer the worker's, never signalled.
+  const foreign = new Set<string>();
+  const scanTree = (procs: ProcessInfo[]): ProcessInfo[] =>
+    findTree(table, identity, procs).filter((p) => !foreign.has(keyOf(p)));
+
+  let procs = table.scan();
+  let members = scanTree(procs);
+  let groupSafe = isGroupSafe(identity, members, procs);
+
+  if (members.length > 0 && !forced()) {
+    const pids: number[] = [];
+    for (const p of send(table, identity, members, groupSafe, 'SIGTERM', foreign)) {
+      pids.push(p.pid);
+      termSent.add(p.pid);
+      termed.add(keyOf(p));
+    }
+    emit({ kind: 'term_sent', pids, pgid: groupSafe ? identity.pgid : null });
+
+    const graceEndMs = startMs + graceMs;
+    while (!forced() && performance.now() < graceEndMs) {
+      await sleep(Math.min(RESCAN_INTERVAL_MS, graceEndMs - performance.now()), force);
+      procs = table.scan();
+      members = scanTree(procs);
+      if (members.length === 0) break;
+      // Forked after the SIGTERM: they get their chance to exit cleanly too.
+      const fresh = members.filter((p) => !termed.has(keyOf(p)));
+      if (fresh.length === 0) continue;
+      const sent = send(table, identity, fresh, false, 'SIGTERM', foreign);
+      for (const p of fresh) termed.add(keyOf(p));
+      if (sent.length > 0) {
+        for (const p of sent) termSent.add(p.pid);
+        emit({ kind: 'term_sent', pids: sent.map((p) => p.pid), pgid: null });
+      }
+    }
+  }
+
+  const killStartMs = performance.now();
+  let survivors: number[] = [];
+  for (let round = 0; ; round++) {
+    procs = table.scan();
+    members = scanTree(procs);
+    if (members.length === 0) break;
+    if (round >= KILL_MAX_ROUNDS || performance.now() - killStartMs >= KILL_CEILING_MS) {
+      survivors = members.map((p) => p.pid);
+      break;
+    }
+    groupSafe = isGroupSafe(identity, members, procs);
+    const sent = send(table, identity, members, groupSafe, 'SIGKILL', foreign).map((p) => p.pid);
+    const fresh = sent.filter((pid) => !killSent.has(pid));
+    for (const pid of sent) killSent.add(pid);
+    if (round === 0) emit({ kind: 'kill_sent', pids: sent, afterMs: elapsedMs() });
+    else if (fresh.length > 0) emit({ kind: 'survivors_killed', pids: fresh });
+    await sleep(RESCAN_INTERVAL_MS);
+  }
+
+  const durationMs = elapsedMs();
+  if (survivors.length === 0) emit({ kind: 'tree_gone', durationMs });
+  else emit({ kind: 'survivors_remain', pids: survivors });
+  return { durationMs, termSent: [...termSent], killSent: [...killSent], survivors };
+}
+
+/**
+ * Signals the members (the group at once when that is safe, the others one by one, each after
+ * checking its pid was not reused) and returns those the signal reached or covered.
+ */
+function send(
+  table: ProcTable,
+  identity: TreeIdentity,
+  members: ProcessInfo[],
+  groupSafe: boolean,
+  signal: SignalName,
+  foreign: Set<string>,
+): ProcessInfo[] {
+  const reached: ProcessInfo[] = [];
+  const pgid = identity.pgid;
+  const groupSent = groupSafe && pgid !== null && signalGroup(pgid, signal) === 'sent';
+  for (const p of members) {
+    if (groupSent && p.pgid === pgid) {
+      reached.push(p);
+      continue;
+    }
+    if (identity.protectedPids.has(p.pid)) throw new Error(`refusing to signal protected pid ${p.pid}: findTree returned it`);
+    // findTree caches each uid for the process's life; re-read it, as a uid can change (setuid).
+    const uid = table.uidOf(p.pid);
+    if (uid === null) continue;
+    if (uid !== identity.uid) {
+      foreign.add(keyOf(p));
+      continue;
+    }
+    if (signalIfSame(table, p, signal) === 'sent') reached.push(p);
+  }
+  return reached;
+}
+
+/**
+ * kill(-pgid) reaches every process in the group, including ones findTree left out (protected,
+ * another uid): use it only when the whole live group, as scanned, is tree members.
+ */
+function isGroupSafe(identity: TreeIdentity, members: ProcessInfo[], procs: ProcessInfo[]): boolean {
+  const pgid = identity.pgid;
+  if (pgid === null || identity.protectedPids.has(pgid)) return false;
+  const memberPids = new Set(members.map((p) => p.pid));
+  let any = false;
+  for (const p of procs) {
+    if (p.pgid !== pgid || p.state === 'Z' || p.state === 'X') continue;
+    if (!memberPids.has(p.pid)) return false;
+    any = true;
+  }
+  return any;
+}
+
+function keyOf(p: ProcessInfo): string {
+  return `${p.pid}:${p.startTimeTicks}`;
+}
+
+function sleep(ms: number, abort?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (abort?.aborted === true || ms <= 0) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      abort?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    abort?.addEventListener('abort', done, { once: true });
+  });
+}

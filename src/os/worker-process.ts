@@ -1,0 +1,106 @@
+// Spawns the worker in its own session and process group and reports its life as events.
+// Exit is observed through the child's 'exit' event (libuv's SIGCHLD handling), never by polling.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, statSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+
+export interface WorkerSpawnRequest {
+  argv: string[];
+  cwd: string;
+  env: Record<string, string>;
+  /** `inherit` passes the worker's stdout/stderr through (foreground); `pipe` hands them to `onOutput`. */
+  output: 'inherit' | 'pipe';
+}
+
+export interface WorkerCallbacks {
+  onSpawned(pid: number): void;
+  onSpawnFailed(reason: string): void;
+  onExit(code: number | null, signal: string | null): void;
+  onOutput?(stream: 'stdout' | 'stderr', chunk: Buffer): void;
+}
+
+/**
+ * Checks what would make the spawn fail, so the log says why in words instead of a bare ENOENT
+ * (Node reports a missing cwd and a missing command with the same code).
+ */
+export function checkSpawnable(req: Pick<WorkerSpawnRequest, 'argv' | 'cwd' | 'env'>): string | null {
+  try {
+    if (!statSync(req.cwd).isDirectory()) return `working_dir ${req.cwd} is not a directory`;
+  } catch (err) {
+    return `working_dir ${req.cwd} is not usable (${(err as NodeJS.ErrnoException).code})`;
+  }
+  const command = req.argv[0];
+  if (command === undefined || command === '') return 'the worker command is empty';
+  const resolved = resolveCommand(command, req.cwd, req.env.PATH ?? '');
+  if (resolved === null) return `command not found: ${command} (searched PATH=${req.env.PATH ?? ''})`;
+  try {
+    accessSync(resolved, constants.X_OK);
+  } catch (err) {
+    return `command ${resolved} is not executable (${(err as NodeJS.ErrnoException).code})`;
+  }
+  return null;
+}
+
+function resolveCommand(command: string, cwd: string, path: string): string | null {
+  if (command.includes('/')) {
+    const full = command.startsWith('/') ? command : join(cwd, command);
+    return isFile(full) ? full : null;
+  }
+  for (const dir of path.split(delimiter)) {
+    if (dir === '') continue;
+    const full = join(dir, command);
+    if (isFile(full)) return full;
+  }
+  return null;
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false; // absent or unreadable: keep searching PATH
+  }
+}
+
+/** Starts the worker. Exactly one of onSpawned / onSpawnFailed is called, then onExit if it ran. */
+export function spawnWorker(req: WorkerSpawnRequest, cb: WorkerCallbacks): ChildProcess | null {
+  const problem = checkSpawnable(req);
+  if (problem !== null) {
+    queueMicrotask(() => cb.onSpawnFailed(problem));
+    return null;
+  }
+  const [command, ...args] = req.argv as [string, ...string[]];
+  let child: ChildProcess;
+  try {
+    child = spawn(command, args, {
+      cwd: req.cwd,
+      env: req.env,
+      // detached = setsid(): a new session and process group, so the group can be signalled as one
+      // and the worker's terminal signals (Ctrl-C in the foreground) are the daemon's to relay.
+      detached: true,
+      stdio: ['ignore', req.output, req.output],
+    });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    queueMicrotask(() => cb.onSpawnFailed(`spawn ${command}: ${e.code ?? e.message}`));
+    return null;
+  }
+  let spawned = false;
+  child.once('spawn', () => {
+    spawned = true;
+    cb.onSpawned(child.pid!);
+  });
+  child.on('error', (err: NodeJS.ErrnoException) => {
+    // Before 'spawn' this is a spawn failure; after it, a failed kill() or pipe error, not an exit.
+    if (!spawned) cb.onSpawnFailed(`spawn ${command}: ${err.code ?? err.message}`);
+  });
+  child.once('exit', (code, signal) => {
+    if (spawned) cb.onExit(code, signal);
+  });
+  if (req.output === 'pipe' && cb.onOutput) {
+    child.stdout?.on('data', (chunk: Buffer) => cb.onOutput!('stdout', chunk));
+    child.stderr?.on('data', (chunk: Buffer) => cb.onOutput!('stderr', chunk));
+  }
+  return child;
+}

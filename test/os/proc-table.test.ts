@@ -1,0 +1,263 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { endianness, freemem, tmpdir, totalmem } from 'node:os';
+import { basename, join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { ProcTable } from '../../src/os/proc-table.js';
+import { killGroup, uniqueInstanceId, waitFor } from './live-processes.js';
+
+interface FakeStat {
+  pid: number;
+  comm?: string;
+  state?: string;
+  ppid?: number;
+  pgid?: number;
+  sid?: number;
+  startTimeTicks?: number;
+  rssPages?: number;
+}
+
+/** A stat line with all 52 fields, in the kernel's format. */
+function statLine(s: FakeStat): string {
+  const after = [
+    s.state ?? 'S', s.ppid ?? 1, s.pgid ?? s.pid, s.sid ?? s.pid, 0, -1, 4194560, 100, 0, 0, 0, 5, 3, 0, 0, 20, 0, 1, 0,
+    s.startTimeTicks ?? 1000, 12345678, s.rssPages ?? 10, '18446744073709551615',
+  ];
+  while (after.length < 50) after.push(0);
+  return `${s.pid} (${s.comm ?? 'fake'}) ${after.join(' ')}\n`;
+}
+
+function fakeProc(): { root: string; addProcess(s: FakeStat, files?: Record<string, string | Buffer>): void; write(rel: string, data: string | Buffer): void } {
+  const root = mkdtempSync(join(tmpdir(), 'autopilotd-fakeproc-'));
+  after(() => rmSync(root, { recursive: true, force: true }));
+  const write = (rel: string, data: string | Buffer): void => {
+    const path = join(root, rel);
+    mkdirSync(join(path, '..'), { recursive: true });
+    writeFileSync(path, data);
+  };
+  return {
+    root,
+    write,
+    addProcess(s, files = {}) {
+      write(`${s.pid}/stat`, statLine(s));
+      for (const [name, data] of Object.entries(files)) write(`${s.pid}/${name}`, data);
+    },
+  };
+}
+
+function auxv(pairs: Array<[number, number]>): Buffer {
+  const buf = Buffer.alloc((pairs.length + 1) * 16);
+  pairs.forEach(([key, value], i) => {
+    if (endianness() === 'LE') {
+      buf.writeBigUInt64LE(BigInt(key), i * 16);
+      buf.writeBigUInt64LE(BigInt(value), i * 16 + 8);
+    } else {
+      buf.writeBigUInt64BE(BigInt(key), i * 16);
+      buf.writeBigUInt64BE(BigInt(value), i * 16 + 8);
+    }
+  });
+  return buf; // ends with the all-zero AT_NULL pair
+}
+
+describe('ProcTable on a fake /proc', () => {
+  test('parses a comm holding spaces and parentheses by the last closing parenthesis', () => {
+    const fake = fakeProc();
+    fake.addProcess({ pid: 42, comm: 'a) b (c', state: 'R', ppid: 7, pgid: 40, sid: 30, startTimeTicks: 98765, rssPages: 3 });
+    fake.addProcess({ pid: 43, comm: ') (', ppid: 42 });
+    const table = new ProcTable(fake.root);
+    assert.deepEqual(table.read(42), {
+      pid: 42, ppid: 7, pgid: 40, sid: 30, state: 'R', comm: 'a) b (c', startTimeTicks: 98765, rssBytes: 3 * table.pageBytes,
+    });
+    assert.equal(table.read(43)?.comm, ') (');
+    assert.equal(table.read(43)?.ppid, 42);
+  });
+
+  test('lists only numeric entries and skips a process whose files vanished after the directory listing', () => {
+    const fake = fakeProc();
+    fake.addProcess({ pid: 1 });
+    fake.addProcess({ pid: 200 });
+    mkdirSync(join(fake.root, '201')); // listed, but its stat is already gone
+    fake.write('self/status', 'Uid:\t0\t0\t0\t0\n');
+    fake.write('meminfo', 'MemTotal: 1 kB\n');
+    const table = new ProcTable(fake.root);
+    assert.deepEqual(table.scan().map((p) => p.pid).sort((a, b) => a - b), [1, 200]);
+    assert.equal(table.read(201), null);
+    assert.equal(table.read(999), null);
+    assert.equal(table.uidOf(201), null);
+    assert.equal(table.hasEnvMarker(201, 'AUTOPILOTD_INSTANCE', 'x'), null);
+  });
+
+  test('throws naming the path when a stat line cannot be parsed', () => {
+    const fake = fakeProc();
+    const cases: Record<number, string> = {
+      50: '50 no parentheses S 1 50 50\n',
+      51: '51 (cut) S 1 51\n',
+      52: '52 (word) S 1 abc 52 0 -1\n',
+      53: '',
+      54: '99 (other pid) S 1 54 54 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 1 1 1 0\n',
+    };
+    for (const [pid, text] of Object.entries(cases)) fake.write(`${pid}/stat`, text);
+    const table = new ProcTable(fake.root);
+    for (const pid of Object.keys(cases)) {
+      assert.throws(() => table.read(Number(pid)), new RegExp(`malformed ${fake.root}/${pid}/stat`), `pid ${pid}`);
+    }
+    assert.throws(() => table.scan(), /malformed/);
+  });
+
+  test('reads the page size from self/auxv, and uses 4096 when the file is missing', () => {
+    const withAuxv = fakeProc();
+    withAuxv.write('self/auxv', auxv([[33, 0x7fff0000], [16, 0xbfebfbff], [6, 16384], [17, 100]]));
+    withAuxv.addProcess({ pid: 5, rssPages: 10 });
+    const table = new ProcTable(withAuxv.root);
+    assert.equal(table.pageBytes, 16384);
+    assert.equal(table.read(5)?.rssBytes, 10 * 16384);
+
+    const without = fakeProc();
+    without.addProcess({ pid: 5, rssPages: 10 });
+    assert.equal(new ProcTable(without.root).read(5)?.rssBytes, 10 * 4096);
+  });
+
+  test('reads the real uid, not the effective one, from status', () => {
+    const fake = fakeProc();
+    fake.addProcess({ pid: 9 }, { status: 'Name:\tx\nUmask:\t0022\nState:\tS\nUid:\t1000\t0\t0\t0\nGid:\t1000\t1000\t1000\t1000\n' });
+    fake.addProcess({ pid: 10 }, { status: 'Name:\tx\n' });
+    const table = new ProcTable(fake.root);
+    assert.equal(table.uidOf(9), 1000);
+    assert.throws(() => table.uidOf(10), /malformed .*\/10\/status: no "Uid:" line/);
+  });
+
+  test('matches the environment marker only as a whole entry', () => {
+    const fake = fakeProc();
+    const env = (...entries: string[]): string => entries.map((e) => `${e}\0`).join('');
+    fake.addProcess({ pid: 1 }, { environ: env('PATH=/bin', 'AUTOPILOTD_INSTANCE=abc', 'HOME=/') });
+    fake.addProcess({ pid: 2 }, { environ: env('AUTOPILOTD_INSTANCE=abcd', 'XAUTOPILOTD_INSTANCE=abc', 'AUTOPILOTD_INSTANCE=ab') });
+    fake.addProcess({ pid: 3 }, { environ: 'PATH=/bin\0AUTOPILOTD_INSTANCE=abc' }); // last entry without its NUL
+    fake.addProcess({ pid: 4 }, { environ: 'AUTOPILOTD_INSTANCE=abc\0' }); // first entry
+    fake.addProcess({ pid: 5 }, { environ: '' }); // kernel threads and zombies have none
+    const table = new ProcTable(fake.root);
+    assert.equal(table.hasEnvMarker(1, 'AUTOPILOTD_INSTANCE', 'abc'), true);
+    assert.equal(table.hasEnvMarker(2, 'AUTOPILOTD_INSTANCE', 'abc'), false);
+    assert.equal(table.hasEnvMarker(3, 'AUTOPILOTD_INSTANCE', 'abc'), true);
+    assert.equal(table.hasEnvMarker(4, 'AUTOPILOTD_INSTANCE', 'abc'), true);
+    assert.equal(table.hasEnvMarker(5, 'AUTOPILOTD_INSTANCE', 'abc'), false);
+    assert.equal(table.hasEnvMarker(6, 'AUTOPILOTD_INSTANCE', 'abc'), null);
+  });
+
+  test('finds the environment marker in an environ larger than the read buffer, across chunk boundaries', () => {
+    const fake = fakeProc();
+    const table = new ProcTable(fake.root);
+    const bufferBytes = 64 * 1024;
+    // Every start offset around the end of the first and second reads, wherever exactly they fall.
+    const offsets: number[] = [];
+    for (let k = 1; k <= 2; k++) for (let at = k * bufferBytes - 80; at <= k * bufferBytes + 20; at++) offsets.push(at);
+    for (const offset of offsets) {
+      const pad = `PAD=${'x'.repeat(offset - 5)}\0`; // so the marker starts at byte `offset`
+      fake.addProcess({ pid: 7 }, { environ: `${pad}AUTOPILOTD_INSTANCE=boundary-case\0TAIL=${'y'.repeat(bufferBytes)}\0` });
+      assert.equal(table.hasEnvMarker(7, 'AUTOPILOTD_INSTANCE', 'boundary-case'), true, `marker at ${offset}`);
+      assert.equal(table.hasEnvMarker(7, 'AUTOPILOTD_INSTANCE', 'boundary'), false, `prefix at ${offset}`);
+    }
+  });
+
+  test('reports no memory pressure when the kernel has no PSI file', () => {
+    const fake = fakeProc();
+    assert.equal(new ProcTable(fake.root).pressure(), null);
+  });
+
+  test('parses memory pressure and meminfo in bytes', () => {
+    const fake = fakeProc();
+    fake.write('pressure/memory', 'some avg10=12.50 avg60=3.00 avg300=1.00 total=123\nfull avg10=4.25 avg60=1.00 avg300=0.00 total=45\n');
+    fake.write('meminfo', 'MemTotal:       16000000 kB\nMemFree:         1000000 kB\nMemAvailable:    8000000 kB\n');
+    const table = new ProcTable(fake.root);
+    assert.deepEqual(table.pressure(), { someAvg10: 12.5, fullAvg10: 4.25 });
+    assert.deepEqual(table.memInfo(), { totalBytes: 16000000 * 1024, availableBytes: 8000000 * 1024 });
+  });
+
+  test('estimates available memory from free plus caches on kernels without MemAvailable', () => {
+    const fake = fakeProc();
+    fake.write('meminfo', 'MemTotal: 1000 kB\nMemFree: 100 kB\nBuffers: 20 kB\nCached: 300 kB\n');
+    assert.deepEqual(new ProcTable(fake.root).memInfo(), { totalBytes: 1000 * 1024, availableBytes: 420 * 1024 });
+  });
+
+  test('throws naming the file when meminfo or pressure lacks its fields', () => {
+    const fake = fakeProc();
+    fake.write('meminfo', 'MemFree: 100 kB\n');
+    fake.write('pressure/memory', 'some avg10=1.00 avg60=0.00 avg300=0.00 total=1\n');
+    const table = new ProcTable(fake.root);
+    assert.throws(() => table.memInfo(), /malformed .*meminfo: no MemTotal/);
+    assert.throws(() => table.pressure(), /malformed .*pressure\/memory/);
+  });
+});
+
+describe('ProcTable on the real /proc', () => {
+  const table = new ProcTable();
+
+  test('finds this process with its real parent, group, session and a resident size near Node’s own figure', () => {
+    const me = table.read(process.pid);
+    assert.ok(me, 'this process is in /proc');
+    assert.equal(me.ppid, process.ppid);
+    assert.equal(me.comm, basename(process.execPath).slice(0, 15));
+    const [pgid, sid] = execFileSync('ps', ['-o', 'pgid=,sid=', '-p', String(process.pid)], { encoding: 'utf8' }).trim().split(/\s+/).map(Number);
+    assert.equal(me.pgid, pgid);
+    assert.equal(me.sid, sid);
+    const nodeRss = process.memoryUsage().rss;
+    assert.ok(me.rssBytes > nodeRss * 0.8 && me.rssBytes < nodeRss * 1.25, `rss ${me.rssBytes} vs Node's ${nodeRss}`);
+    assert.ok(table.scan().some((p) => p.pid === process.pid));
+  });
+
+  test('uses the page size the kernel reports', () => {
+    assert.equal(table.pageBytes, Number(execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8' })));
+  });
+
+  test('sees a spawned child with its uid and marker, and reports it gone once it was reaped', async () => {
+    const id = uniqueInstanceId('proc-table');
+    const child = spawn('sleep', ['1000'], { detached: true, stdio: 'ignore', env: { ...process.env, AUTOPILOTD_INSTANCE: id } });
+    const pid = child.pid!;
+    const exited = once(child, 'exit');
+    try {
+      const info = table.read(pid);
+      assert.ok(info, 'child is in /proc');
+      assert.equal(info.ppid, process.pid);
+      assert.equal(info.pgid, pid, 'detached: its own group');
+      assert.equal(info.sid, pid, 'detached: its own session');
+      assert.equal(info.comm, 'sleep');
+      // Right after exec the new image may not have faulted a page in yet.
+      await waitFor(() => (table.read(pid)?.rssBytes ?? 0) > 0, 'the child to have resident pages');
+      const me = table.read(process.pid);
+      assert.ok(me && info.startTimeTicks >= me.startTimeTicks, 'started after this process');
+      assert.ok(table.scan().some((p) => p.pid === pid));
+      assert.equal(table.uidOf(pid), process.getuid!());
+      assert.equal(table.hasEnvMarker(pid, 'AUTOPILOTD_INSTANCE', id), true);
+      assert.equal(table.hasEnvMarker(pid, 'AUTOPILOTD_INSTANCE', `${id}-other`), false);
+      assert.equal(table.hasEnvMarker(process.pid, 'AUTOPILOTD_INSTANCE', id), false);
+    } finally {
+      killGroup(pid);
+      await exited;
+    }
+    assert.equal(table.read(pid), null);
+    assert.equal(table.uidOf(pid), null);
+    assert.equal(table.hasEnvMarker(pid, 'AUTOPILOTD_INSTANCE', id), null);
+    assert.ok(!table.scan().some((p) => p.pid === pid));
+  });
+
+  test('reports total memory as the kernel does and available memory within it', () => {
+    const mem = table.memInfo();
+    assert.equal(mem.totalBytes, totalmem());
+    assert.ok(mem.availableBytes > 0 && mem.availableBytes <= mem.totalBytes);
+    // os.freemem() reads MemAvailable too, a moment apart.
+    assert.ok(Math.abs(mem.availableBytes - freemem()) < mem.totalBytes * 0.05, `${mem.availableBytes} vs ${freemem()}`);
+  });
+
+  test('reads memory pressure as percentages when the kernel has PSI', (t) => {
+    if (!existsSync('/proc/pressure/memory')) {
+      assert.equal(table.pressure(), null);
+      t.skip('kernel without PSI');
+      return;
+    }
+    const psi = table.pressure();
+    assert.ok(psi);
+    for (const v of [psi.someAvg10, psi.fullAvg10]) assert.ok(v >= 0 && v <= 100, `${v}`);
+    assert.ok(psi.fullAvg10 <= psi.someAvg10);
+  });
+});
