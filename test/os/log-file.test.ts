@@ -1,0 +1,298 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { RotatingLogFile } from '../../src/os/log-file.js';
+
+const LOG_FILE_MODULE = new URL('../../src/os/log-file.js', import.meta.url).href;
+const tempRoot = mkdtempSync(join(tmpdir(), 'autopilotd-logfile-test-'));
+chmodSync(tempRoot, 0o755); // The read-only-directory test runs its writer as another user.
+const children: ChildProcess[] = [];
+after(() => {
+  for (const child of children) {
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
+  }
+  rmSync(tempRoot, { recursive: true, force: true });
+});
+
+let dirCounter = 0;
+function freshDir(): string {
+  dirCounter += 1;
+  const dir = join(tempRoot, String(dirCounter));
+  mkdirSync(dir);
+  return dir;
+}
+
+function sequenceLine(seq: number): string {
+  return `line ${String(seq).padStart(8, '0')} ${'x'.repeat(80)}\n`;
+}
+
+/** Sequence numbers in path.<maxFiles-1> ... path.1, path, read in that (oldest first) order. */
+function sequencesOnDisk(path: string, maxFiles: number): number[] {
+  const files = [...Array.from({ length: maxFiles - 1 }, (_, i) => `${path}.${maxFiles - 1 - i}`), path];
+  return files
+    .filter((file) => existsSync(file))
+    .flatMap((file) => readFileSync(file, 'utf8').split('\n').filter((l) => l !== ''))
+    .map((l) => Number(/^line (\d+) /.exec(l)?.[1] ?? Number.NaN));
+}
+
+test('rotation keeps exactly maxFiles files, each at most maxFileBytes, after writing 8 MiB', () => {
+  const dir = freshDir();
+  const path = join(dir, 'daemon.log');
+  const maxFileBytes = 256 * 1024;
+  const log = new RotatingLogFile({ path, maxFileBytes, maxFiles: 4 });
+  const lineCount = Math.ceil((8 * 1024 * 1024) / sequenceLine(0).length);
+  for (let seq = 0; seq < lineCount; seq += 1) log.write(sequenceLine(seq));
+  log.close();
+
+  assert.deepEqual(readdirSync(dir).sort(), ['daemon.log', 'daemon.log.1', 'daemon.log.2', 'daemon.log.3']);
+  let totalBytes = 0;
+  for (const name of readdirSync(dir)) {
+    const size = statSync(join(dir, name)).size;
+    assert.ok(size <= maxFileBytes, `${name} is ${size} bytes, over ${maxFileBytes}`);
+    totalBytes += size;
+  }
+  assert.ok(totalBytes <= 4 * maxFileBytes);
+  // Rotated files were full: the bound is used, not wasted.
+  assert.ok(statSync(`${path}.3`).size > maxFileBytes - sequenceLine(0).length);
+  assert.equal(log.droppedLines, 0);
+});
+
+test('lines stay in order, none lost or repeated, across rotations', () => {
+  const path = join(freshDir(), 'daemon.log');
+  const log = new RotatingLogFile({ path, maxFileBytes: 4096, maxFiles: 5 });
+  const lineCount = 500;
+  for (let seq = 0; seq < lineCount; seq += 1) log.write(sequenceLine(seq));
+  log.close();
+  const sequences = sequencesOnDisk(path, 5);
+  assert.ok(sequences.length > 100, `only ${sequences.length} lines kept`);
+  const first = sequences[0] ?? -1;
+  assert.deepEqual(sequences, Array.from({ length: lineCount - first }, (_, i) => first + i));
+});
+
+test('with maxFiles 1 rotation starts the one file over', () => {
+  const dir = freshDir();
+  const path = join(dir, 'daemon.log');
+  const log = new RotatingLogFile({ path, maxFileBytes: 1000, maxFiles: 1 });
+  for (let seq = 0; seq < 100; seq += 1) log.write(sequenceLine(seq));
+  log.close();
+  assert.deepEqual(readdirSync(dir), ['daemon.log']);
+  assert.equal(sequencesOnDisk(path, 1).at(-1), 99);
+});
+
+test('rotation deletes rotated files left beyond maxFiles by an earlier, larger setting', () => {
+  const dir = freshDir();
+  const path = join(dir, 'daemon.log');
+  for (const suffix of ['.1', '.2', '.3', '.7', '.x']) writeFileSync(path + suffix, 'old\n');
+  const log = new RotatingLogFile({ path, maxFileBytes: 200, maxFiles: 2 });
+  for (let seq = 0; seq < 5; seq += 1) log.write(sequenceLine(seq));
+  log.close();
+  assert.deepEqual(readdirSync(dir).sort(), ['daemon.log', 'daemon.log.1', 'daemon.log.x']);
+});
+
+test('a line longer than a whole file is cut to fit, on a character boundary', () => {
+  const path = join(freshDir(), 'daemon.log');
+  const log = new RotatingLogFile({ path, maxFileBytes: 10, maxFiles: 2 });
+  log.write('ééééééé\n'); // 14 bytes + '\n'
+  log.write('no newline');
+  log.close();
+  assert.equal(readFileSync(`${path}.1`, 'utf8'), 'éééé\n');
+  assert.equal(readFileSync(path, 'utf8'), 'no newlin\n');
+});
+
+test('creates missing directories with mode 0700', () => {
+  const dir = freshDir();
+  const path = join(dir, 'a', 'b', 'daemon.log');
+  const log = new RotatingLogFile({ path, maxFileBytes: 1000, maxFiles: 2 });
+  log.write('hello\n');
+  log.close();
+  assert.equal(readFileSync(path, 'utf8'), 'hello\n');
+  assert.equal(statSync(join(dir, 'a', 'b')).mode & 0o777, 0o700);
+});
+
+test('a full disk (a symlink to /dev/full) drops lines without throwing, reports once, then recovers with a dropped-lines notice', () => {
+  const path = join(freshDir(), 'daemon.log');
+  symlinkSync('/dev/full', path);
+  const problems: string[] = [];
+  const log = new RotatingLogFile({ path, maxFileBytes: 1000, maxFiles: 3, onProblem: (m) => problems.push(m) });
+  for (let seq = 0; seq < 5; seq += 1) log.write(sequenceLine(seq));
+  assert.equal(log.droppedLines, 5);
+  assert.equal(problems.length, 1, `problems: ${problems.join(' | ')}`);
+  assert.match(problems[0] ?? '', /ENOSPC/);
+  assert.ok(problems[0]?.includes(path), problems[0]);
+
+  unlinkSync(path); // Space is back.
+  log.write(sequenceLine(5));
+  log.write(sequenceLine(6));
+  assert.equal(readFileSync(path, 'utf8'), `autopilotd: dropped 5 log lines (ENOSPC)\n${sequenceLine(5)}${sequenceLine(6)}`);
+  assert.equal(log.droppedLines, 5);
+
+  // A new streak is reported again, and its notice counts only its own lines.
+  unlinkSync(path);
+  symlinkSync('/dev/full', path);
+  log.write(sequenceLine(7));
+  assert.equal(problems.length, 2);
+  unlinkSync(path);
+  log.write(sequenceLine(8));
+  log.close();
+  assert.equal(readFileSync(path, 'utf8'), `autopilotd: dropped 1 log lines (ENOSPC)\n${sequenceLine(8)}`);
+  assert.equal(log.droppedLines, 6);
+});
+
+test('a custom notice keeps a JSON-lines log parseable after drops', () => {
+  const path = join(freshDir(), 'daemon.log');
+  symlinkSync('/dev/full', path);
+  const log = new RotatingLogFile({
+    path,
+    maxFileBytes: 1000,
+    maxFiles: 2,
+    droppedNotice: (droppedLines, errno) => JSON.stringify({ kind: 'log_lines_dropped', droppedLines, errno }) + '\n',
+  });
+  log.write('{"n":1}\n');
+  unlinkSync(path);
+  log.write('{"n":2}\n');
+  log.close();
+  const records = readFileSync(path, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as unknown);
+  assert.deepEqual(records, [{ kind: 'log_lines_dropped', droppedLines: 1, errno: 'ENOSPC' }, { n: 2 }]);
+});
+
+test('a removed log directory is created again and nothing is written into the deleted file', () => {
+  const dir = join(freshDir(), 'logs');
+  const path = join(dir, 'daemon.log');
+  const log = new RotatingLogFile({ path, maxFileBytes: 10_000, maxFiles: 2 });
+  log.write('before\n');
+  rmSync(dir, { recursive: true });
+  log.write('after\n');
+  log.close();
+  assert.equal(readFileSync(path, 'utf8'), 'after\n');
+  assert.equal(log.droppedLines, 0);
+});
+
+test('a log directory replaced by a file drops lines (ENOTDIR) until it is a directory again', () => {
+  const dir = join(freshDir(), 'logs');
+  const path = join(dir, 'daemon.log');
+  const problems: string[] = [];
+  const log = new RotatingLogFile({ path, maxFileBytes: 10_000, maxFiles: 2, onProblem: (m) => problems.push(m) });
+  log.write('before\n');
+  rmSync(dir, { recursive: true });
+  writeFileSync(dir, 'not a directory');
+  assert.doesNotThrow(() => {
+    log.write('lost 1\n');
+    log.write('lost 2\n');
+  });
+  assert.equal(log.droppedLines, 2);
+  assert.equal(problems.length, 1);
+  assert.match(problems[0] ?? '', /ENOTDIR/);
+  unlinkSync(dir);
+  log.write('after\n');
+  log.close();
+  assert.equal(readFileSync(path, 'utf8'), 'autopilotd: dropped 2 log lines (ENOTDIR)\nafter\n');
+});
+
+test('a read-only log directory drops lines (EACCES) without throwing, then recovers', async () => {
+  // Root ignores directory permissions, so when we are root the writer runs as nobody.
+  const asRoot = process.getuid?.() === 0;
+  const dir = freshDir();
+  const path = join(dir, 'daemon.log');
+  chmodSync(dir, 0o555);
+  const script = `
+    const { RotatingLogFile } = await import(process.env.LOG_FILE_MODULE);
+    const problems = [];
+    const log = new RotatingLogFile({ path: process.env.LOG_PATH, maxFileBytes: 10000, maxFiles: 2, onProblem: (m) => problems.push(m) });
+    for (const line of ['one\\n', 'two\\n', 'three\\n']) log.write(line);
+    process.stdout.write(JSON.stringify({ dropped: log.droppedLines, problems }) + '\\n');
+    process.stdin.once('data', () => {
+      log.write('four\\n');
+      log.close();
+      process.stdout.write(JSON.stringify({ dropped: log.droppedLines }) + '\\n');
+      process.exit(0);
+    });
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    env: { ...process.env, LOG_FILE_MODULE, LOG_PATH: path },
+    stdio: ['pipe', 'pipe', 'inherit'],
+    ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
+  });
+  children.push(child);
+  const reports: unknown[] = [];
+  let buffered = '';
+  child.stdout?.setEncoding('utf8');
+  child.stdout?.on('data', (text: string) => {
+    buffered += text;
+    const parts = buffered.split('\n');
+    buffered = parts.pop() ?? '';
+    reports.push(...parts.map((l) => JSON.parse(l) as unknown));
+  });
+  await waitFor(() => reports.length === 1, 'the writer to report its first three writes');
+  const first = reports[0] as { dropped: number; problems: string[] };
+  assert.equal(first.dropped, 3);
+  assert.equal(first.problems.length, 1);
+  assert.match(first.problems[0] ?? '', /EACCES/);
+
+  chmodSync(dir, 0o777);
+  const exited = once(child, 'exit');
+  child.stdin?.write('go\n');
+  await waitFor(() => reports.length === 2, 'the writer to report its write after recovery');
+  assert.deepEqual(reports[1], { dropped: 3 });
+  assert.equal(((await exited) as [number | null])[0], 0);
+  assert.equal(readFileSync(path, 'utf8'), 'autopilotd: dropped 3 log lines (EACCES)\nfour\n');
+});
+
+test('two processes appending to the same file do not clobber each other', async () => {
+  const path = join(freshDir(), 'daemon.log');
+  const linesPerWriter = 2000;
+  const script = `
+    const { RotatingLogFile } = await import(process.env.LOG_FILE_MODULE);
+    const log = new RotatingLogFile({ path: process.env.LOG_PATH, maxFileBytes: 100 * 1024 * 1024, maxFiles: 2 });
+    for (let i = 0; i < ${linesPerWriter}; i += 1) log.write(process.env.WRITER + ' ' + i + ' ' + 'y'.repeat(200) + '\\n');
+    log.close();
+  `;
+  const writers = ['a', 'b'].map((name) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      env: { ...process.env, LOG_FILE_MODULE, LOG_PATH: path, WRITER: name },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    children.push(child);
+    return once(child, 'exit') as Promise<[number | null]>;
+  });
+  for (const [code] of await Promise.all(writers)) assert.equal(code, 0);
+  const lines = readFileSync(path, 'utf8').trimEnd().split('\n');
+  assert.equal(lines.length, 2 * linesPerWriter);
+  for (const name of ['a', 'b']) {
+    const mine = lines.filter((l) => l.startsWith(name + ' ')).map((l) => l.split(' '));
+    assert.deepEqual(
+      mine.map(([, i, tail]) => [Number(i), tail?.length]),
+      Array.from({ length: linesPerWriter }, (_, i) => [i, 200]),
+    );
+  }
+});
+
+test('the constructor rejects sizes that cannot work', () => {
+  const path = join(tempRoot, 'never.log');
+  assert.throws(() => new RotatingLogFile({ path, maxFileBytes: 0, maxFiles: 2 }), RangeError);
+  assert.throws(() => new RotatingLogFile({ path, maxFileBytes: 100, maxFiles: 0 }), RangeError);
+  assert.throws(() => new RotatingLogFile({ path, maxFileBytes: 1.5, maxFiles: 2 }), RangeError);
+});
+
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

@@ -1,0 +1,221 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import {
+  instanceRecordPath,
+  readInstanceRecord,
+  readPidFile,
+  removeInstanceRecord,
+  removePidFile,
+  writeInstanceRecord,
+  writePidFile,
+  type InstanceRecord,
+} from '../../src/os/pid-file.js';
+
+const PID_FILE_MODULE = new URL('../../src/os/pid-file.js', import.meta.url).href;
+const tempRoot = mkdtempSync(join(tmpdir(), 'autopilotd-pid-test-'));
+const children: ChildProcess[] = [];
+after(() => {
+  for (const child of children) {
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
+  }
+  rmSync(tempRoot, { recursive: true, force: true });
+});
+
+let dirCounter = 0;
+function freshDir(): string {
+  dirCounter += 1;
+  const dir = join(tempRoot, String(dirCounter));
+  mkdirSync(dir);
+  return dir;
+}
+
+const record: InstanceRecord = {
+  pid: 4242,
+  instance_id: 'a1b2c3',
+  started_at: '2025-01-02T03:04:05.678Z',
+  worker: { pid: 4300, pgid: 4300, generation: 3 },
+};
+
+/**
+ * Runs `writes` atomic rewrites in a child process while this process reads the file in a tight
+ * loop; returns every distinct content the reader saw. The writer alternates two values of
+ * different lengths, so a torn write would show up as a third content (empty, cut or mixed).
+ */
+async function readWhileAnotherProcessRewrites(path: string, writerBody: string, writes: number): Promise<Set<string>> {
+  const donePath = `${path}.done`;
+  const script = `
+    const m = await import(process.env.PID_FILE_MODULE);
+    const path = process.env.TARGET;
+    for (let i = 0; i < ${writes}; i += 1) { ${writerBody} }
+    (await import('node:fs')).writeFileSync(process.env.DONE, '');
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    env: { ...process.env, PID_FILE_MODULE, TARGET: path, DONE: donePath },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  children.push(child);
+  const exited = once(child, 'exit');
+  const seen = new Set<string>();
+  const deadline = Date.now() + 20_000;
+  // Synchronous on purpose: as many reads as possible while the writer runs.
+  while (!existsSync(donePath)) {
+    if (Date.now() > deadline) throw new Error('timed out after 20000 ms waiting for the writer process to finish');
+    seen.add(readFileSync(path, 'utf8'));
+  }
+  const [code] = (await exited) as [number | null];
+  assert.equal(code, 0, 'writer process failed');
+  return seen;
+}
+
+test('writePidFile writes "<pid>\\n" with mode 0644 whatever the umask, and leaves no temp file', () => {
+  const dir = freshDir();
+  const path = join(dir, 'autopilotd.pid');
+  const previousUmask = process.umask(0o077);
+  try {
+    writePidFile(path, 1234);
+  } finally {
+    process.umask(previousUmask);
+  }
+  assert.equal(readFileSync(path, 'utf8'), '1234\n');
+  assert.equal(statSync(path).mode & 0o777, 0o644);
+  writePidFile(path, 56);
+  assert.equal(readFileSync(path, 'utf8'), '56\n');
+  assert.deepEqual(readdirSync(dir), ['autopilotd.pid']);
+});
+
+test('writePidFile into a missing directory throws naming the path and errno, and leaves nothing behind', () => {
+  const dir = freshDir();
+  const path = join(dir, 'missing', 'autopilotd.pid');
+  assert.throws(() => writePidFile(path, 1234), (err: NodeJS.ErrnoException) => {
+    assert.equal(err.code, 'ENOENT');
+    assert.ok(err.message.includes(join(dir, 'missing')), err.message);
+    return true;
+  });
+  assert.deepEqual(readdirSync(dir), []);
+});
+
+test('writePidFile refuses something that is not a PID', () => {
+  const path = join(freshDir(), 'autopilotd.pid');
+  for (const pid of [0, -1, 1.5, Number.NaN]) assert.throws(() => writePidFile(path, pid), RangeError);
+  assert.equal(existsSync(path), false);
+});
+
+test('a reader never sees the PID file partially written while another process rewrites it', async () => {
+  const path = join(freshDir(), 'autopilotd.pid');
+  writePidFile(path, 7);
+  const seen = await readWhileAnotherProcessRewrites(path, 'm.writePidFile(path, i % 2 === 0 ? 4194304 : 7);', 300);
+  for (const content of seen) assert.ok(content === '7\n' || content === '4194304\n', `torn read: ${JSON.stringify(content)}`);
+  assert.ok(seen.has('4194304\n'), 'the reader never saw the rewritten value, so the test did not race');
+});
+
+test('readPidFile returns null for a missing file and for contents that are not a PID', () => {
+  const path = join(freshDir(), 'autopilotd.pid');
+  assert.equal(readPidFile(path), null);
+  for (const garbage of ['', '\n', 'abc\n', '-5\n', '0\n', '012\n', '12abc\n', '1.5\n', '4194305\n', '99999999999\n', '\u0000\u0001', '12\n34\n']) {
+    writeFileSync(path, garbage);
+    assert.equal(readPidFile(path), null, `content ${JSON.stringify(garbage)}`);
+  }
+  writeFileSync(path, '4242');
+  assert.equal(readPidFile(path), 4242, 'a missing trailing newline is still a PID');
+  writeFileSync(path, '4194304\n');
+  assert.equal(readPidFile(path), 4194304);
+});
+
+test('readPidFile throws, naming the path, when the file exists but cannot be read', () => {
+  const path = join(freshDir(), 'autopilotd.pid');
+  mkdirSync(path);
+  assert.throws(() => readPidFile(path), (err: NodeJS.ErrnoException) => err.code === 'EISDIR' && err.message.includes(path));
+});
+
+test('removePidFile removes the file only while it still holds our PID', () => {
+  const path = join(freshDir(), 'autopilotd.pid');
+  assert.equal(removePidFile(path, 100), false, 'missing file');
+  writePidFile(path, 200);
+  assert.equal(removePidFile(path, 100), false, 'another daemon owns it');
+  assert.equal(readPidFile(path), 200);
+  writeFileSync(path, 'garbage\n');
+  assert.equal(removePidFile(path, 100), false, 'garbage is not ours');
+  assert.equal(readFileSync(path, 'utf8'), 'garbage\n');
+  writePidFile(path, 100);
+  assert.equal(removePidFile(path, 100), true);
+  assert.equal(existsSync(path), false);
+});
+
+test('the instance record lives beside the PID file and round-trips, with or without a worker', () => {
+  const dir = freshDir();
+  const pidFile = join(dir, 'autopilotd.pid');
+  assert.equal(instanceRecordPath(pidFile), `${pidFile}.instance`);
+  assert.equal(readInstanceRecord(pidFile), null);
+  writeInstanceRecord(pidFile, { ...record, worker: null });
+  assert.deepEqual(readInstanceRecord(pidFile), { ...record, worker: null });
+  writeInstanceRecord(pidFile, record);
+  assert.deepEqual(JSON.parse(readFileSync(`${pidFile}.instance`, 'utf8')), record);
+  assert.deepEqual(readInstanceRecord(pidFile), record);
+  assert.equal(statSync(`${pidFile}.instance`).mode & 0o777, 0o644);
+  assert.deepEqual(readdirSync(dir), ['autopilotd.pid.instance']);
+});
+
+test('readInstanceRecord treats a torn or malformed record as stale (null)', () => {
+  const pidFile = join(freshDir(), 'autopilotd.pid');
+  const malformed = [
+    '',
+    '{"pid": 1',
+    'null',
+    '[]',
+    JSON.stringify({ ...record, pid: 0 }),
+    JSON.stringify({ ...record, instance_id: '' }),
+    JSON.stringify({ ...record, started_at: 'yesterday' }),
+    JSON.stringify({ ...record, worker: { pid: 5, pgid: 5 } }),
+    JSON.stringify({ ...record, worker: { pid: 5, pgid: -1, generation: 0 } }),
+    JSON.stringify({ pid: 5, instance_id: 'x', started_at: record.started_at }),
+  ];
+  for (const text of malformed) {
+    writeFileSync(`${pidFile}.instance`, text);
+    assert.equal(readInstanceRecord(pidFile), null, `content ${text}`);
+  }
+});
+
+test('writeInstanceRecord refuses a malformed record', () => {
+  const pidFile = join(freshDir(), 'autopilotd.pid');
+  assert.throws(() => writeInstanceRecord(pidFile, { ...record, worker: { pid: 1, pgid: 1, generation: -1 } }), TypeError);
+  assert.equal(existsSync(`${pidFile}.instance`), false);
+});
+
+test('removeInstanceRecord removes the record only when it belongs to our instance', () => {
+  const pidFile = join(freshDir(), 'autopilotd.pid');
+  assert.equal(removeInstanceRecord(pidFile, record.instance_id), false, 'missing record');
+  writeInstanceRecord(pidFile, record);
+  assert.equal(removeInstanceRecord(pidFile, 'someone-else'), false);
+  assert.deepEqual(readInstanceRecord(pidFile), record);
+  assert.equal(removeInstanceRecord(pidFile, record.instance_id), true);
+  assert.equal(existsSync(`${pidFile}.instance`), false);
+});
+
+test('a reader never sees the instance record partially written while another process rewrites it', async () => {
+  const pidFile = join(freshDir(), 'autopilotd.pid');
+  writeInstanceRecord(pidFile, { ...record, worker: null });
+  const seen = await readWhileAnotherProcessRewrites(
+    `${pidFile}.instance`,
+    `m.writeInstanceRecord(${JSON.stringify(pidFile)}, ${JSON.stringify({ ...record, worker: null })});
+     m.writeInstanceRecord(${JSON.stringify(pidFile)}, ${JSON.stringify(record)});`,
+    150,
+  );
+  for (const content of seen) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(content);
+    } catch {
+      assert.fail(`torn read: ${JSON.stringify(content)}`);
+    }
+    assert.ok(
+      [JSON.stringify({ ...record, worker: null }), JSON.stringify(record)].includes(JSON.stringify(parsed)),
+      `unexpected record ${content}`,
+    );
+  }
+  assert.equal(seen.size, 2, `the reader saw ${seen.size} distinct record(s), so the test did not race`);
+});
