@@ -1,7 +1,9 @@
 // Bundles the CLI into dist/bin so `autopilotd status` starts fast: one file for the client path,
 // the daemon split into a chunk that only `start` loads (dynamic import).
 import { build } from 'esbuild';
-import { chmodSync } from 'node:fs';
+import { chmodSync, rmSync } from 'node:fs';
+
+rmSync('dist/bin', { recursive: true, force: true });
 
 await build({
   entryPoints: { autopilotd: 'src/cli/main.ts' },

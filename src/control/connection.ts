@@ -37,6 +37,9 @@ type Item = { kind: 'line'; bytes: Buffer } | { kind: 'too_long' };
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** How long a connection ended by the server (line too long, idle) may stay open for its client to read the reply. */
+export const REJECT_LINGER_MS = 1_000;
+
 export class Connection {
   private readonly partial: Buffer[] = [];
   private partialBytes = 0;
@@ -238,7 +241,13 @@ export class Connection {
       return;
     }
     this.ending = true;
-    this.socket.end(encodeReply(reply), () => this.socket.destroy());
+    // Drop what the client still sends until it ends its side: destroying now would fail its
+    // pending writes with EPIPE and lose this reply unread. A peer that never ends is cut off after
+    // a short linger, so it cannot pin the fd.
+    const linger = setTimeout(() => this.socket.destroy(), REJECT_LINGER_MS);
+    this.socket.once('close', () => clearTimeout(linger));
+    this.socket.resume();
+    this.socket.end(encodeReply(reply));
   }
 
   private finishIfDone(): void {

@@ -2,7 +2,7 @@
 // owns the socket file for its lifetime. Protocol handling per connection is in connection.ts.
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { Connection, type CommandHandler, type ConnectionEvent } from './connection.js';
+import { Connection, REJECT_LINGER_MS, type CommandHandler, type ConnectionEvent } from './connection.js';
 import { encodeReply, errorReply } from './protocol.js';
 import {
   bindSocket,
@@ -145,8 +145,13 @@ export class ControlServer {
       const reply = this.closing
         ? errorReply(null, 'shutting_down', 'the daemon is shutting down')
         : errorReply(null, 'busy', `too many control connections (limit ${this.opts.maxConnections}); try again`);
-      // Destroy once flushed: a peer that never reads or closes must not keep the fd.
-      socket.end(encodeReply(reply), () => socket.destroy());
+      // Half-close and drop what the client sends: destroying at once would make the request it
+      // writes on connect fail with EPIPE, and the client would lose this reply unread. Both sides
+      // ended closes the socket; a peer that never ends its side is cut off after a short linger.
+      const linger = setTimeout(() => socket.destroy(), REJECT_LINGER_MS);
+      socket.on('close', () => clearTimeout(linger));
+      socket.resume();
+      socket.end(encodeReply(reply));
       return;
     }
     this.counters.accepted += 1;

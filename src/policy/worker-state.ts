@@ -167,8 +167,11 @@ const waitingRow: Row = {
   'stable-elapsed': 'ignore',
   'backoff-elapsed': ((m: WorkerModel) => spawnNext(m)) as Cell,
   'stop-requested': backingOff as Cell,
+  // An operator restart skips the wait; it is counted, as restart-worker always is.
   'restart-requested': ((m: WorkerModel, e: { cause: RestartCause }) =>
-    e.cause === 'operator' ? operatorStart(m, [{ kind: 'cancel-timer', timer: 'backoff' }]) : same(m)) as Cell,
+    e.cause === 'operator'
+      ? operatorStart({ ...m, restarts: bump(m.restarts, 'operator') }, [{ kind: 'cancel-timer', timer: 'backoff' }])
+      : same(m)) as Cell,
   'tree-gone': 'impossible',
 };
 

@@ -106,8 +106,11 @@ test('docs/supervision.md shows the same transition table as the code', () => {
   const doc = readFileSync(new URL('../../../docs/supervision.md', import.meta.url), 'utf8');
   const section = doc.split('<!-- transition-table -->')[1] ?? '';
   assert.ok(section, 'docs/supervision.md has a <!-- transition-table --> marker');
-  const rows = section.split('\n').filter((l) => l.startsWith('| `'));
-  const header = section.split('\n').find((l) => l.startsWith('| state'))!;
+  // The table is the run of `|` lines right after the marker.
+  const table = section.trimStart().split('\n');
+  const tableLines = table.slice(0, table.findIndex((l) => !l.startsWith('|')));
+  const rows = tableLines.filter((l) => l.startsWith('| `'));
+  const header = tableLines.find((l) => l.startsWith('| state'))!;
   const kinds = header.split('|').slice(2, -1).map((c) => c.trim().replace(/`/g, ''));
   assert.deepEqual(kinds, [...WORKER_EVENT_KINDS]);
   assert.equal(rows.length, WORKER_STATES.length);
@@ -264,6 +267,15 @@ test('stop during backoff cancels the timer and stays stopped', () => {
   assert.equal(r.model.state, 'stopped');
   assert.equal(r.model.nextStartAtMs, null);
   assert.deepEqual(r.effects, [{ kind: 'cancel-timer', timer: 'backoff' }]);
+});
+
+test('restart-worker during backoff starts at once and counts as an operator restart', () => {
+  const before = { ...modelIn('backoff'), consecutiveFailures: 3 };
+  const r = stepWorker(before, { kind: 'restart-requested', atMs: 30, cause: 'operator' }, settings);
+  assert.equal(r.model.state, 'starting');
+  assert.equal(r.model.consecutiveFailures, 0);
+  assert.equal(r.model.restarts.operator, before.restarts.operator + 1);
+  assert.deepEqual(r.effects.map((e) => e.kind), ['cancel-timer', 'spawn']);
 });
 
 test('start during backoff starts at once and resets the count', () => {

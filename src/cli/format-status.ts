@@ -1,0 +1,58 @@
+// The human summary printed by `autopilotd status` (the raw data is `status --json`).
+
+import type { StatusData } from '../control/protocol.js';
+
+export function formatDuration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return ms < 10_000 ? `${(ms / 1000).toFixed(1)}s` : `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m ${s % 60}s`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h}h ${m % 60}m`;
+  return `${Math.floor(h / 24)}d ${h % 24}h`;
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${v} B` : `${v.toFixed(1)} ${units[i]}`;
+}
+
+const ago = (iso: string, nowMs: number): string => `${formatDuration(Math.max(0, nowMs - Date.parse(iso)))} ago`;
+
+export function formatStatus(s: StatusData, nowMs: number): string {
+  const w = s.worker;
+  const lines: string[] = [];
+  lines.push(`autopilotd ${s.daemon.version}: running, pid ${s.daemon.pid}, up ${formatDuration(s.daemon.uptime_ms)}`);
+  lines.push(`  config:    ${s.daemon.config_path ?? '(built-in defaults)'}`);
+  const up = w.uptime_ms === null ? '' : `, up ${formatDuration(w.uptime_ms)}`;
+  lines.push(`  worker:    ${w.state}${w.pid === null ? '' : `, pid ${w.pid}`}, generation ${w.generation}${up}`);
+  lines.push(`  command:   ${w.command.join(' ')}`);
+  const r = s.restarts;
+  lines.push(`  restarts:  ${r.total} (crash ${r.crash}, memory ${r.memory}, operator ${r.operator}, health ${r.health}); consecutive failures ${w.consecutive_failures}`);
+  if (w.last_exit) {
+    const how = w.last_exit.signal ? `signal ${w.last_exit.signal}` : `code ${w.last_exit.code}`;
+    const ran = w.last_exit.uptime_ms === null ? '' : ` after ${formatDuration(w.last_exit.uptime_ms)}`;
+    lines.push(`  last exit: ${how}${ran}, ${ago(w.last_exit.at, nowMs)}`);
+  }
+  if (w.next_restart_at) lines.push(`  next start: in ${formatDuration(Math.max(0, Date.parse(w.next_restart_at) - nowMs))}`);
+  const m = s.memory;
+  if (m) {
+    const avail = m.available_bytes === null ? '?' : formatBytes(m.available_bytes);
+    const psi = m.psi ? `; pressure some ${m.psi.some_avg10.toFixed(2)}%` : '';
+    const tree = m.tree_rss_bytes === null ? '' : `; worker tree ${formatBytes(m.tree_rss_bytes)} in ${m.tree_processes} processes`;
+    lines.push(`  memory:    ${m.level}; available ${avail}${psi}${tree}`);
+    if (m.top.length > 0) lines.push(`  largest:   ${m.top.map((p) => `${p.comm}[${p.pid}] ${formatBytes(p.rss_bytes)}`).join(', ')}`);
+    if (m.last_action) {
+      const a = m.last_action;
+      const who = a.pid === null ? '' : ` ${a.comm ?? '?'}[${a.pid}]${a.rss_bytes === null ? '' : ` ${formatBytes(a.rss_bytes)}`}`;
+      lines.push(`  last memory action: ${a.kind}${who} (${a.reason}), ${ago(a.at, nowMs)}`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,58 @@
+// Help texts. One per command; `autopilotd <cmd> --help` prints it.
+
+export const MAIN_HELP = `autopilotd: keeps an autonomous coding worker alive and the machine healthy
+
+Usage: autopilotd <command> [options]
+
+Commands:
+  start [--foreground]    start the daemon (in the background unless --foreground)
+  stop                    shut the daemon down, stopping the worker's whole process tree
+  status [--json]         show the daemon and worker state (exit 3 when no daemon runs)
+  restart-worker          gracefully restart the worker (resets the backoff)
+  stop-worker             stop the worker's tree; the daemon keeps running
+  start-worker            start the worker again after stop-worker
+  reload                  re-read the configuration (the old one stays if the new is invalid)
+  logs [-n N] [-f]        show (and follow) the daemon and worker log
+  config check|show       validate the configuration / show it with where each value came from
+
+Options for every command:
+  --config PATH           configuration file (default ~/.autopilot/daemon.toml, or $AUTOPILOTD_CONFIG)
+  -h, --help              help for the command
+  -V, --version           print the version
+
+Exit codes: 0 ok, 1 failure, 3 not running, 64 bad usage, 78 bad configuration.
+`;
+
+export const COMMAND_HELP: Record<string, string> = {
+  start: `Usage: autopilotd start [--foreground] [--config P] [--project NAME] [--workdir DIR] [-- <worker argv...>]
+
+Starts the daemon. Without --foreground it detaches, logs to the log directory, and returns once the
+daemon listens and the worker was spawned, printing the daemon PID. A worker argv after -- replaces
+worker.command.
+`,
+  stop: `Usage: autopilotd stop [--timeout SECONDS] [--config P]
+
+Asks the daemon to shut down (worker tree stopped: SIGTERM, grace, SIGKILL) and waits until it exited.
+--timeout defaults to worker.stop_timeout_ms plus 15 s. Exit 0 also when no daemon was running.
+`,
+  status: `Usage: autopilotd status [--json] [--config P]
+
+Shows daemon and worker state, restarts by cause, memory and the next restart.
+--json prints the raw status data. Exit 0 when running, 3 when no daemon runs.
+`,
+  'restart-worker': 'Usage: autopilotd restart-worker [--config P]\n\nStops the worker tree gracefully and starts it at once; resets the backoff.\n',
+  'stop-worker': 'Usage: autopilotd stop-worker [--config P]\n\nStops the worker tree; the daemon keeps running with the worker stopped.\n',
+  'start-worker': 'Usage: autopilotd start-worker [--config P]\n\nStarts the worker (after stop-worker, or now instead of after the backoff delay).\n',
+  reload: 'Usage: autopilotd reload [--config P]\n\nRe-reads the configuration. Memory and restart settings apply at once, worker settings at the\nnext start. An invalid file is rejected and the old configuration stays.\n',
+  logs: `Usage: autopilotd logs [-n N] [-f] [--config P]
+
+Prints the last N lines (default 50) of the daemon and worker log; -f follows it.
+Under systemd the log is in the journal instead: journalctl --user -u autopilotd
+`,
+  config: `Usage: autopilotd config check [--config P]
+       autopilotd config show [--config P]
+
+check: validates the configuration; exit 0 when valid, 78 (with every problem listed) when not.
+show:  prints the effective configuration and where each value came from.
+`,
+};

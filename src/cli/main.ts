@@ -1,0 +1,59 @@
+// The CLI entry point: parses the command line and hands off to one command module. Kept light:
+// the daemon is imported only by `start`, so client commands load little.
+
+import { VERSION } from '../version.js';
+import { COMMAND_HELP, MAIN_HELP } from './help.js';
+import { CliFailure, EXIT, UsageError } from './exit-codes.js';
+import { parseCommandLine } from './args.js';
+
+async function run(argv: string[]): Promise<number> {
+  const parsed = parseCommandLine(argv);
+  if (parsed === 'help') {
+    process.stdout.write(MAIN_HELP);
+    return EXIT.ok;
+  }
+  if (parsed === 'version') {
+    process.stdout.write(`autopilotd ${VERSION}\n`);
+    return EXIT.ok;
+  }
+  if (parsed.values.help) {
+    process.stdout.write(COMMAND_HELP[parsed.command] ?? MAIN_HELP);
+    return EXIT.ok;
+  }
+  switch (parsed.command) {
+    case 'start': return (await import('./start.js')).startCommand(parsed);
+    case 'config': return (await import('./config-command.js')).configCommand(parsed);
+    case 'logs': return (await import('./logs.js')).logsCommand(parsed);
+    default: return (await import('./control-commands.js')).controlCommand(parsed);
+  }
+}
+
+async function main(): Promise<void> {
+  let code: number;
+  try {
+    code = await run(process.argv.slice(2));
+  } catch (err) {
+    code = reportError(err);
+  }
+  process.exitCode = code;
+}
+
+function reportError(err: unknown): number {
+  if (err instanceof UsageError) {
+    process.stderr.write(`autopilotd: ${err.message}\nTry 'autopilotd --help'.\n`);
+    return err.exitCode;
+  }
+  const e = err as Error & { exitCode?: unknown; code?: unknown };
+  if (e?.code === 'config_invalid' && typeof e.exitCode === 'number') {
+    process.stderr.write(`autopilotd: invalid configuration:\n${e.message}\n`);
+    return e.exitCode;
+  }
+  if (err instanceof CliFailure) {
+    if (err.message) process.stderr.write(`autopilotd: ${err.message}\n`);
+    return err.exitCode;
+  }
+  process.stderr.write(`autopilotd: internal error: ${e?.stack ?? String(err)}\n`);
+  return EXIT.failure;
+}
+
+await main();

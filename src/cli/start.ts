@@ -1,0 +1,143 @@
+// `autopilotd start`: in the foreground it runs the daemon in this process; otherwise it spawns a
+// detached daemon and waits on a pipe (fd 3) for its word that it listens and the worker spawned.
+
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { homedir } from 'node:os';
+import type { LoadedConfig } from '../config/types.js';
+import { sendRequest } from '../control/client.js';
+import type { StatusData } from '../control/protocol.js';
+import { readLastLines } from '../os/log-tail.js';
+import type { DaemonOptions, StartupOutcome } from '../daemon/daemon.js';
+import { daemonLogPath } from '../daemon/log-path.js';
+import { loadForCommand, type ParsedCommand } from './args.js';
+import { CliFailure, EXIT } from './exit-codes.js';
+
+/** The fd on which a daemonized child reports its startup outcome to `autopilotd start`. */
+const READY_FD = 3;
+
+/**
+ * V8 flags for the long-running daemon, measured in BENCHMARKS.md ("Daemon memory"): lite mode
+ * drops the optimizing compiler (the daemon computes little) and a 1 MiB semi-space keeps polling
+ * garbage from growing the young generation; together ~48 MiB RSS, flat, instead of ~55 and rising.
+ * Without WebAssembly exposed (the daemon has none), lite mode does not warn at every start.
+ */
+export const DAEMON_NODE_FLAGS = ['--lite-mode', '--no-expose-wasm', '--max-semi-space-size=1'];
+
+export async function startCommand(p: ParsedCommand): Promise<number> {
+  const loaded = await loadForCommand(p);
+  if (p.values.foreground) return runForeground(p, loaded);
+  return daemonize(loaded);
+}
+
+async function runForeground(p: ParsedCommand, loaded: LoadedConfig): Promise<number> {
+  const { runDaemon } = await import('../daemon/daemon.js');
+  const daemonized = p.values.daemonized === true;
+  const options: DaemonOptions = {
+    loaded,
+    reloadInput: reloadInputOf(p),
+    mode: daemonized ? 'background' : 'foreground',
+  };
+  if (daemonized) options.onStartup = reportToParent;
+  return runDaemon(options);
+}
+
+function reloadInputOf(p: ParsedCommand): DaemonOptions['reloadInput'] {
+  const flags: DaemonOptions['reloadInput']['flags'] = {};
+  if (typeof p.values.config === 'string') flags.configPath = p.values.config;
+  if (typeof p.values.project === 'string') flags.project = p.values.project;
+  if (typeof p.values.workdir === 'string') flags.workdir = p.values.workdir;
+  if (p.rest !== null) flags.workerCommand = p.rest;
+  return { flags, env: process.env, homeDir: homedir(), cwd: process.cwd() };
+}
+
+function reportToParent(outcome: StartupOutcome): void {
+  try {
+    writeSync(READY_FD, `${JSON.stringify(outcome)}\n`);
+    closeSync(READY_FD);
+  } catch (err) {
+    // The parent gave up waiting (timeout, Ctrl-C): the daemon runs on regardless.
+    process.stderr.write(`autopilotd: could not report startup to the parent: ${(err as Error).message}\n`);
+  }
+}
+
+async function daemonize(loaded: LoadedConfig): Promise<number> {
+  const { config } = loaded;
+  const running = await currentDaemon(config.socket_path);
+  if (running !== null) {
+    throw new CliFailure(`already running (pid ${running.daemon.pid}, socket ${config.socket_path})`, EXIT.failure);
+  }
+  mkdirSync(config.logs.dir, { recursive: true, mode: 0o700 });
+  const logPath = daemonLogPath(config);
+  // The daemon logs through its rotating writer; its raw stdout/stderr (a crash trace before the
+  // logger exists) go to the same file.
+  const logFd = openSync(logPath, 'a', 0o600);
+  const nodeFlags = [...new Set([...process.execArgv, ...DAEMON_NODE_FLAGS])];
+  const argv = [...process.argv.slice(2), '--foreground', '--daemonized'].filter(dedupeForeground());
+  const child = spawn(process.execPath, [...nodeFlags, process.argv[1]!, ...argv], {
+    detached: true,
+    stdio: ['ignore', logFd, logFd, 'pipe'],
+    env: process.env,
+  });
+  closeSync(logFd);
+  const outcome = await readOutcome(child, config.worker.stop_timeout_ms + 30_000);
+  child.unref();
+  if (outcome === null) {
+    throw new CliFailure(`the daemon did not start; last log lines from ${logPath}:\n${tail(logPath, config.logs.max_files)}`, EXIT.failure);
+  }
+  if (!outcome.ok) {
+    const extra = outcome.code === 'already_running' ? '' : `\nlast log lines from ${logPath}:\n${tail(logPath, config.logs.max_files)}`;
+    throw new CliFailure(`${outcome.message}${extra}`, EXIT.failure);
+  }
+  if (outcome.workerPid === null) {
+    throw new CliFailure(`daemon started (pid ${outcome.pid}) but the worker did not: it is ${outcome.workerState} and will be retried.\nlast log lines from ${logPath}:\n${tail(logPath, config.logs.max_files)}`, EXIT.failure);
+  }
+  process.stdout.write(`autopilotd started: pid ${outcome.pid}, worker pid ${outcome.workerPid}\n`);
+  return EXIT.ok;
+}
+
+/** `start --foreground` given by the user should not appear twice in the child's argv. */
+function dedupeForeground(): (arg: string) => boolean {
+  let seen = false;
+  return (arg) => {
+    if (arg !== '--foreground') return true;
+    if (seen) return false;
+    seen = true;
+    return true;
+  };
+}
+
+async function currentDaemon(socketPath: string): Promise<StatusData | null> {
+  try {
+    return (await sendRequest(socketPath, 'status', undefined, { timeoutMs: 5000 })) as StatusData;
+  } catch (err) {
+    if ((err as { code?: string }).code === 'not_running') return null;
+    throw new CliFailure(`cannot tell whether a daemon runs at ${socketPath}: ${(err as Error).message}`, EXIT.failure);
+  }
+}
+
+function readOutcome(child: ReturnType<typeof spawn>, timeoutMs: number): Promise<StartupOutcome | null> {
+  const pipe = child.stdio[READY_FD] as NodeJS.ReadableStream & { destroy(): void };
+  return new Promise((resolve) => {
+    let text = '';
+    const finish = (value: StartupOutcome | null): void => {
+      clearTimeout(timer);
+      pipe.removeAllListeners('data');
+      pipe.destroy();
+      resolve(value);
+    };
+    const timer = setTimeout(() => finish(null), timeoutMs);
+    pipe.on('data', (chunk: Buffer) => {
+      text += chunk.toString('utf8');
+      const newline = text.indexOf('\n');
+      if (newline !== -1) finish(JSON.parse(text.slice(0, newline)) as StartupOutcome);
+    });
+    pipe.on('end', () => finish(null));
+    pipe.on('error', () => finish(null));
+  });
+}
+
+function tail(path: string, maxFiles: number): string {
+  const lines = readLastLines(path, 20, maxFiles);
+  return lines.length === 0 ? '  (the log is empty)' : lines.map((l) => `  ${l}`).join('\n');
+}

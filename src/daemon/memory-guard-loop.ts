@@ -1,0 +1,220 @@
+// Runs the memory guard: samples /proc, asks the pure policy (src/policy/memory-guard.ts) what to
+// do, and carries out its one action at a time: SIGTERM then SIGKILL for a victim, or a worker
+// restart through the supervisor. The policy chooses when to sample next.
+
+import { performance } from 'node:perf_hooks';
+import type { Config } from '../config/types.js';
+import type { MemoryStatus } from '../control/protocol.js';
+import type { Logger } from '../log/logger.js';
+import type { ProcessInfo, ProcTable } from '../os/proc-table.js';
+import { findTree, type TreeIdentity } from '../os/process-tree.js';
+import { signalIfSame } from '../os/signal.js';
+import {
+  initialMemoryGuardState, stepMemoryGuard,
+  type KillAction, type MemoryGuardInput, type MemoryGuardState, type MemoryGuardStep, type RestartWorkerAction,
+} from '../policy/memory-guard.js';
+import { topProcesses, treeRssBytes, type MemorySample } from '../policy/memory-sample.js';
+import { thresholdWarnings } from '../policy/memory-thresholds.js';
+
+export interface MemoryGuardDeps {
+  logger: Logger;
+  table: ProcTable;
+  uid: number;
+  protectedPids: ReadonlySet<number>;
+  treeIdentity: () => TreeIdentity;
+  workerRunning: () => boolean;
+  restartWorker: () => Promise<void>;
+}
+
+/** How often a victim is checked for being gone while it has its grace. */
+const VICTIM_CHECK_MS = 50;
+/** After SIGKILL a process is gone within milliseconds unless stuck in the kernel (D state). */
+const AFTER_KILL_WAIT_MS = 2000;
+
+interface Observation {
+  sample: MemorySample;
+  /** Tree members and extra candidates by pid, to signal exactly the process that was sampled. */
+  processes: Map<number, ProcessInfo>;
+}
+
+export class MemoryGuardLoop {
+  private state: MemoryGuardState = initialMemoryGuardState();
+  private last: Observation | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private running = false;
+
+  constructor(private config: Config, private readonly deps: MemoryGuardDeps) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    const { totalBytes } = this.deps.table.memInfo();
+    for (const message of thresholdWarnings(this.config.memory, totalBytes)) {
+      this.deps.logger.emit({ kind: 'memory-threshold-warning', message });
+    }
+    this.tick();
+  }
+
+  stop(): void {
+    this.running = false;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  updateConfig(config: Config): void {
+    this.config = config;
+  }
+
+  status(): MemoryStatus | null {
+    const last = this.last;
+    if (last === null) return null;
+    const s = last.sample;
+    const a = this.state.lastAction;
+    return {
+      level: this.state.lastLevel ?? 'ok',
+      available_bytes: s.availableBytes,
+      psi: s.psi === null ? null : { some_avg10: s.psi.someAvg10, full_avg10: s.psi.fullAvg10 },
+      tree_rss_bytes: treeRssBytes(s.tree),
+      tree_processes: s.tree.length,
+      top: topProcesses(s.tree, 3).map((p) => ({ pid: p.pid, comm: p.comm, rss_bytes: p.rssBytes })),
+      last_action: a === null ? null : {
+        kind: a.kind, reason: a.reason, pid: a.pid, comm: a.comm, rss_bytes: a.rssBytes, at: new Date(wallClockOf(a.atMs)).toISOString(),
+      },
+    };
+  }
+
+  private tick(): void {
+    this.timer = null;
+    if (!this.running) return;
+    let step: MemoryGuardStep;
+    try {
+      const observation = this.observe();
+      this.last = observation;
+      step = this.feed(observation.sample);
+      if (step.action?.kind === 'kill') void this.kill(step.action);
+      else if (step.action?.kind === 'restart-worker') void this.restart(step.action);
+    } catch (err) {
+      this.deps.logger.emit({ kind: 'internal-error', message: `memory guard: ${(err as Error).stack ?? String(err)}` });
+      this.schedule(this.config.memory.poll_interval_ms);
+      return;
+    }
+    this.schedule(step.nextPollMs);
+  }
+
+  private schedule(delayMs: number): void {
+    if (!this.running) return;
+    this.timer = setTimeout(() => this.tick(), delayMs);
+    this.timer.unref();
+  }
+
+  private feed(input: MemoryGuardInput): MemoryGuardStep {
+    const before = this.state.lastVerdict;
+    const step = stepMemoryGuard(this.state, input, this.config.memory);
+    this.state = step.state;
+    const log = this.deps.logger;
+    if (!('kind' in input)) {
+      const tree = treeRssBytes(input.tree);
+      if (log.enabled('debug')) {
+        log.emit({ kind: 'memory-sample', level: step.level ?? 'ok', availableBytes: input.availableBytes, treeRssBytes: tree, treeProcesses: input.tree.length, nextPollMs: step.nextPollMs });
+      }
+      // Polling loops log when the verdict changes, not on every tick.
+      if (step.verdict !== before && step.verdict !== 'kill' && step.verdict !== 'restart') {
+        log.emit({ kind: 'memory-verdict', level: step.level ?? 'ok', verdict: step.verdict, availableBytes: input.availableBytes, treeRssBytes: tree });
+      }
+    }
+    return step;
+  }
+
+  private observe(): Observation {
+    const { table, uid, protectedPids } = this.deps;
+    const mem = table.memInfo();
+    const procs = table.scan();
+    const identity = this.deps.treeIdentity();
+    const members = findTree(table, identity, procs);
+    const processes = new Map<number, ProcessInfo>(members.map((p) => [p.pid, p]));
+    const extraCandidates: MemorySample['extraCandidates'][number][] = [];
+    if (this.config.memory.hog_scope === 'user') {
+      // Only when configured: same-UID processes outside the tree, by name, never the daemon or its ancestors.
+      const names = new Set(this.config.memory.hog_names);
+      for (const p of procs) {
+        if (!names.has(p.comm) || processes.has(p.pid) || protectedPids.has(p.pid) || p.state === 'Z') continue;
+        if (table.uidOf(p.pid) !== uid) continue;
+        processes.set(p.pid, p);
+        extraCandidates.push({ pid: p.pid, comm: p.comm, rssBytes: p.rssBytes });
+      }
+    }
+    return {
+      processes,
+      sample: {
+        atMs: performance.now(),
+        availableBytes: mem.availableBytes,
+        totalBytes: mem.totalBytes,
+        psi: table.pressure(),
+        tree: members.map((p) => ({ pid: p.pid, comm: p.comm, rssBytes: p.rssBytes, isWorkerMain: p.pid === identity.rootPid })),
+        extraCandidates,
+      },
+    };
+  }
+
+  private async kill(action: KillAction): Promise<void> {
+    const { logger, table } = this.deps;
+    const victim = this.last?.processes.get(action.pid);
+    const before = this.last!.sample;
+    const treeBefore = treeRssBytes(before.tree);
+    logger.emit({ kind: 'memory-kill', pid: action.pid, comm: action.comm, rssBytes: action.rssBytes, reason: action.reason, availableBytes: action.availableBytes, treeRssBytes: treeBefore });
+    try {
+      if (victim !== undefined && signalIfSame(table, victim, 'SIGTERM') === 'sent') {
+        if (!(await waitGone(table, victim, action.graceMs))) {
+          logger.emit({ kind: 'memory-kill-escalated', pid: action.pid, comm: action.comm, graceMs: action.graceMs });
+          if (signalIfSame(table, victim, 'SIGKILL') === 'sent') await waitGone(table, victim, AFTER_KILL_WAIT_MS);
+        }
+      }
+    } catch (err) {
+      logger.emit({ kind: 'internal-error', message: `memory guard: killing pid ${action.pid}: ${(err as Error).message}` });
+    }
+    // A failed read must neither leave the kill in flight forever (no more actions) nor reject this
+    // un-awaited promise (an unhandled rejection ends the daemon).
+    try {
+      const after = this.observe();
+      this.last = after;
+      logger.emit({
+        kind: 'memory-kill-done', pid: action.pid,
+        availableBefore: before.availableBytes, availableAfter: after.sample.availableBytes,
+        treeRssBefore: treeBefore, treeRssAfter: treeRssBytes(after.sample.tree),
+      });
+    } catch (err) {
+      logger.emit({ kind: 'internal-error', message: `memory guard: reading memory after killing pid ${action.pid}: ${(err as Error).message}` });
+    }
+    this.feed({ kind: 'kill-finished', atMs: performance.now(), pid: action.pid });
+  }
+
+  private async restart(action: RestartWorkerAction): Promise<void> {
+    const { logger } = this.deps;
+    if (this.deps.workerRunning()) {
+      const limit = action.reason === 'tree_limit' ? this.config.memory.worker_max_bytes : null;
+      logger.emit({ kind: 'memory-restart', reason: action.reason, availableBytes: action.availableBytes, treeRssBytes: action.treeRssBytes, limitBytes: limit });
+      try {
+        await this.deps.restartWorker();
+      } catch (err) {
+        logger.emit({ kind: 'internal-error', message: `memory guard: restarting the worker: ${(err as Error).message}` });
+      }
+    }
+    this.feed({ kind: 'restart-finished', atMs: performance.now() });
+  }
+}
+
+/** Waits until the sampled process (same pid and start time) is gone or a zombie; false on timeout. */
+async function waitGone(table: ProcTable, proc: ProcessInfo, timeoutMs: number): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const now = table.read(proc.pid);
+    if (now === null || now.startTimeTicks !== proc.startTimeTicks || now.state === 'Z' || now.state === 'X') return true;
+    if (performance.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, VICTIM_CHECK_MS));
+  }
+}
+
+/** Converts a monotonic performance.now() time to wall-clock ms for status. */
+function wallClockOf(monotonicMs: number): number {
+  return Date.now() - (performance.now() - monotonicMs);
+}

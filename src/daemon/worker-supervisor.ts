@@ -1,0 +1,232 @@
+// Carries out the worker state machine: the one owner of its timers, the one caller of spawn and
+// tree stop. Policy decides (src/policy/worker-state.ts); this file only acts and reports.
+
+import type { ChildProcess } from 'node:child_process';
+import type { Config } from '../config/types.js';
+import type { Logger } from '../log/logger.js';
+import {
+  initialWorkerModel, stepWorker,
+  type RestartCause, type TimerName, type WorkerEffect, type WorkerEvent, type WorkerModel, type WorkerPolicySettings,
+} from '../policy/worker-state.js';
+import { spawnWorker } from '../os/worker-process.js';
+import { stopTree, type TreeStopEvent } from '../os/tree-stop.js';
+import type { ProcTable } from '../os/proc-table.js';
+import type { TreeIdentity } from '../os/process-tree.js';
+import { LineSplitter } from './line-splitter.js';
+
+export interface WorkerSupervisorDeps {
+  logger: Logger;
+  table: ProcTable;
+  instanceId: string;
+  uid: number;
+  protectedPids: ReadonlySet<number>;
+  /** Foreground passes worker output through; a daemonized run logs it. */
+  output: 'inherit' | 'pipe';
+  /** Called after each spawn, e.g. to record the worker for crash recovery. */
+  onSpawned?: (worker: { pid: number; pgid: number; generation: number }) => void;
+  now?: () => number;
+}
+
+/** Variables that belong to the daemon's own service manager, not to the worker. */
+const DAEMON_ONLY_ENV = ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES'];
+
+export function workerArgv(config: Config): string[] {
+  return config.project === null ? [...config.worker.command] : [...config.worker.command, '--project', config.project];
+}
+
+export class WorkerSupervisor {
+  private model: WorkerModel = initialWorkerModel();
+  private readonly timers = new Map<TimerName, NodeJS.Timeout>();
+  private readonly waiters = new Set<() => boolean>();
+  private child: ChildProcess | null = null;
+  /** Settles when the current worker's exit event has been handled (resolved at once when none runs). */
+  private childExited: Promise<void> = Promise.resolve();
+  /** The process group of the latest worker: still needed to clear its tree after it exited. */
+  private lastPgid: number | null = null;
+  private stopAbort: AbortController | null = null;
+  private readonly now: () => number;
+
+  constructor(private config: Config, private readonly deps: WorkerSupervisorDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  get state(): Readonly<WorkerModel> {
+    return this.model;
+  }
+
+  get argv(): string[] {
+    return workerArgv(this.config);
+  }
+
+  /** Restart and memory settings apply at once; worker settings at the next spawn (read then). */
+  updateConfig(config: Config): void {
+    this.config = config;
+  }
+
+  /** The identity of the current (or last) worker tree, for the memory guard and tree stops. */
+  treeIdentity(): TreeIdentity {
+    return {
+      rootPid: this.model.pid,
+      pgid: this.lastPgid,
+      instanceId: this.deps.instanceId,
+      uid: this.deps.uid,
+      protectedPids: this.deps.protectedPids,
+    };
+  }
+
+  /** Starts the worker; resolves once the spawn outcome is known. */
+  start(): Promise<void> {
+    return this.act({ kind: 'start-requested', atMs: this.now() }, (g0, accepted) => this.settledAfterSpawn(g0, accepted));
+  }
+
+  /** Stops the whole tree; resolves once it is gone. */
+  stop(): Promise<void> {
+    return this.act({ kind: 'stop-requested', atMs: this.now() }, () => this.model.state === 'stopped');
+  }
+
+  /** Restarts for `cause`; resolves once the new worker's spawn outcome is known (or it was stopped). */
+  restart(cause: RestartCause): Promise<void> {
+    return this.act({ kind: 'restart-requested', atMs: this.now(), cause }, (g0, accepted) => this.settledAfterSpawn(g0, accepted));
+  }
+
+  /** Skips the grace of a stop in progress: SIGKILL the tree now (second Ctrl-C). */
+  forceStop(): void {
+    this.stopAbort?.abort();
+  }
+
+  /**
+   * A start or restart is settled once the new worker runs, or its restart is scheduled (memory and
+   * health restarts wait out a backoff), or it was stopped meanwhile. A request the policy ignored
+   * (a start while running, a restart while a spawn is in flight) settles once nothing is in flight.
+   */
+  private settledAfterSpawn(generationBefore: number, accepted: boolean): boolean {
+    const s = this.model.state;
+    if (s === 'stopped' || s === 'backoff' || s === 'failed') return true;
+    if (s !== 'running') return false;
+    return !accepted || this.model.generation > generationBefore;
+  }
+
+  private act(event: WorkerEvent, settled: (generationBefore: number, accepted: boolean) => boolean): Promise<void> {
+    const g0 = this.model.generation;
+    return new Promise((resolve) => {
+      const accepted = this.dispatch(event);
+      const check = (): boolean => {
+        if (!settled(g0, accepted)) return false;
+        resolve();
+        return true;
+      };
+      if (!check()) this.waiters.add(check);
+    });
+  }
+
+  /** Applies `event`; returns false when the policy ignored it (nothing changed). */
+  private dispatch(event: WorkerEvent): boolean {
+    const before = this.model.state;
+    const previous = this.model;
+    const step = stepWorker(this.model, event, { ...this.config.restart, restart: this.config.worker.restart } satisfies WorkerPolicySettings);
+    this.model = step.model;
+    if (before !== this.model.state) this.deps.logger.emit({ kind: 'worker-state', from: before, to: this.model.state });
+    for (const effect of step.effects) this.carryOut(effect, event);
+    for (const waiter of [...this.waiters]) if (waiter()) this.waiters.delete(waiter);
+    return step.model !== previous || step.effects.length > 0;
+  }
+
+  private carryOut(effect: WorkerEffect, cause: WorkerEvent): void {
+    const log = this.deps.logger;
+    switch (effect.kind) {
+      case 'spawn': return this.spawn(effect.generation);
+      case 'stop-tree': return this.stopTheTree();
+      case 'arm-timer': {
+        this.cancelTimer(effect.timer);
+        const event = effect.timer === 'backoff' ? 'backoff-elapsed' : 'stable-elapsed';
+        this.timers.set(effect.timer, setTimeout(() => {
+          this.timers.delete(effect.timer);
+          this.dispatch({ kind: event, atMs: this.now() });
+        }, effect.delayMs));
+        return;
+      }
+      case 'cancel-timer': return this.cancelTimer(effect.timer);
+      case 'restart-scheduled':
+        log.emit({ kind: 'restart-scheduled', cause: effect.cause, delayMs: effect.delayMs, consecutiveFailures: effect.consecutiveFailures });
+        if (effect.failed) {
+          const e = this.model.lastExit;
+          log.emit({ kind: 'worker-failed', consecutiveFailures: effect.consecutiveFailures, lastExit: e && { code: e.code, signal: e.signal }, retryMs: effect.delayMs });
+        }
+        return;
+      case 'failures-cleared': return log.emit({ kind: 'failures-cleared', previousFailures: effect.previousFailures });
+      case 'unexpected': return log.emit({ kind: 'unexpected', message: `event ${effect.event} in state ${effect.state} (from ${cause.kind})` });
+    }
+  }
+
+  private cancelTimer(name: TimerName): void {
+    const timer = this.timers.get(name);
+    if (timer !== undefined) clearTimeout(timer);
+    this.timers.delete(name);
+  }
+
+  private spawn(generation: number): void {
+    const { config, deps } = this;
+    const argv = workerArgv(config);
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !DAEMON_ONLY_ENV.includes(k)) env[k] = v;
+    Object.assign(env, config.worker.env, { AUTOPILOTD_INSTANCE: deps.instanceId, AUTOPILOTD_GENERATION: String(generation) });
+    const splitters = deps.output === 'pipe'
+      ? { stdout: new LineSplitter((l) => deps.logger.line('info', `worker[${generation}] ${l}`)), stderr: new LineSplitter((l) => deps.logger.line('info', `worker[${generation}] ${l}`)) }
+      : null;
+    let pid = 0;
+    let exited = (): void => {};
+    this.childExited = new Promise((resolve) => { exited = resolve; });
+    this.child = spawnWorker({ argv, cwd: config.working_dir, env, output: deps.output }, {
+      onSpawned: (p) => {
+        pid = p;
+        this.lastPgid = p; // setsid() made the worker its group's leader
+        deps.logger.emit({ kind: 'worker-spawned', generation, pid: p, argv, cwd: config.working_dir });
+        deps.onSpawned?.({ pid: p, pgid: p, generation });
+        this.dispatch({ kind: 'spawned', atMs: this.now(), pid: p });
+      },
+      onSpawnFailed: (reason) => {
+        exited();
+        deps.logger.emit({ kind: 'worker-spawn-failed', generation, reason });
+        this.dispatch({ kind: 'spawn-failed', atMs: this.now(), reason });
+      },
+      onExit: (code, signal) => {
+        this.child = null;
+        splitters?.stdout.flush();
+        splitters?.stderr.flush();
+        const atMs = this.now();
+        const uptimeMs = this.model.startedAtMs === null ? 0 : atMs - this.model.startedAtMs;
+        deps.logger.emit({ kind: 'worker-exited', generation, pid, code, signal, uptimeMs });
+        this.dispatch({ kind: 'exited', atMs, code, signal });
+        exited();
+      },
+      onOutput: splitters ? (stream, chunk) => splitters[stream].push(chunk) : undefined,
+    });
+  }
+
+  private stopTheTree(): void {
+    const { deps } = this;
+    const abort = new AbortController();
+    this.stopAbort = abort;
+    const onEvent = (e: TreeStopEvent): void => {
+      switch (e.kind) {
+        case 'term_sent': return deps.logger.emit({ kind: 'tree-term-sent', pgid: e.pgid, pids: e.pids });
+        case 'kill_sent': return deps.logger.emit({ kind: 'tree-kill-sent', pids: e.pids, afterMs: e.afterMs });
+        case 'survivors_killed': return deps.logger.emit({ kind: 'tree-survivors-killed', pids: e.pids });
+        case 'tree_gone': return deps.logger.emit({ kind: 'tree-gone', durationMs: e.durationMs });
+      }
+    };
+    stopTree({ table: deps.table, identity: this.treeIdentity(), graceMs: this.config.worker.stop_timeout_ms, onEvent, force: abort.signal })
+      .then((report) => {
+        if (report.survivors.length > 0) deps.logger.emit({ kind: 'tree-survivors-left', pids: report.survivors });
+      }, (err: Error) => {
+        deps.logger.emit({ kind: 'internal-error', message: `stopping the worker tree: ${err.message}` });
+      })
+      // A scan can see the worker dead (a zombie) before libuv delivers its exit event; wait for that
+      // event so an old generation's exit can never be taken for the next one's.
+      .then(() => this.childExited)
+      .finally(() => {
+        if (this.stopAbort === abort) this.stopAbort = null;
+        this.dispatch({ kind: 'tree-gone', atMs: this.now() });
+      });
+  }
+}

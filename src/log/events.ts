@@ -1,0 +1,103 @@
+// Every line the daemon logs is one of these events. A mapped type requires a level and a text for
+// each kind, so logs, journald output and (later) an event stream cannot drift apart.
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
+
+type Exit = { code: number | null; signal: string | null };
+
+export type LogEvent =
+  | { kind: 'daemon-started'; pid: number; version: string; instanceId: string; configPath: string | null; logTarget: string }
+  | { kind: 'daemon-ready'; socketPath: string }
+  | { kind: 'daemon-stopping'; reason: string }
+  | { kind: 'daemon-stopped'; durationMs: number }
+  | { kind: 'daemon-force-stop'; reason: string }
+  | { kind: 'config-reloaded'; path: string | null }
+  | { kind: 'config-reload-rejected'; message: string }
+  | { kind: 'orphan-tree-found'; instanceId: string; previousPid: number; pids: number[] }
+  | { kind: 'worker-spawned'; generation: number; pid: number; argv: string[]; cwd: string }
+  | { kind: 'worker-spawn-failed'; generation: number; reason: string }
+  | { kind: 'worker-exited'; generation: number; pid: number; code: number | null; signal: string | null; uptimeMs: number }
+  | { kind: 'worker-state'; from: string; to: string }
+  | { kind: 'restart-scheduled'; cause: string; delayMs: number; consecutiveFailures: number }
+  | { kind: 'worker-failed'; consecutiveFailures: number; lastExit: Exit | null; retryMs: number }
+  | { kind: 'failures-cleared'; previousFailures: number }
+  | { kind: 'worker-output-dropped'; lines: number }
+  | { kind: 'tree-term-sent'; pgid: number | null; pids: number[] }
+  | { kind: 'tree-kill-sent'; pids: number[]; afterMs: number }
+  | { kind: 'tree-survivors-killed'; pids: number[] }
+  | { kind: 'tree-gone'; durationMs: number }
+  | { kind: 'tree-survivors-left'; pids: number[] }
+  | { kind: 'memory-sample'; level: string; availableBytes: number; treeRssBytes: number; treeProcesses: number; nextPollMs: number }
+  | { kind: 'memory-verdict'; level: string; verdict: string; availableBytes: number; treeRssBytes: number }
+  | { kind: 'memory-kill'; pid: number; comm: string; rssBytes: number; reason: string; availableBytes: number; treeRssBytes: number }
+  | { kind: 'memory-kill-escalated'; pid: number; comm: string; graceMs: number }
+  | { kind: 'memory-kill-done'; pid: number; availableBefore: number; availableAfter: number; treeRssBefore: number; treeRssAfter: number }
+  | { kind: 'memory-restart'; reason: string; availableBytes: number; treeRssBytes: number; limitBytes: number | null }
+  | { kind: 'memory-threshold-warning'; message: string }
+  | { kind: 'control-error'; message: string }
+  | { kind: 'log-problem'; message: string }
+  | { kind: 'unexpected'; message: string }
+  | { kind: 'internal-error'; message: string };
+
+export type LogEventKind = LogEvent['kind'];
+
+type Fields = Record<string, string | number | boolean | null | undefined | readonly (string | number)[]>;
+interface Rendering<E> { level: LogLevel; text: (e: E) => [message: string, fields?: Fields] }
+type Formats = { [K in LogEventKind]: Rendering<Extract<LogEvent, { kind: K }>> };
+
+const exitText = (e: Exit | null): string =>
+  e === null ? 'none' : e.signal !== null ? `signal ${e.signal}` : `code ${e.code ?? '?'}`;
+const mib = (bytes: number): string => `${(bytes / 1048576).toFixed(1)}MiB`;
+
+export const FORMATS: Formats = {
+  'daemon-started': { level: 'info', text: (e) => ['daemon started', { pid: e.pid, version: e.version, instance: e.instanceId, config: e.configPath ?? '(defaults)', log: e.logTarget }] },
+  'daemon-ready': { level: 'info', text: (e) => ['daemon ready', { socket: e.socketPath }] },
+  'daemon-stopping': { level: 'info', text: (e) => ['daemon stopping', { reason: e.reason }] },
+  'daemon-stopped': { level: 'info', text: (e) => ['daemon stopped', { took_ms: e.durationMs }] },
+  'daemon-force-stop': { level: 'warn', text: (e) => ['forcing stop: killing the worker tree now', { reason: e.reason }] },
+  'config-reloaded': { level: 'info', text: (e) => ['configuration reloaded', { config: e.path ?? '(defaults)' }] },
+  'config-reload-rejected': { level: 'error', text: (e) => [`configuration reload rejected, keeping the old one: ${e.message}`] },
+  'orphan-tree-found': { level: 'warn', text: (e) => ['worker tree of a previous daemon found; stopping it before starting', { instance: e.instanceId, previous_pid: e.previousPid, pids: e.pids }] },
+  'worker-spawned': { level: 'info', text: (e) => ['worker spawned', { generation: e.generation, pid: e.pid, argv: e.argv, cwd: e.cwd }] },
+  'worker-spawn-failed': { level: 'error', text: (e) => [`worker spawn failed: ${e.reason}`, { generation: e.generation }] },
+  'worker-exited': { level: 'warn', text: (e) => [`worker exited with ${exitText(e)}`, { generation: e.generation, pid: e.pid, uptime_ms: e.uptimeMs }] },
+  'worker-state': { level: 'info', text: (e) => [`worker state ${e.from} -> ${e.to}`] },
+  'restart-scheduled': { level: 'info', text: (e) => [`restarting worker in ${e.delayMs} ms`, { cause: e.cause, consecutive_failures: e.consecutiveFailures }] },
+  'worker-failed': { level: 'error', text: (e) => [`worker failed ${e.consecutiveFailures} times in a row (last exit: ${exitText(e.lastExit)}); still retrying every ${e.retryMs} ms`] },
+  'failures-cleared': { level: 'info', text: (e) => ['worker ran stable; failure count cleared', { previous_failures: e.previousFailures }] },
+  'worker-output-dropped': { level: 'warn', text: (e) => ['worker output lines dropped', { lines: e.lines }] },
+  'tree-term-sent': { level: 'info', text: (e) => ['SIGTERM sent to the worker tree', { pgid: e.pgid, pids: e.pids }] },
+  'tree-kill-sent': { level: 'warn', text: (e) => [`SIGKILL sent after ${e.afterMs} ms`, { pids: e.pids }] },
+  'tree-survivors-killed': { level: 'warn', text: (e) => ['escaped tree members found and killed', { pids: e.pids }] },
+  'tree-gone': { level: 'info', text: (e) => ['worker tree gone', { took_ms: e.durationMs }] },
+  'tree-survivors-left': { level: 'error', text: (e) => ['worker tree members survived SIGKILL', { pids: e.pids }] },
+  'memory-sample': { level: 'debug', text: (e) => ['memory', { level: e.level, available: mib(e.availableBytes), tree_rss: mib(e.treeRssBytes), tree_processes: e.treeProcesses, next_poll_ms: e.nextPollMs }] },
+  'memory-verdict': { level: 'info', text: (e) => [`memory ${e.level}: ${e.verdict}`, { available: mib(e.availableBytes), tree_rss: mib(e.treeRssBytes) }] },
+  'memory-kill': { level: 'warn', text: (e) => [`memory ${e.reason}: sending SIGTERM to ${e.comm}`, { pid: e.pid, rss: mib(e.rssBytes), available: mib(e.availableBytes), tree_rss: mib(e.treeRssBytes) }] },
+  'memory-kill-escalated': { level: 'warn', text: (e) => [`memory: ${e.comm} ignored SIGTERM for ${e.graceMs} ms; sending SIGKILL`, { pid: e.pid }] },
+  'memory-kill-done': { level: 'warn', text: (e) => ['memory: victim gone', { pid: e.pid, available_before: mib(e.availableBefore), available_after: mib(e.availableAfter), tree_rss_before: mib(e.treeRssBefore), tree_rss_after: mib(e.treeRssAfter) }] },
+  'memory-restart': { level: 'warn', text: (e) => [`memory ${e.reason}: restarting the worker`, { available: mib(e.availableBytes), tree_rss: mib(e.treeRssBytes), limit: e.limitBytes === null ? null : mib(e.limitBytes) }] },
+  'memory-threshold-warning': { level: 'warn', text: (e) => [e.message] },
+  'control-error': { level: 'warn', text: (e) => [`control: ${e.message}`] },
+  'log-problem': { level: 'warn', text: (e) => [`log: ${e.message}`] },
+  'unexpected': { level: 'warn', text: (e) => [`can't happen: ${e.message}`] },
+  'internal-error': { level: 'error', text: (e) => [`internal error: ${e.message}`] },
+};
+
+function renderValue(v: Fields[string]): string {
+  if (Array.isArray(v)) return `[${v.map((x) => renderValue(x as string | number)).join(',')}]`;
+  if (typeof v === 'string') return /^[\w./:@+-]+$/.test(v) ? v : JSON.stringify(v);
+  return String(v);
+}
+
+/** The level and the text of an event, as one line without timestamp: `message key=value ...`. */
+export function renderEvent(event: LogEvent): { level: LogLevel; text: string } {
+  const format = FORMATS[event.kind] as Rendering<LogEvent>;
+  const [message, fields = {}] = format.text(event);
+  const parts = [message];
+  for (const [key, value] of Object.entries(fields)) {
+    if (value !== undefined) parts.push(`${key}=${renderValue(value)}`);
+  }
+  return { level: format.level, text: parts.join(' ') };
+}

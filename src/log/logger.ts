@@ -1,0 +1,102 @@
+// One line per event, one write per line. Two styles: `plain` (timestamp and level, for a terminal
+// or a file) and `journald` (a `<N>` syslog priority prefix, no timestamp: journald adds its own).
+
+import { fstatSync } from 'node:fs';
+import { FORMATS, LOG_LEVELS, renderEvent, type LogEvent, type LogLevel } from './events.js';
+
+export interface LineSink {
+  /** `line` ends with '\n'. Must not throw. */
+  write(line: string): void;
+}
+
+export type LogStyle = 'plain' | 'journald';
+
+const SYSLOG_PRIORITY: Record<LogLevel, number> = { error: 3, warn: 4, info: 6, debug: 7 };
+const LEVEL_LABEL: Record<LogLevel, string> = { error: 'ERROR', warn: 'WARN ', info: 'INFO ', debug: 'DEBUG' };
+
+export interface LogRecord {
+  atMs: number;
+  level: LogLevel;
+  text: string;
+  event: LogEvent | null;
+}
+
+export class Logger {
+  private minRank: number;
+  private readonly listeners = new Set<(r: LogRecord) => void>();
+
+  constructor(
+    private readonly sink: LineSink,
+    private readonly style: LogStyle,
+    minLevel: LogLevel = 'info',
+    private readonly now: () => number = Date.now,
+  ) {
+    this.minRank = LOG_LEVELS.indexOf(minLevel);
+  }
+
+  setLevel(level: LogLevel): void {
+    this.minRank = LOG_LEVELS.indexOf(level);
+  }
+
+  /** True when lines of `level` are written; callers skip building costly events otherwise. */
+  enabled(level: LogLevel): boolean {
+    return LOG_LEVELS.indexOf(level) >= this.minRank;
+  }
+
+  emit(event: LogEvent): void {
+    // Disabled levels cost one lookup: nothing is formatted.
+    if (!this.enabled(FORMATS[event.kind].level) && this.listeners.size === 0) return;
+    const { level, text } = renderEvent(event);
+    this.record(level, text, event);
+  }
+
+  /** A line that is not a daemon event, such as the worker's output in a log file. */
+  line(level: LogLevel, text: string): void {
+    this.record(level, text, null);
+  }
+
+  subscribe(listener: (r: LogRecord) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private record(level: LogLevel, text: string, event: LogEvent | null): void {
+    const atMs = this.now();
+    for (const listener of this.listeners) listener({ atMs, level, text, event });
+    if (!this.enabled(level)) return;
+    this.sink.write(this.style === 'journald'
+      ? `<${SYSLOG_PRIORITY[level]}>${text}\n`
+      : `${new Date(atMs).toISOString()} ${LEVEL_LABEL[level]} ${text}\n`);
+  }
+}
+
+/**
+ * True when file descriptor `fd` is the stream journald gave us: systemd sets JOURNAL_STREAM to
+ * "<device>:<inode>" of the stream it connected, and we compare it with what `fd` is now (a shell
+ * redirect under systemd leaves the variable but changes the fd).
+ */
+export function isJournaldStream(env: Record<string, string | undefined>, fd = 2): boolean {
+  const value = env.JOURNAL_STREAM;
+  if (!value) return false;
+  const [dev, ino] = value.split(':');
+  if (!dev || !ino) return false;
+  try {
+    const st = fstatSync(fd, { bigint: true });
+    return st.dev === BigInt(dev) && st.ino === BigInt(ino);
+  } catch {
+    return false; // fd closed: certainly not journald's stream
+  }
+}
+
+/** Writes to stderr; after EPIPE (reader gone) output becomes a no-op instead of crashing the daemon. */
+export function stderrSink(stream: NodeJS.WriteStream = process.stderr): LineSink {
+  let broken = false;
+  stream.on('error', () => {
+    broken = true;
+  });
+  return {
+    write(line) {
+      if (!broken) stream.write(line);
+    },
+  };
+}

@@ -1,0 +1,194 @@
+// The daemon's life through the CLI: `start` daemonizes and returns once the worker runs, `status`
+// reports it, `stop` returns only once daemon and worker tree are gone; how every command finds the
+// daemon; how `start` and `stop` fail.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { StatusData } from '../../src/control/protocol.js';
+import { VERSION } from '../../src/version.js';
+import { isAlive } from '../helpers/daemon.js';
+import { markedPids, sandbox } from '../helpers/sandbox.js';
+import { waitFor } from '../helpers/wait.js';
+
+const toml = (value: unknown): string => JSON.stringify(value);
+
+/** Session id of a process (field 6 of /proc/<pid>/stat). */
+function sessionOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]);
+}
+
+const keys = (o: object | null): string[] => Object.keys(o ?? {}).sort();
+
+test('start daemonizes and returns once the worker runs; status reports it; stop returns once everything is gone', async (t) => {
+  // The worker takes 0.5 s to exit on SIGTERM, so `stop` returning early would be seen. One process
+  // (tree-stop would SIGTERM a helper started by a shell trap as well).
+  const script = [
+    "process.on('SIGTERM', () => setTimeout(() => process.exit(0), 500));",
+    "console.log('worker out ' + process.env.AUTOPILOTD_GENERATION); console.error('worker err');",
+    'setInterval(() => {}, 1e6);',
+  ].join(' ');
+  const argv = [process.execPath, '-e', script];
+  const box = sandbox(t, { body: `[worker]\ncommand = ${toml(argv)}\nstop_timeout_ms = 3000\n` });
+
+  const { pid, workerPid } = await box.start();
+  assert.ok(isAlive(pid) && isAlive(workerPid), 'daemon and worker run when start returns');
+  assert.equal(sessionOf(pid), pid, 'the daemon leads its own session: detached from the terminal of start');
+  assert.equal(readFileSync(box.pidFile, 'utf8'), `${pid}\n`);
+  const record = box.instanceRecord()!;
+  assert.equal(record.pid, pid);
+  assert.equal(record.worker?.pid, workerPid, 'the instance record names the worker for crash recovery');
+  assert.deepEqual(markedPids(record.instance_id).includes(workerPid), true, 'the worker carries the instance marker');
+
+  // Files: the socket directory did not exist and was created private; the socket is 0600.
+  assert.equal(statSync(join(box.dir, 'run')).mode & 0o777, 0o700);
+  const socket = statSync(box.socketPath);
+  assert.ok(socket.isSocket());
+  assert.equal(socket.mode & 0o777, 0o600);
+  assert.equal(statSync(box.logPath).mode & 0o777, 0o600);
+
+  const human = await box.cli(['status']);
+  assert.equal(human.code, 0, human.stderr);
+  assert.match(human.stdout, new RegExp(`^autopilotd ${VERSION}: running, pid ${pid}, up `));
+  assert.match(human.stdout, new RegExp(`\\n  config: +${box.configPath}\\n`));
+  assert.match(human.stdout, new RegExp(`\\n  worker: +running, pid ${workerPid}, generation 1, up `));
+  assert.match(human.stdout, /\n {2}restarts: +0 \(crash 0, memory 0, operator 0, health 0\); consecutive failures 0\n/);
+
+  // The first memory sample may still be on its way when the worker has just started.
+  const status = await waitFor('a status with a memory sample', async () => {
+    const r = await box.cli(['status', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const s = JSON.parse(r.stdout) as StatusData;
+    return s.memory === null ? null : s;
+  });
+  assert.deepEqual(keys(status), ['daemon', 'memory', 'restarts', 'worker']);
+  assert.deepEqual(keys(status.daemon), ['config_path', 'pid', 'started_at', 'uptime_ms', 'version']);
+  assert.deepEqual(keys(status.worker), ['command', 'consecutive_failures', 'generation', 'last_exit', 'next_restart_at', 'pid', 'started_at', 'state', 'uptime_ms']);
+  assert.deepEqual(keys(status.restarts), ['crash', 'health', 'memory', 'operator', 'total']);
+  assert.deepEqual(keys(status.memory), ['available_bytes', 'last_action', 'level', 'psi', 'top', 'tree_processes', 'tree_rss_bytes']);
+  assert.equal(status.daemon.pid, pid);
+  assert.equal(status.daemon.version, VERSION);
+  assert.equal(status.daemon.config_path, box.configPath);
+  assert.ok(status.daemon.uptime_ms >= 0 && !Number.isNaN(Date.parse(status.daemon.started_at)));
+  assert.deepEqual(
+    { ...status.worker, started_at: null, uptime_ms: null },
+    { state: 'running', pid: workerPid, generation: 1, started_at: null, uptime_ms: null, command: argv, consecutive_failures: 0, next_restart_at: null, last_exit: null },
+  );
+  assert.deepEqual(status.restarts, { total: 0, crash: 0, memory: 0, operator: 0, health: 0 });
+
+  // Background mode: daemon events and the worker's stdout and stderr all go to the log file.
+  await box.waitForLog(/ INFO {2}worker\[1\] worker out 1$/);
+  await box.waitForLog(/ INFO {2}worker\[1\] worker err$/);
+  assert.match(box.log(), new RegExp(`daemon started pid=${pid} `));
+
+  const again = await box.cli(['start']);
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, new RegExp(`^autopilotd: already running \\(pid ${pid}, socket ${box.socketPath}\\)\\n$`));
+  assert.deepEqual(box.daemons(), [pid], 'still one daemon');
+  assert.equal((await box.status()).worker.pid, workerPid, 'the worker was not touched');
+
+  const began = Date.now();
+  const stop = await box.cli(['stop']);
+  assert.equal(stop.code, 0, stop.stderr);
+  assert.equal(stop.stdout, `autopilotd stopped (pid ${pid})\n`);
+  assert.ok(Date.now() - began >= 450, 'stop waited for the worker to finish its SIGTERM handler');
+  assert.equal(isAlive(pid), false, 'the daemon has exited when stop returns');
+  assert.deepEqual(markedPids(record.instance_id), [], 'the worker tree is gone when stop returns');
+  for (const path of [box.pidFile, `${box.pidFile}.instance`, box.socketPath]) assert.equal(existsSync(path), false, `${path} removed`);
+  await box.waitForLog(/daemon stopped/);
+});
+
+test('with no daemon: status exits 3, stop exits 0, and the worker commands exit 3', async (t) => {
+  const box = sandbox(t);
+  const status = await box.cli(['status']);
+  assert.equal(status.code, 3);
+  assert.equal(status.stderr, `autopilotd is not running (no daemon at ${box.socketPath})\n`);
+  assert.equal((await box.cli(['status', '--json'])).code, 3);
+  const stop = await box.cli(['stop']);
+  assert.equal(stop.code, 0);
+  assert.equal(stop.stdout, 'autopilotd is not running; nothing to stop\n');
+  for (const cmd of ['restart-worker', 'stop-worker', 'start-worker', 'reload']) {
+    const r = await box.cli([cmd]);
+    assert.equal(r.code, 3, `${cmd}: ${r.stderr}`);
+    assert.match(r.stderr, /is not running/);
+  }
+});
+
+test('every command finds the daemon through AUTOPILOTD_CONFIG and environment overrides, as the daemon did', async (t) => {
+  const box = sandbox(t);
+  const altSocket = join(box.dir, 'alt', 'alt.sock');
+  const env = { AUTOPILOTD_CONFIG: box.configPath, AUTOPILOTD_SOCKET_PATH: altSocket };
+  const { pid } = await box.start({ env, noConfigFlag: true });
+  assert.ok(statSync(altSocket).isSocket(), 'the daemon listens where the environment said');
+  assert.equal(existsSync(box.socketPath), false);
+
+  const viaEnv = await box.cli(['status', '--json'], { env, noConfigFlag: true });
+  assert.equal(viaEnv.code, 0, viaEnv.stderr);
+  const status = JSON.parse(viaEnv.stdout) as StatusData;
+  assert.equal(status.daemon.pid, pid);
+  assert.equal(status.daemon.config_path, box.configPath);
+  // The file alone points elsewhere: without the override there is no daemon there.
+  const viaFile = await box.cli(['status']);
+  assert.equal(viaFile.code, 3);
+  assert.match(viaFile.stderr, new RegExp(`no daemon at ${box.socketPath}`));
+  // The flag wins over AUTOPILOTD_CONFIG, and env overrides still apply on top of the flag's file.
+  const flagAndEnv = await box.cli(['status'], { env: { AUTOPILOTD_CONFIG: join(box.dir, 'missing.toml'), AUTOPILOTD_SOCKET_PATH: altSocket } });
+  assert.equal(flagAndEnv.code, 0, flagAndEnv.stderr);
+
+  const restart = await box.cli(['restart-worker'], { env, noConfigFlag: true });
+  assert.equal(restart.code, 0, restart.stderr);
+  const stop = await box.cli(['stop'], { env, noConfigFlag: true });
+  assert.equal(stop.code, 0, stop.stderr);
+  assert.equal(isAlive(pid), false);
+});
+
+test('start fails with exit 1 and the last log lines when the daemon cannot start, without waiting for a timeout', async (t) => {
+  const box = sandbox(t);
+  const blocker = join(box.dir, 'not-a-dir');
+  writeFileSync(blocker, '');
+  // pid_file below a regular file: every write there fails with ENOTDIR.
+  writeFileSync(box.configPath, readFileSync(box.configPath, 'utf8').replace(toml(box.pidFile), toml(join(blocker, 'd.pid'))));
+  const began = Date.now();
+  const r = await box.cli(['start']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^autopilotd: cannot start: .*not-a-dir\/d\.pid\.instance.*\n/);
+  assert.match(r.stderr.split('\n')[0]!, /ENOTDIR/);
+  assert.match(r.stderr, new RegExp(`last log lines from ${box.logPath}:\\n  .* INFO  daemon started pid=\\d+ `));
+  assert.ok(Date.now() - began < 10_000, 'the failure was reported at once, not after the startup timeout');
+  await waitFor(() => `the failed daemon to exit: ${JSON.stringify(box.processes())}`, () => box.processes().length === 0);
+  assert.doesNotMatch(box.log(), /worker spawned/);
+});
+
+test('start exits 1 when the worker cannot be spawned, naming why; the daemon stays and retries', async (t) => {
+  const box = sandbox(t, { body: '[worker]\ncommand = ["/nonexistent/agent"]\nstop_timeout_ms = 2000\n[restart]\ninitial_backoff_ms = 60000\n' });
+  const r = await box.cli(['start']);
+  box.remember();
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^autopilotd: daemon started \(pid (\d+)\) but the worker did not: it is backoff and will be retried\.\n/);
+  assert.match(r.stderr, /worker spawn failed: .*\/nonexistent\/agent/);
+  const status = await box.status();
+  assert.equal(status.worker.state, 'backoff');
+  assert.equal(status.worker.pid, null);
+  assert.equal(status.worker.consecutive_failures, 1);
+  assert.ok(status.worker.next_restart_at !== null && Date.parse(status.worker.next_restart_at) > Date.now() + 30_000);
+  const stop = await box.cli(['stop']);
+  assert.equal(stop.code, 0, stop.stderr);
+});
+
+test('stop --timeout gives up with exit 1 while the worker outlives it; the daemon still completes its shutdown', async (t) => {
+  // `sleep` inherits the ignored SIGTERM: only the SIGKILL after stop_timeout_ms ends it.
+  const box = sandbox(t, { body: '[worker]\ncommand = ["sh", "-c", "trap \\"\\" TERM; exec sleep 1000"]\nstop_timeout_ms = 3000\n' });
+  const { pid, workerPid } = await box.start();
+  const began = Date.now();
+  const r = await box.cli(['stop', '--timeout', '300ms']);
+  const tookMs = Date.now() - began;
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^autopilotd: stop failed: no reply to shutdown from .* within 300 ms \(timeout\)\n$/);
+  assert.ok(tookMs < 2700, `stop gave up after ${tookMs} ms, before the worker's 3 s grace ran out`);
+  assert.ok(isAlive(workerPid), 'the worker still runs: its grace is not over');
+  await waitFor('the daemon to finish its shutdown', () => !isAlive(pid) && !isAlive(workerPid), 15_000);
+  assert.equal(existsSync(box.pidFile), false);
+  await box.waitForLog(/worker tree gone/);
+});

@@ -1,0 +1,110 @@
+// The background daemon's log file and `autopilotd logs`: rotation by size keeps at most
+// logs.max_files files, `logs -n N` reads across rotated files, `logs -f` follows new worker
+// output across a rotation until SIGINT.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { CLI, cleanEnv, REPO_ROOT } from '../helpers/daemon.js';
+import { SANDBOX_ENV, sandbox } from '../helpers/sandbox.js';
+import { waitFor } from '../helpers/wait.js';
+
+const MAX_FILE_BYTES = 65_536;
+const PAD = 'x'.repeat(90);
+
+/** The numbers N of lines "... worker[gen] <word> N ..." in order. */
+function numbers(lines: string[], gen: number, word: string): number[] {
+  const re = new RegExp(` worker\\[${gen}\\] ${word} (\\d+) `);
+  return lines.flatMap((l) => {
+    const m = re.exec(l);
+    return m ? [Number(m[1])] : [];
+  });
+}
+
+const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+test('a chatty worker rotates the log: at most max_files files of at most max_file_bytes; logs -n N reads across them', async (t) => {
+  const lines = 5000;
+  const script = `i=0; while [ $i -lt ${lines} ]; do echo "chatty $i ${PAD}"; i=$((i+1)); done; echo "chatty done"; exec sleep 1000`;
+  const box = sandbox(t, {
+    body: `[worker]\ncommand = ["sh", "-c", ${JSON.stringify(script)}]\nstop_timeout_ms = 2000\n`,
+    logs: `max_file_bytes = ${MAX_FILE_BYTES}\nmax_files = 3`,
+  });
+  const missing = await box.cli(['logs']);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, new RegExp(`^autopilotd: no log file at ${box.logPath}\\.\\n`));
+
+  await box.start();
+  await box.waitForLog(/ worker\[1\] chatty done$/, 30_000);
+
+  assert.deepEqual(readdirSync(box.logDir).sort(), ['autopilotd.log', 'autopilotd.log.1', 'autopilotd.log.2']);
+  for (const name of readdirSync(box.logDir)) {
+    const size = statSync(join(box.logDir, name)).size;
+    assert.ok(size > 0 && size <= MAX_FILE_BYTES, `${name} is ${size} bytes`);
+  }
+  const oldest = readFileSync(join(box.logDir, 'autopilotd.log.2'), 'utf8').split('\n');
+  assert.ok(numbers(oldest, 1, 'chatty')[0]! > 0, 'the oldest lines were rotated away');
+
+  // Everything kept, oldest first, with no line lost or repeated at the file boundaries.
+  const all = await box.cli(['logs', '-n', '100000']);
+  assert.equal(all.code, 0, all.stderr);
+  const kept = all.stdout.split('\n').slice(0, -1);
+  const seen = numbers(kept, 1, 'chatty');
+  assert.deepEqual(seen, range(seen[0]!, lines - 1));
+  assert.equal(kept.at(-1), box.log().split('\n').at(-2), 'the last line is the last line of the current file');
+
+  // 600 lines is more than the current file holds (at most 64 KiB / ~140 bytes), so it spans files.
+  const currentLines = box.log().split('\n').length - 1;
+  assert.ok(currentLines < 600, `the current file holds ${currentLines} lines`);
+  const some = await box.cli(['logs', '-n', '600']);
+  assert.equal(some.code, 0, some.stderr);
+  assert.deepEqual(some.stdout.split('\n').slice(0, -1), kept.slice(-600));
+
+  const five = await box.cli(['logs', '-n', '5']);
+  assert.deepEqual(five.stdout.split('\n').slice(0, -1), kept.slice(-5));
+  assert.equal((await box.cli(['stop'])).code, 0);
+});
+
+test('logs -f prints the last lines, then new worker lines as they come, across a rotation, until SIGINT', async (t) => {
+  const lines = 1500;
+  // Generation 1 idles; generation 2 writes about 210 KB: three rotations of 64 KiB files. Five files
+  // of 64 KiB hold everything written, so no file is deleted while the follower may lag behind.
+  const script = `if [ "$AUTOPILOTD_GENERATION" = 1 ]; then echo "gen 1 ready"; exec sleep 1000; fi; `
+    + `i=0; while [ $i -lt ${lines} ]; do echo "follow $i ${PAD}"; i=$((i+1)); done; echo "gen 2 done"; exec sleep 1000`;
+  const box = sandbox(t, {
+    body: `[worker]\ncommand = ["sh", "-c", ${JSON.stringify(script)}]\nstop_timeout_ms = 2000\n`,
+    logs: `max_file_bytes = ${MAX_FILE_BYTES}\nmax_files = 5`,
+  });
+  await box.start();
+  await box.waitForLog(/ worker\[1\] gen 1 ready$/);
+
+  const follower = spawn(process.execPath, [CLI, 'logs', '-f', '-n', '20', '--config', box.configPath], {
+    cwd: REPO_ROOT,
+    env: { ...cleanEnv(), [SANDBOX_ENV]: box.id },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  follower.stdout.on('data', (c: Buffer) => (out += c));
+  follower.stderr.on('data', (c: Buffer) => (err += c));
+  const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => follower.on('exit', (code, signal) => resolve([code, signal])));
+  t.after(() => void follower.kill('SIGKILL'));
+
+  await waitFor(() => `logs -f to print the existing lines; so far:\n${out}${err}`, () => out.includes(' worker[1] gen 1 ready\n'));
+  assert.ok(out.startsWith(box.log().split('\n')[0]!), 'it starts with the last lines of the file (here, all of them)');
+
+  const restart = await box.cli(['restart-worker']);
+  assert.equal(restart.code, 0, restart.stderr);
+  await waitFor(() => `logs -f to print generation 2's output; tail:\n${out.slice(-500)}${err}`, () => out.includes(' worker[2] gen 2 done\n'), 30_000);
+  assert.ok(readdirSync(box.logDir).length >= 4, `the log rotated meanwhile: ${readdirSync(box.logDir).join(', ')}`);
+  const printed = out.split('\n').slice(0, -1);
+  assert.deepEqual(numbers(printed, 2, 'follow'), range(0, lines - 1), 'every new line once, in order');
+  assert.ok(printed.some((l) => / INFO {2}worker spawned generation=2 /.test(l)), 'daemon events too');
+  assert.equal(new Set(printed).size, printed.length, 'no line twice');
+
+  follower.kill('SIGINT');
+  assert.deepEqual(await exited, [0, null], `logs -f ends cleanly on SIGINT; stderr: ${err}`);
+  assert.equal((await box.cli(['stop'])).code, 0);
+});

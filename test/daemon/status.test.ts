@@ -1,0 +1,54 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildStatus } from '../../src/daemon/status.js';
+import { initialWorkerModel } from '../../src/policy/worker-state.js';
+import { formatStatus } from '../../src/cli/format-status.js';
+
+const t0 = Date.parse('2026-11-25T10:00:00.000Z');
+
+test('status carries the documented fields with ISO times and ms durations', () => {
+  const worker = {
+    ...initialWorkerModel(), state: 'running' as const, pid: 77, generation: 4, startedAtMs: t0 + 1000,
+    consecutiveFailures: 2, lastExit: { code: 1, signal: null, atMs: t0 + 500, uptimeMs: 300 },
+    restarts: { total: 3, crash: 2, memory: 1, operator: 0, health: 0 },
+  };
+  const s = buildStatus({ nowMs: t0 + 5000, daemon: { pid: 10, version: '9.9.9', startedAtMs: t0, configPath: '/c.toml' }, worker, command: ['node', 'w'], memory: null });
+  assert.deepEqual(s, {
+    daemon: { pid: 10, version: '9.9.9', started_at: '2026-11-25T10:00:00.000Z', uptime_ms: 5000, config_path: '/c.toml' },
+    worker: {
+      state: 'running', pid: 77, generation: 4, started_at: '2026-11-25T10:00:01.000Z', uptime_ms: 4000, command: ['node', 'w'],
+      consecutive_failures: 2, next_restart_at: null,
+      last_exit: { code: 1, signal: null, at: '2026-11-25T10:00:00.500Z', uptime_ms: 300 },
+    },
+    restarts: { total: 3, crash: 2, memory: 1, operator: 0, health: 0 },
+    memory: null,
+  });
+});
+
+test('a worker waiting in backoff has no pid or uptime but a next restart time', () => {
+  const worker = { ...initialWorkerModel(), state: 'backoff' as const, generation: 2, startedAtMs: t0, nextStartAtMs: t0 + 8000 };
+  const s = buildStatus({ nowMs: t0 + 5000, daemon: { pid: 10, version: '1', startedAtMs: t0, configPath: null }, worker, command: ['x'], memory: null });
+  assert.equal(s.worker.pid, null);
+  assert.equal(s.worker.uptime_ms, null);
+  assert.equal(s.worker.next_restart_at, '2026-11-25T10:00:08.000Z');
+  const text = formatStatus(s, t0 + 5000);
+  assert.match(text, /worker: +backoff, generation 2/);
+  assert.match(text, /next start: in 3\.0s/);
+  assert.match(text, /config: +\(built-in defaults\)/);
+});
+
+test('the human summary shows memory, the largest processes and the last action', () => {
+  const s = buildStatus({
+    nowMs: t0 + 60_000, daemon: { pid: 1, version: '1', startedAtMs: t0, configPath: null },
+    worker: { ...initialWorkerModel(), state: 'running', pid: 5, startedAtMs: t0 }, command: ['x'],
+    memory: {
+      level: 'low', available_bytes: 1024 ** 3, psi: { some_avg10: 1.5, full_avg10: 0.2 }, tree_rss_bytes: 300 * 1024 ** 2, tree_processes: 4,
+      top: [{ pid: 9, comm: 'node', rss_bytes: 200 * 1024 ** 2 }],
+      last_action: { kind: 'kill', reason: 'low', pid: 9, comm: 'node', rss_bytes: 600 * 1024 ** 2, at: new Date(t0 + 30_000).toISOString() },
+    },
+  });
+  const text = formatStatus(s, t0 + 60_000);
+  assert.match(text, /memory: +low; available 1\.0 GiB; pressure some 1\.50%; worker tree 300\.0 MiB in 4 processes/);
+  assert.match(text, /largest: +node\[9\] 200\.0 MiB/);
+  assert.match(text, /last memory action: kill node\[9\] 600\.0 MiB \(low\), 30s ago/);
+});

@@ -1,0 +1,141 @@
+// The supervisor with real daemons and real workers: restart schedule, failed state, whole-tree
+// stop on SIGTERM, forced stop on a second SIGINT, spawn failures, restart = "on-failure".
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { FIXTURES, isAlive, makeTempDir, startForeground, writeConfig, type ForegroundDaemon } from '../helpers/daemon.js';
+import { waitFor } from '../helpers/wait.js';
+
+const timeOf = (line: string): number => Date.parse(line.slice(0, 24));
+
+async function withDaemon(t: { after(fn: () => Promise<void> | void): void }, body: string, top = ''): Promise<{ daemon: ForegroundDaemon; dir: string }> {
+  const dir = makeTempDir();
+  let daemon: ForegroundDaemon | null = null;
+  t.after(async () => {
+    await daemon?.cleanup();
+    dir.cleanup();
+  });
+  daemon = await startForeground(writeConfig(dir.path, body, top));
+  return { daemon, dir: dir.path };
+}
+
+test('a crashing worker is restarted on the backoff schedule, turns failed, and is still retried', async (t) => {
+  const { daemon } = await withDaemon(t, `
+[worker]
+command = ["sh", "-c", "exit 3"]
+[restart]
+initial_backoff_ms = 50
+max_backoff_ms = 400
+backoff_multiplier = 2.0
+max_consecutive_restarts = 4
+stable_after_ms = 60000
+`);
+  // Six spawns: five failures (the fifth past the budget of 4) and a retry after failed.
+  await daemon.waitForLine(/worker spawned generation=6 /, 30_000);
+  const scheduled = daemon.matching(/restarting worker in \d+ ms/).slice(0, 5);
+  const delays = scheduled.map((l) => Number(/in (\d+) ms/.exec(l)![1]));
+  assert.deepEqual(delays, [50, 100, 200, 400, 400]);
+  assert.ok(daemon.matching(/worker failed 4 times in a row \(last exit: code 3\); still retrying every 400 ms/).length >= 1, 'failed state logged with the last exit status');
+  assert.ok(daemon.matching(/worker state stopping -> failed/).length >= 1);
+  // The observed gap from each scheduled restart to the next spawn follows the schedule,
+  // with generous slack on the late side for a loaded machine.
+  const spawns = daemon.matching(/worker spawned generation=/);
+  for (let i = 0; i < 5; i++) {
+    const gap = timeOf(spawns[i + 1]!) - timeOf(scheduled[i]!);
+    assert.ok(gap >= delays[i]! - 2, `gap ${i + 1} was ${gap} ms, scheduled ${delays[i]} ms`);
+    assert.ok(gap <= delays[i]! + 1500, `gap ${i + 1} was ${gap} ms, scheduled ${delays[i]} ms`);
+  }
+});
+
+test('SIGTERM stops the whole tree, escapees included, removes pid file and socket, and exits 0', async (t) => {
+  const scratch = makeTempDir();
+  t.after(() => scratch.cleanup());
+  const graceMs = 1500;
+  const { daemon, dir } = await withDaemon(t, `
+[worker]
+command = ["sh", ${JSON.stringify(join(FIXTURES, 'tree-worker.sh'))}, ${JSON.stringify(scratch.path)}]
+stop_timeout_ms = ${graceMs}
+`);
+  const line = await waitFor('the tree fixture to print its pids', () => daemon.stdout.split('\n').find((l) => l.startsWith('{"worker"')));
+  const pids = JSON.parse(line) as { worker: number; children: number[]; setsidParent: number; setsid: number; daemon: number; termIgnorer: number };
+  const all = [pids.worker, ...pids.children, pids.setsidParent, pids.setsid, pids.daemon, pids.termIgnorer];
+  assert.equal(all.length, 25);
+  assert.deepEqual(all.filter((p) => !isAlive(p)), [], 'all fixture processes run before the stop');
+  assert.ok(existsSync(join(dir, 'd.pid')) && existsSync(join(dir, 'd.sock')));
+
+  const began = Date.now();
+  daemon.child.kill('SIGTERM');
+  const exit = await daemon.exited;
+  const tookMs = Date.now() - began;
+  assert.deepEqual(exit, { code: 0, signal: null });
+  assert.deepEqual(all.filter(isAlive), [], 'no process of the tree survives');
+  assert.ok(tookMs < graceMs + 3000, `stop took ${tookMs} ms; grace is ${graceMs} ms`);
+  assert.ok(daemon.matching(/SIGKILL sent after/).length >= 1, 'the TERM-ignoring child needed SIGKILL');
+  assert.equal(existsSync(join(dir, 'd.pid')), false, 'pid file removed');
+  assert.equal(existsSync(join(dir, 'd.sock')), false, 'socket removed');
+});
+
+test('a second SIGINT during shutdown kills the tree at once instead of waiting out the grace', async (t) => {
+  const { daemon } = await withDaemon(t, `
+[worker]
+command = ["sh", "-c", "trap '' TERM; echo ready; while :; do sleep 1; done"]
+stop_timeout_ms = 60000
+`);
+  await waitFor('the worker to report ready', () => daemon.stdout.includes('ready'));
+  const began = Date.now();
+  daemon.child.kill('SIGINT');
+  await daemon.waitForLine(/SIGTERM sent to the worker tree/);
+  daemon.child.kill('SIGINT');
+  const exit = await daemon.exited;
+  assert.equal(exit.code, 0);
+  assert.ok(Date.now() - began < 10_000, 'the 60 s grace was skipped');
+  assert.ok(daemon.matching(/forcing stop/).length === 1);
+});
+
+test('a missing command is a spawn failure with a clear reason, retried with backoff', async (t) => {
+  const { daemon } = await withDaemon(t, `
+[worker]
+command = ["autopilotd-no-such-command-xyz"]
+[restart]
+initial_backoff_ms = 50
+`);
+  await daemon.waitForLine(/worker spawned|worker spawn failed.*generation=2/);
+  assert.match(daemon.matching(/worker spawn failed/)[0]!, /command not found: autopilotd-no-such-command-xyz/);
+  assert.match(daemon.matching(/restarting worker in/)[0]!, /in 50 ms cause=crash consecutive_failures=1/);
+  assert.equal(daemon.matching(/worker spawned/).length, 0);
+});
+
+test('a missing working_dir is reported as such, not as a missing command', async (t) => {
+  const dir = makeTempDir();
+  let daemon: ForegroundDaemon | null = null;
+  t.after(async () => {
+    await daemon?.cleanup();
+    dir.cleanup();
+  });
+  const config = writeConfig(dir.path, '[worker]\ncommand = ["sleep", "100"]\n');
+  daemon = await startForeground(config, ['--workdir', join(dir.path, 'absent')]);
+  const line = await daemon.waitForLine(/worker spawn failed/);
+  assert.match(line, /working_dir .*absent is not usable \(ENOENT\)/);
+});
+
+test('with restart = "on-failure" an exit 0 leaves the worker stopped and the daemon running', async (t) => {
+  const { daemon } = await withDaemon(t, `
+[worker]
+command = ["sh", "-c", "exit 0"]
+restart = "on-failure"
+`);
+  await daemon.waitForLine(/worker state stopping -> stopped/);
+  assert.equal(daemon.matching(/restarting worker/).length, 0);
+  assert.equal(daemon.child.exitCode, null, 'the daemon keeps running');
+});
+
+test('the worker gets its instance marker, generation and the project flag', async (t) => {
+  const { daemon } = await withDaemon(t, `
+[worker]
+command = ["sh", "-c", "echo \\"env $AUTOPILOTD_INSTANCE $AUTOPILOTD_GENERATION args $*\\"; sleep 100", "sh"]
+`, 'project = "openagents"');
+  const line = await waitFor('the worker to print its environment', () => daemon.stdout.split('\n').find((l) => l.startsWith('env ')));
+  assert.equal(line, `env ${daemon.instanceId} 1 args --project openagents`);
+});

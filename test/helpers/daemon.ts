@@ -1,0 +1,169 @@
+// Real daemons for integration tests: each runs the built CLI on a temp config in its own temp dir,
+// and cleanup ends everything it started (the daemon by PID, its worker tree by instance marker).
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ProcTable } from '../../src/os/proc-table.js';
+import { findTree } from '../../src/os/process-tree.js';
+import { waitFor } from './wait.js';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const CLI = join(REPO_ROOT, 'dist/bin/autopilotd.js');
+export const FIXTURES = join(REPO_ROOT, 'test/fixtures');
+
+export interface TempDir {
+  path: string;
+  cleanup(): void;
+}
+
+/** A short temp dir (socket paths are limited to 107 bytes). */
+export function makeTempDir(prefix = 'apd-'): TempDir {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/**
+ * A config file in `dir` with the daemon's files inside it. `body` is TOML appended after the
+ * top-level keys, so it may open sections ([worker], [memory], ...).
+ */
+export function writeConfig(dir: string, body: string, topLevel = ''): string {
+  const path = join(dir, 'daemon.toml');
+  writeFileSync(path, [
+    `working_dir = ${JSON.stringify(dir)}`,
+    `socket_path = ${JSON.stringify(join(dir, 'd.sock'))}`,
+    `pid_file = ${JSON.stringify(join(dir, 'd.pid'))}`,
+    topLevel,
+    body,
+    '',
+  ].join('\n'));
+  return path;
+}
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI to completion. */
+export function runCli(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number; cwd?: string } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { ...cleanEnv(), ...opts.env },
+      cwd: opts.cwd ?? REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c));
+    child.stderr.on('data', (c: Buffer) => (stderr += c));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`autopilotd ${args.join(' ')} did not finish in ${opts.timeoutMs ?? 30_000} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, opts.timeoutMs ?? 30_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/** The test runner's environment minus anything that would steer the daemon under test. */
+export function cleanEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && !k.startsWith('AUTOPILOTD_') && k !== 'JOURNAL_STREAM' && k !== 'NOTIFY_SOCKET') env[k] = v;
+  }
+  return env;
+}
+
+export class ForegroundDaemon {
+  /** Lines of the daemon's stderr: its log. */
+  readonly lines: string[] = [];
+  /** The daemon's stdout: in the foreground, the worker's stdout passes through to it. */
+  stdout = '';
+  private pending = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  instanceId: string | null = null;
+
+  constructor(readonly child: ChildProcess, readonly configPath: string) {
+    child.stderr!.on('data', (chunk: Buffer) => {
+      const text = this.pending + chunk.toString('utf8');
+      const parts = text.split('\n');
+      this.pending = parts.pop() ?? '';
+      for (const line of parts) {
+        this.lines.push(line);
+        const m = / instance=(\S+)/.exec(line);
+        if (m && this.instanceId === null) this.instanceId = m[1]!;
+      }
+    });
+    this.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** Resolves with the first log line (from index `from`) matching `pattern`. */
+  waitForLine(pattern: RegExp, timeoutMs = 15_000, from = 0): Promise<string> {
+    const what = (): string => `a daemon log line matching ${pattern}\n--- log so far ---\n${this.lines.join('\n')}`;
+    return waitFor(what, () => this.lines.slice(from).find((l) => pattern.test(l)), timeoutMs);
+  }
+
+  /** All log lines matching `pattern`. */
+  matching(pattern: RegExp): string[] {
+    return this.lines.filter((l) => pattern.test(l));
+  }
+
+  /** Ends the daemon by PID and every process carrying its instance marker; waits until gone. */
+  async cleanup(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    await this.exited;
+    killMarked(this.instanceId);
+  }
+}
+
+/** SIGKILLs every process of ours carrying AUTOPILOTD_INSTANCE=id (a test's leftovers, if any). */
+export function killMarked(instanceId: string | null): number[] {
+  if (instanceId === null) return [];
+  const table = new ProcTable();
+  const identity = { rootPid: null, pgid: null, instanceId, uid: process.getuid!(), protectedPids: new Set([process.pid]) };
+  const left = findTree(table, identity).map((p) => p.pid);
+  for (const pid of left) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  return left;
+}
+
+/** Starts `autopilotd start --foreground --config <path> [args]` and waits until it is ready. */
+export async function startForeground(configPath: string, args: string[] = [], env: Record<string, string> = {}): Promise<ForegroundDaemon> {
+  const child = spawn(process.execPath, [CLI, 'start', '--foreground', '--config', configPath, ...args], {
+    env: { ...cleanEnv(), ...env },
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const daemon = new ForegroundDaemon(child, configPath);
+  child.stdout!.on('data', (c: Buffer) => (daemon.stdout += c.toString('utf8')));
+  await daemon.waitForLine(/daemon ready/);
+  return daemon;
+}
+
+/** True while `pid` exists and is not a zombie. */
+export function isAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat[stat.lastIndexOf(')') + 2];
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,69 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { openSync, closeSync, fstatSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Logger, isJournaldStream, type LineSink } from '../../src/log/logger.js';
+import { FORMATS, renderEvent } from '../../src/log/events.js';
+import { makeTempDir } from '../helpers/daemon.js';
+
+function capture(): LineSink & { lines: string[] } {
+  const lines: string[] = [];
+  return { lines, write: (l) => lines.push(l) };
+}
+
+const at = Date.parse('2026-11-25T10:00:00.000Z');
+
+test('plain lines carry an ISO timestamp, a level and key=value fields', () => {
+  const sink = capture();
+  new Logger(sink, 'plain', 'info', () => at).emit({ kind: 'worker-spawned', generation: 3, pid: 42, argv: ['node', 'w.mjs'], cwd: '/x y' });
+  assert.deepEqual(sink.lines, ['2026-11-25T10:00:00.000Z INFO  worker spawned generation=3 pid=42 argv=[node,w.mjs] cwd="/x y"\n']);
+});
+
+test('journald lines carry a syslog priority prefix and no timestamp', () => {
+  const sink = capture();
+  const log = new Logger(sink, 'journald', 'debug', () => at);
+  log.emit({ kind: 'worker-spawn-failed', generation: 1, reason: 'command not found: x' });
+  log.emit({ kind: 'tree-kill-sent', pids: [1, 2], afterMs: 10 });
+  log.emit({ kind: 'tree-gone', durationMs: 5 });
+  assert.deepEqual(sink.lines, [
+    '<3>worker spawn failed: command not found: x generation=1\n',
+    '<4>SIGKILL sent after 10 ms pids=[1,2]\n',
+    '<6>worker tree gone took_ms=5\n',
+  ]);
+});
+
+test('lines below the level are not written, and a disabled event is not even formatted', () => {
+  const sink = capture();
+  const log = new Logger(sink, 'plain', 'warn', () => at);
+  log.emit({ kind: 'tree-gone', durationMs: 5 });
+  log.line('info', 'worker[1] hello');
+  assert.deepEqual(sink.lines, []);
+  assert.equal(log.enabled('debug'), false);
+  log.setLevel('debug');
+  log.line('info', 'worker[1] hello');
+  assert.equal(sink.lines.length, 1);
+});
+
+test('every event kind has a level and renders without throwing', () => {
+  for (const kind of Object.keys(FORMATS)) assert.ok(['debug', 'info', 'warn', 'error'].includes(FORMATS[kind as keyof typeof FORMATS].level), kind);
+  const r = renderEvent({ kind: 'worker-exited', generation: 2, pid: 9, code: null, signal: 'SIGKILL', uptimeMs: 1200 });
+  assert.deepEqual(r, { level: 'warn', text: 'worker exited with signal SIGKILL generation=2 pid=9 uptime_ms=1200' });
+});
+
+test('JOURNAL_STREAM is honoured only when it names the very stream on the fd', (t) => {
+  const dir = makeTempDir();
+  t.after(() => dir.cleanup());
+  const path = join(dir.path, 'stream');
+  writeFileSync(path, '');
+  const fd = openSync(path, 'a');
+  const other = openSync(join(dir.path, 'other'), 'a');
+  t.after(() => {
+    closeSync(fd);
+    closeSync(other);
+  });
+  const st = fstatSync(fd);
+  assert.equal(isJournaldStream({ JOURNAL_STREAM: `${st.dev}:${st.ino}` }, fd), true);
+  assert.equal(isJournaldStream({ JOURNAL_STREAM: `${st.dev}:${st.ino}` }, other), false, 'a redirected fd is not the journal');
+  assert.equal(isJournaldStream({}, fd), false);
+  assert.equal(isJournaldStream({ JOURNAL_STREAM: 'garbage' }, fd), false);
+});
