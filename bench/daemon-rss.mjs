@@ -1,0 +1,66 @@
+// The daemon's own memory: RSS and private memory (Private_Clean + Private_Dirty from
+// /proc/<pid>/smaps_rollup) of a detached autopilotd right after start and after a stretch of
+// fast memory polling (100 ms, so scanning runs ~10 times a second), held against an idle `node`
+// process started the same way, in the same run. Run after `npm run build`.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const cli = join(root, 'dist/bin/autopilotd.js');
+const POLL_SECONDS = Number(process.env.BENCH_RSS_SECONDS ?? 20);
+
+function memoryOf(pid) {
+  const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = (field) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? NaN);
+  return { rssMiB: kb('Rss') / 1024, privateMiB: (kb('Private_Clean') + kb('Private_Dirty')) / 1024 };
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export async function benchDaemonRss() {
+  const dir = mkdtempSync(join(tmpdir(), 'apd-rss-'));
+  const config = join(dir, 'daemon.toml');
+  writeFileSync(config, [
+    `working_dir = ${JSON.stringify(dir)}`,
+    `socket_path = ${JSON.stringify(join(dir, 'd.sock'))}`,
+    `pid_file = ${JSON.stringify(join(dir, 'd.pid'))}`,
+    '[worker]', 'command = ["sleep", "100000"]',
+    // Always "near" a threshold: the guard polls at its 100 ms floor for the whole run.
+    '[memory]', 'poll_interval_ms = 100', 'worker_max_bytes = "1MiB"', 'cooldown_ms = 3600000',
+    '[logs]', `dir = ${JSON.stringify(join(dir, 'logs'))}`, '',
+  ].join('\n'));
+  const floor = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+  let daemonPid = null;
+  try {
+    const started = spawnSync(process.execPath, [cli, 'start', '--config', config], { encoding: 'utf8' });
+    if (started.status !== 0) throw new Error(`daemon did not start: ${started.stderr}`);
+    daemonPid = Number(/pid (\d+)/.exec(started.stdout)[1]);
+    await sleep(1000);
+    const atStart = memoryOf(daemonPid);
+    const floorMem = memoryOf(floor.pid);
+    await sleep(POLL_SECONDS * 1000);
+    const afterPolling = memoryOf(daemonPid);
+    return [
+      { what: 'idle node (floor)', ...floorMem },
+      { what: 'autopilotd after start', ...atStart },
+      { what: `autopilotd after ${POLL_SECONDS} s polling every 100 ms`, ...afterPolling },
+    ];
+  } finally {
+    floor.kill('SIGKILL');
+    if (daemonPid !== null) spawnSync(process.execPath, [cli, 'stop', '--config', config], { encoding: 'utf8' });
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function printDaemonRss(rows) {
+  console.log('\nDaemon memory (MiB)');
+  console.log('| process | RSS | private |');
+  console.log('|---|---:|---:|');
+  for (const r of rows) console.log(`| ${r.what} | ${r.rssMiB.toFixed(1)} | ${r.privateMiB.toFixed(1)} |`);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) printDaemonRss(await benchDaemonRss());
