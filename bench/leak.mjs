@@ -1,0 +1,177 @@
+#!/usr/bin/env node
+// The leak scenario of issue 4: a worker tree leaking 40 MiB/s against worker_max_bytes = 300 MiB,
+// once in the worker's main process and once in a child of the worker. For each run, a real daemon
+// (the built CLI, in the foreground) supervises test/fixtures/hog.mjs leaking at that rate; the hog
+// prints its RSS (and its parent's, when it is the child) with a timestamp at every step.
+//   overshoot = tree RSS in the daemon's "memory tree_limit: restarting the worker" line - 300 MiB
+//   reaction  = time of that line - the moment the tree crossed 300 MiB (interpolated between the
+//               hog's two reports around the crossing)
+// Requirement: caught before the tree passes 330 MiB and within 750 ms of crossing.
+// Usage: npm run build && node bench/leak.mjs [runs=5]
+// Every daemon is ended by PID, its tree by its instance marker, and its temp dir removed.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ProcTable } from '../dist/src/os/proc-table.js';
+import { findTree } from '../dist/src/os/process-tree.js';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const CLI = join(ROOT, 'dist/bin/autopilotd.js');
+const HOG = join(ROOT, 'test/fixtures/hog.mjs');
+const MEMORY_WORKER = join(ROOT, 'test/fixtures/memory-worker.mjs');
+const MIB = 1024 * 1024;
+const LIMIT_MIB = 300;
+const RATE_MIB_S = 40;
+const MAX_OVERSHOOT_MIB = 30;
+const MAX_REACTION_MS = 750;
+const RUNS = Number(process.argv[2] ?? 5);
+const RUN_TIMEOUT_MS = 60_000;
+
+// Only generation 1 leaks, so nothing happens after the restart but the daemon's shutdown.
+const LEAK_ARGS = ['--mib', '600', '--rate-mib-s', String(RATE_MIB_S), '--report-rss'];
+const SCENARIOS = [
+  { name: 'leak in worker main', command: [process.execPath, HOG, ...LEAK_ARGS, '--generation', '1'] },
+  { name: 'leak in worker child', command: [process.execPath, MEMORY_WORKER, '--child-generation', '1', '--', ...LEAK_ARGS, '--with-parent'] },
+];
+
+/** Daemons still running, for cleanup on Ctrl-C. */
+const live = new Set();
+
+function cleanEnv() {
+  const env = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && !k.startsWith('AUTOPILOTD_') && k !== 'JOURNAL_STREAM' && k !== 'NOTIFY_SOCKET') env[k] = v;
+  }
+  return env;
+}
+
+function lineReader(stream, onLine) {
+  let pending = '';
+  stream.on('data', (chunk) => {
+    const parts = (pending + chunk.toString('utf8')).split('\n');
+    pending = parts.pop() ?? '';
+    for (const line of parts) onLine(line);
+  });
+}
+
+function waitFor(what, probe, timeoutMs, log) {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      const value = probe();
+      if (value) return resolve(value);
+      if (Date.now() > deadline) return reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n--- log ---\n${log().join('\n')}`));
+      setTimeout(check, 20);
+    };
+    check();
+  });
+}
+
+/** SIGKILLs the daemon (if still running) and every process of ours carrying its marker. */
+async function endDaemon(d) {
+  if (d.child.exitCode === null && d.child.signalCode === null) {
+    d.child.kill('SIGTERM');
+    const timer = setTimeout(() => d.child.kill('SIGKILL'), 20_000);
+    await d.exited;
+    clearTimeout(timer);
+  }
+  if (d.instanceId !== null) {
+    const identity = { rootPid: null, pgid: null, instanceId: d.instanceId, uid: process.getuid(), protectedPids: new Set([process.pid]) };
+    for (const p of findTree(new ProcTable(), identity)) {
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch (err) {
+        if (err.code !== 'ESRCH') throw err;
+      }
+    }
+  }
+  rmSync(d.dir, { recursive: true, force: true });
+  live.delete(d);
+}
+
+async function runOnce(scenario) {
+  const dir = mkdtempSync(join(tmpdir(), 'apd-leak-'));
+  const config = join(dir, 'daemon.toml');
+  writeFileSync(config, [
+    `working_dir = ${JSON.stringify(dir)}`,
+    `socket_path = ${JSON.stringify(join(dir, 'd.sock'))}`,
+    `pid_file = ${JSON.stringify(join(dir, 'd.pid'))}`,
+    '[worker]',
+    `command = ${JSON.stringify(scenario.command)}`,
+    '[memory]',
+    `worker_max_bytes = "${LIMIT_MIB}MiB"`,
+    // Low enough that system memory never plays a part; everything else is the default.
+    'min_available_bytes = "64MiB"',
+    'critical_threshold_bytes = "32MiB"',
+    '',
+  ].join('\n'));
+  const child = spawn(process.execPath, [CLI, 'start', '--foreground', '--config', config], {
+    env: cleanEnv(), cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const d = {
+    child, dir, instanceId: null, log: [], reports: [],
+    exited: new Promise((resolve) => child.on('exit', resolve)),
+  };
+  live.add(d);
+  lineReader(child.stderr, (line) => {
+    d.log.push(line);
+    const m = / instance=(\S+)/.exec(line);
+    if (m && d.instanceId === null) d.instanceId = m[1];
+  });
+  lineReader(child.stdout, (line) => {
+    const m = /^rss (\d+) (\d+) (\d+)$/.exec(line);
+    if (m) d.reports.push({ atMs: Number(m[1]), treeBytes: Number(m[3]) });
+  });
+  try {
+    const line = await waitFor('the tree-limit restart', () => d.log.find((l) => / memory tree_limit: restarting the worker /.test(l)), RUN_TIMEOUT_MS, () => d.log);
+    const decidedAtMs = Date.parse(line.slice(0, 24));
+    const treeMiB = Number(/ tree_rss=([\d.]+)MiB/.exec(line)[1]);
+    const limitBytes = LIMIT_MIB * MIB;
+    const i = d.reports.findIndex((r) => r.treeBytes > limitBytes);
+    if (i < 1) throw new Error(`the hog's reports do not show the crossing (${d.reports.length} reports, first over at ${i})`);
+    const a = d.reports[i - 1];
+    const b = d.reports[i];
+    const crossedAtMs = a.atMs + ((limitBytes - a.treeBytes) / (b.treeBytes - a.treeBytes)) * (b.atMs - a.atMs);
+    return { overshootMiB: treeMiB - LIMIT_MIB, reactionMs: decidedAtMs - crossedAtMs };
+  } finally {
+    await endDaemon(d);
+  }
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((x, y) => x - y);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+};
+const fmt = (x, digits) => x.toFixed(digits).padStart(7);
+const stats = (xs, digits) => `${fmt(median(xs), digits)}  [${fmt(Math.min(...xs), digits)} .. ${fmt(Math.max(...xs), digits)}]`;
+
+process.on('SIGINT', () => {
+  void Promise.all([...live].map(endDaemon)).finally(() => process.exit(130));
+});
+
+console.log(`leak ${RATE_MIB_S} MiB/s against worker_max_bytes = ${LIMIT_MIB} MiB; ${RUNS} runs each; requirement: overshoot < ${MAX_OVERSHOOT_MIB} MiB, reaction <= ${MAX_REACTION_MS} ms`);
+const results = [];
+for (const scenario of SCENARIOS) {
+  const runs = [];
+  for (let n = 1; n <= RUNS; n++) {
+    const r = await runOnce(scenario);
+    runs.push(r);
+    console.log(`  ${scenario.name.padEnd(21)} run ${n}: overshoot ${r.overshootMiB.toFixed(1)} MiB, reaction ${r.reactionMs.toFixed(0)} ms`);
+  }
+  results.push({ scenario, runs });
+}
+
+console.log('');
+console.log(`${'scenario'.padEnd(22)} ${'overshoot MiB median [min .. max]'.padEnd(34)} ${'reaction ms median [min .. max]'.padEnd(34)} verdict`);
+let allPass = true;
+for (const { scenario, runs } of results) {
+  const over = runs.map((r) => r.overshootMiB);
+  const react = runs.map((r) => r.reactionMs);
+  const pass = Math.max(...over) < MAX_OVERSHOOT_MIB && Math.max(...react) <= MAX_REACTION_MS;
+  allPass &&= pass;
+  console.log(`${scenario.name.padEnd(22)} ${stats(over, 1).padEnd(34)} ${stats(react, 0).padEnd(34)} ${pass ? 'pass' : 'FAIL'}`);
+}
+process.exitCode = allPass ? 0 : 1;
