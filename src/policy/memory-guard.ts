@@ -9,7 +9,7 @@ import { treeRssBytes } from './memory-sample.js';
 import type { MemorySample } from './memory-sample.js';
 import { pickVictim } from './memory-victim.js';
 import type { MemoryVictimConfig } from './memory-victim.js';
-import { POLL_FLOOR_MS, nextPollIntervalMs } from './poll-interval.js';
+import { POLL_FLOOR_MS, SETTLED_POLL_MS, nextPollIntervalMs } from './poll-interval.js';
 import type { PollIntervalConfig, PollPoint } from './poll-interval.js';
 
 /** The `[memory]` keys the guard reads; the full MemoryConfig satisfies it. */
@@ -182,11 +182,42 @@ function stepSample(
   };
   if (action !== null) next = recordAction(next, action, sample.atMs);
 
-  const atThreshold = level !== 'ok' || reading.treeOverLimit || next.inFlight !== null;
-  const nextPollMs = atThreshold
-    ? Math.min(POLL_FLOOR_MS, config.poll_interval_ms)
-    : nextPollIntervalMs(point, state.previousPoint, config);
+  const nextPollMs = pollAfter(verdict, level, reading, next, point, state.previousPoint, config, sample.atMs);
   return { state: next, level, verdict, action, nextPollMs };
+}
+
+/**
+ * At the floor while something is about to happen (an action in flight, a condition waiting for its
+ * second reading). A settled verdict — low with nothing to kill, or an action held by the cooldown —
+ * can last hours on a small machine; there a scan every 100 ms would cost a tenth of a core for
+ * nothing, so the guard looks every SETTLED_POLL_MS, sooner only as the next threshold down (critical,
+ * or the tree limit) or the end of the cooldown approaches.
+ */
+function pollAfter(
+  verdict: MemoryVerdict,
+  level: MemoryLevel,
+  reading: Reading,
+  next: MemoryGuardState,
+  point: PollPoint,
+  previousPoint: PollPoint | null,
+  config: MemoryGuardConfig,
+  atMs: number,
+): number {
+  const floorMs = Math.min(POLL_FLOOR_MS, config.poll_interval_ms);
+  if (next.inFlight !== null) return floorMs;
+  if (verdict === 'low-nothing-to-kill' || verdict === 'cooldown') {
+    const towardCritical = nextPollIntervalMs(point, previousPoint, {
+      ...config,
+      poll_interval_ms: Math.min(SETTLED_POLL_MS, config.poll_interval_ms),
+      min_available_bytes: config.critical_threshold_bytes,
+      // Over the limit already, the tree side has nothing further to approach.
+      worker_max_bytes: reading.treeOverLimit ? null : config.worker_max_bytes,
+    });
+    const cooldownLeftMs = next.cooldownUntilMs === null ? Infinity : next.cooldownUntilMs - atMs;
+    return Math.max(floorMs, Math.min(towardCritical, cooldownLeftMs));
+  }
+  const atThreshold = level !== 'ok' || reading.treeOverLimit;
+  return atThreshold ? floorMs : nextPollIntervalMs(point, previousPoint, config);
 }
 
 /**

@@ -5,6 +5,9 @@
 /** Never poll more often than this: a tree scan costs a few ms of CPU. */
 export const POLL_FLOOR_MS = 100;
 
+/** Longest wait while the guard's verdict is settled (low with nothing to kill, or cooling down). */
+export const SETTLED_POLL_MS = 1000;
+
 /**
  * Poll after this fraction of the predicted time to reach a threshold, so that growth up to
  * 1 / fraction times the measured rate is still sampled no later than when it crosses.

@@ -508,3 +508,33 @@ test('a tree that stops short of the limit is never restarted, and polling relax
   // 200 MiB of headroom at the assumed baseline of 20 MiB/s gives the full interval.
   assert.equal(lastIntervalMs, 5000);
 });
+
+// Settled verdicts poll slower: a machine can sit below min_available_bytes for hours.
+test('low with nothing to kill and far from critical polls every second, not at the floor', () => {
+  const { steps } = run([sample(0, LOW, { tree: NO_VICTIMS }), sample(100, LOW, { tree: NO_VICTIMS })]);
+  assert.equal(steps[0]!.verdict, 'low-awaiting-confirmation');
+  assert.equal(steps[0]!.nextPollMs, 100, 'a condition awaiting its second reading is checked at the floor');
+  assert.equal(steps[1]!.verdict, 'low-nothing-to-kill');
+  assert.equal(steps[1]!.nextPollMs, 1000);
+});
+
+test('low with nothing to kill polls sooner as available memory nears critical', () => {
+  const near = 1 * GiB + 10 * MiB; // 10 MiB above critical, at least 20 MiB/s assumed: 250 ms
+  const { steps } = run([sample(0, near + 10 * MiB, { tree: NO_VICTIMS }), sample(100, near, { tree: NO_VICTIMS })]);
+  assert.equal(steps[1]!.verdict, 'low-nothing-to-kill');
+  assert.ok(steps[1]!.nextPollMs >= 100 && steps[1]!.nextPollMs < 1000, `got ${steps[1]!.nextPollMs}`);
+  const rightAtIt = run([sample(0, 1 * GiB, { tree: NO_VICTIMS }), sample(100, 1 * GiB, { tree: NO_VICTIMS })]).steps[1]!;
+  assert.equal(rightAtIt.nextPollMs, 100);
+});
+
+test('a due action held by the cooldown polls every second, then at the end of the cooldown', () => {
+  const { steps } = run([
+    sample(0, LOW), sample(100, LOW), killFinished(200, BIG.pid),
+    sample(300, LOW), sample(400, LOW), // cooldown until 10 200
+    sample(9_900, LOW),
+  ]);
+  assert.equal(steps[4]!.verdict, 'cooldown');
+  assert.equal(steps[4]!.nextPollMs, 1000);
+  assert.equal(steps[5]!.verdict, 'cooldown');
+  assert.equal(steps[5]!.nextPollMs, 300, 'the next look is when the cooldown ends');
+});
