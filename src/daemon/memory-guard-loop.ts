@@ -161,7 +161,9 @@ export class MemoryGuardLoop {
     const victim = this.last?.processes.get(action.pid);
     const before = this.last!.sample;
     const treeBefore = treeRssBytes(before.tree);
-    logger.emit({ kind: 'memory-kill', pid: action.pid, comm: action.comm, rssBytes: action.rssBytes, reason: action.reason, availableBytes: action.availableBytes, treeRssBytes: treeBefore });
+    const m = this.config.memory;
+    const thresholdBytes = action.reason === 'critical' ? m.critical_threshold_bytes : m.min_available_bytes;
+    logger.emit({ kind: 'memory-kill', pid: action.pid, comm: action.comm, rssBytes: action.rssBytes, reason: action.reason, availableBytes: action.availableBytes, thresholdBytes, treeRssBytes: treeBefore });
     try {
       if (victim !== undefined && signalIfSame(table, victim, 'SIGTERM') === 'sent') {
         if (!(await waitGone(table, victim, action.graceMs))) {

@@ -30,7 +30,7 @@ export type LogEvent =
   | { kind: 'tree-survivors-left'; pids: number[] }
   | { kind: 'memory-sample'; level: string; availableBytes: number; treeRssBytes: number; treeProcesses: number; nextPollMs: number }
   | { kind: 'memory-verdict'; level: string; verdict: string; availableBytes: number; treeRssBytes: number }
-  | { kind: 'memory-kill'; pid: number; comm: string; rssBytes: number; reason: string; availableBytes: number; treeRssBytes: number }
+  | { kind: 'memory-kill'; pid: number; comm: string; rssBytes: number; reason: string; availableBytes: number; thresholdBytes: number; treeRssBytes: number }
   | { kind: 'memory-kill-escalated'; pid: number; comm: string; graceMs: number }
   | { kind: 'memory-kill-done'; pid: number; availableBefore: number; availableAfter: number; treeRssBefore: number; treeRssAfter: number }
   | { kind: 'memory-restart'; reason: string; availableBytes: number; treeRssBytes: number; limitBytes: number | null }
@@ -74,7 +74,7 @@ export const FORMATS: Formats = {
   'tree-survivors-left': { level: 'error', text: (e) => ['worker tree members survived SIGKILL', { pids: e.pids }] },
   'memory-sample': { level: 'debug', text: (e) => ['memory', { level: e.level, available: mib(e.availableBytes), tree_rss: mib(e.treeRssBytes), tree_processes: e.treeProcesses, next_poll_ms: e.nextPollMs }] },
   'memory-verdict': { level: 'info', text: (e) => [`memory ${e.level}: ${e.verdict}`, { available: mib(e.availableBytes), tree_rss: mib(e.treeRssBytes) }] },
-  'memory-kill': { level: 'warn', text: (e) => [`memory ${e.reason}: sending SIGTERM to ${e.comm}`, { pid: e.pid, rss: mib(e.rssBytes), available: mib(e.availableBytes), tree_rss: mib(e.treeRssBytes) }] },
+  'memory-kill': { level: 'warn', text: (e) => [`memory ${e.reason}: sending SIGTERM to ${e.comm}`, { pid: e.pid, rss: mib(e.rssBytes), available: mib(e.availableBytes), threshold: mib(e.thresholdBytes), tree_rss: mib(e.treeRssBytes) }] },
   'memory-kill-escalated': { level: 'warn', text: (e) => [`memory: ${e.comm} ignored SIGTERM for ${e.graceMs} ms; sending SIGKILL`, { pid: e.pid }] },
   'memory-kill-done': { level: 'warn', text: (e) => ['memory: victim gone', { pid: e.pid, available_before: mib(e.availableBefore), available_after: mib(e.availableAfter), tree_rss_before: mib(e.treeRssBefore), tree_rss_after: mib(e.treeRssAfter) }] },
   'memory-restart': { level: 'warn', text: (e) => [`memory ${e.reason}: restarting the worker`, { available: mib(e.availableBytes), tree_rss: mib(e.treeRssBytes), limit: e.limitBytes === null ? null : mib(e.limitBytes) }] },

@@ -90,6 +90,8 @@ export class ForegroundDaemon {
   private pending = '';
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   instanceId: string | null = null;
+  /** Set once the daemon exited and its output was read to the end. */
+  closed = false;
 
   constructor(readonly child: ChildProcess, readonly configPath: string) {
     child.stderr!.on('data', (chunk: Buffer) => {
@@ -103,6 +105,7 @@ export class ForegroundDaemon {
       }
     });
     this.exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    child.on('close', () => (this.closed = true));
   }
 
   get pid(): number {
@@ -112,7 +115,14 @@ export class ForegroundDaemon {
   /** Resolves with the first log line (from index `from`) matching `pattern`. */
   waitForLine(pattern: RegExp, timeoutMs = 15_000, from = 0): Promise<string> {
     const what = (): string => `a daemon log line matching ${pattern}\n--- log so far ---\n${this.lines.join('\n')}`;
-    return waitFor(what, () => this.lines.slice(from).find((l) => pattern.test(l)), timeoutMs);
+    return waitFor(what, () => {
+      const line = this.lines.slice(from).find((l) => pattern.test(l));
+      if (line === undefined && this.closed) {
+        // No point waiting out the deadline: a dead daemon logs nothing more.
+        throw new Error(`the daemon exited (${this.child.exitCode ?? this.child.signalCode}) before ${what()}`);
+      }
+      return line;
+    }, timeoutMs);
   }
 
   /** All log lines matching `pattern`. */
