@@ -98,7 +98,16 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   let finished: (code: number) => void = () => {};
   const done = new Promise<number>((resolve) => { finished = resolve; });
 
-  const shutdown = (reason: string): Promise<void> => {
+  /** Each cleanup step runs even when an earlier one failed; a failure is logged, never thrown. */
+  const attempt = async (what: string, step: () => unknown): Promise<void> => {
+    try {
+      await step();
+    } catch (err) {
+      logger.emit({ kind: 'internal-error', message: `shutdown: ${what}: ${(err as Error).message}` });
+    }
+  };
+
+  const shutdown = (reason: string, exitCode = 0): Promise<void> => {
     if (shutdownPromise) {
       logger.emit({ kind: 'daemon-force-stop', reason });
       supervisor.forceStop();
@@ -110,16 +119,24 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     shutdownPromise = supervisor.stop();
     // Close the socket only after the reply to a `shutdown` request had its turn to be written.
     void shutdownPromise.then(() => new Promise((r) => setImmediate(r))).then(async () => {
-      await server?.close();
-      removePidFile(config.pid_file, process.pid);
-      removeInstanceRecord(config.pid_file, instanceId);
-      await lock.release();
+      await attempt('closing the control socket', () => server?.close());
+      await attempt('removing the pid file', () => removePidFile(config.pid_file, process.pid));
+      await attempt('removing the instance record', () => removeInstanceRecord(config.pid_file, instanceId));
+      await attempt('releasing the instance lock', () => lock.release());
       logger.emit({ kind: 'daemon-stopped', durationMs: Date.now() - began });
       logFile?.close();
-      finished(0);
+      finished(exitCode);
     });
     return shutdownPromise;
   };
+
+  // A bug must not leave the worker tree orphaned: log it, stop the tree in order, exit 70 (EX_SOFTWARE).
+  const onFatal = (err: unknown): void => {
+    logger.emit({ kind: 'internal-error', message: (err as Error)?.stack ?? String(err) });
+    void shutdown('internal error', 70);
+  };
+  process.on('uncaughtException', onFatal);
+  process.on('unhandledRejection', onFatal);
 
   const reload = (): void => {
     let next: LoadedConfig;
@@ -181,13 +198,14 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const onSignal = (signal: NodeJS.Signals): void => void shutdown(signal);
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  process.on('SIGHUP', () => {
+  const onHangup = (): void => {
     try {
       reload();
     } catch {
       // Already logged by reload(); a bad file on SIGHUP keeps the old configuration.
     }
-  });
+  };
+  process.on('SIGHUP', onHangup);
 
   memoryGuard.start();
   await supervisor.start();
@@ -200,6 +218,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const code = await done;
   process.off('SIGTERM', onSignal);
   process.off('SIGINT', onSignal);
+  process.off('SIGHUP', onHangup);
+  process.off('uncaughtException', onFatal);
+  process.off('unhandledRejection', onFatal);
   return code;
 }
 

@@ -213,6 +213,7 @@ export class WorkerSupervisor {
         case 'kill_sent': return deps.logger.emit({ kind: 'tree-kill-sent', pids: e.pids, afterMs: e.afterMs });
         case 'survivors_killed': return deps.logger.emit({ kind: 'tree-survivors-killed', pids: e.pids });
         case 'tree_gone': return deps.logger.emit({ kind: 'tree-gone', durationMs: e.durationMs });
+        case 'survivors_remain': return; // logged once from the report, below
       }
     };
     stopTree({ table: deps.table, identity: this.treeIdentity(), graceMs: this.config.worker.stop_timeout_ms, onEvent, force: abort.signal })
