@@ -1,7 +1,6 @@
 // Carries out the worker state machine: the one owner of its timers, the one caller of spawn and
 // tree stop. Policy decides (src/policy/worker-state.ts); this file only acts and reports.
 
-import type { ChildProcess } from 'node:child_process';
 import type { Config } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
 import {
@@ -38,7 +37,6 @@ export class WorkerSupervisor {
   private model: WorkerModel = initialWorkerModel();
   private readonly timers = new Map<TimerName, NodeJS.Timeout>();
   private readonly waiters = new Set<() => boolean>();
-  private child: ChildProcess | null = null;
   /** Settles when the current worker's exit event has been handled (resolved at once when none runs). */
   private childExited: Promise<void> = Promise.resolve();
   /** The process group of the latest worker: still needed to clear its tree after it exited. */
@@ -176,7 +174,7 @@ export class WorkerSupervisor {
     let pid = 0;
     let exited = (): void => {};
     this.childExited = new Promise((resolve) => { exited = resolve; });
-    this.child = spawnWorker({ argv, cwd: config.working_dir, env, output: deps.output }, {
+    spawnWorker({ argv, cwd: config.working_dir, env, output: deps.output }, {
       onSpawned: (p) => {
         pid = p;
         this.lastPgid = p; // setsid() made the worker its group's leader
@@ -190,7 +188,6 @@ export class WorkerSupervisor {
         this.dispatch({ kind: 'spawn-failed', atMs: this.now(), reason });
       },
       onExit: (code, signal) => {
-        this.child = null;
         splitters?.stdout.flush();
         splitters?.stderr.flush();
         const atMs = this.now();

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FIXTURES, isAlive } from '../helpers/daemon.js';
+import { FIXTURES, isAlive, type TreeReport } from '../helpers/daemon.js';
 import { argvOf, markedPids, sandbox } from '../helpers/sandbox.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -44,14 +44,6 @@ test('ten starts at the same moment leave exactly one daemon and one worker, and
   assert.equal((await box.cli(['stop'])).code, 0);
 });
 
-interface TreeReport {
-  worker: number;
-  children: number[];
-  setsidParent: number;
-  setsid: number;
-  daemon: number;
-  termIgnorer: number;
-}
 
 /** The pid report tree-worker.sh writes once its whole tree is up. */
 function treeReport(scratch: string, instanceId: string): Promise<TreeReport> {

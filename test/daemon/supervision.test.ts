@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { FIXTURES, isAlive, makeTempDir, startForeground, writeConfig, type ForegroundDaemon } from '../helpers/daemon.js';
+import { FIXTURES, isAlive, makeTempDir, startForeground, treeReportPids, writeConfig, type ForegroundDaemon, type TreeReport } from '../helpers/daemon.js';
 import { waitFor } from '../helpers/wait.js';
 
 const timeOf = (line: string): number => Date.parse(line.slice(0, 24));
@@ -59,8 +59,7 @@ command = ["sh", ${JSON.stringify(join(FIXTURES, 'tree-worker.sh'))}, ${JSON.str
 stop_timeout_ms = ${graceMs}
 `);
   const line = await waitFor('the tree fixture to print its pids', () => daemon.stdout.split('\n').find((l) => l.startsWith('{"worker"')));
-  const pids = JSON.parse(line) as { worker: number; children: number[]; setsidParent: number; setsid: number; daemon: number; termIgnorer: number };
-  const all = [pids.worker, ...pids.children, pids.setsidParent, pids.setsid, pids.daemon, pids.termIgnorer];
+  const all = treeReportPids(JSON.parse(line) as TreeReport);
   assert.equal(all.length, 25);
   assert.deepEqual(all.filter((p) => !isAlive(p)), [], 'all fixture processes run before the stop');
   assert.ok(existsSync(join(dir, 'd.pid')) && existsSync(join(dir, 'd.sock')));

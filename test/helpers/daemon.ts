@@ -154,9 +154,12 @@ export function killMarked(instanceId: string | null): number[] {
   return left;
 }
 
-/** Starts `autopilotd start --foreground --config <path> [args]` and waits until it is ready. */
-export async function startForeground(configPath: string, args: string[] = [], env: Record<string, string> = {}): Promise<ForegroundDaemon> {
-  const child = spawn(process.execPath, [CLI, 'start', '--foreground', '--config', configPath, ...args], {
+/**
+ * Starts `autopilotd start --foreground --config <path> [args]` and waits until it is ready.
+ * `nodePath` runs the daemon through another path to node (e.g. a symlink that gives it a name).
+ */
+export async function startForeground(configPath: string, args: string[] = [], env: Record<string, string> = {}, nodePath = process.execPath): Promise<ForegroundDaemon> {
+  const child = spawn(nodePath, [CLI, 'start', '--foreground', '--config', configPath, ...args], {
     env: { ...cleanEnv(), ...env },
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -176,4 +179,19 @@ export function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** What test/fixtures/tree-worker.sh prints once every process of its tree is up. */
+export interface TreeReport {
+  worker: number;
+  children: number[];
+  setsidParent: number;
+  setsid: number;
+  daemon: number;
+  termIgnorer: number;
+}
+
+/** Every pid of a tree-worker.sh report: 25 processes. */
+export function treeReportPids(r: TreeReport): number[] {
+  return [r.worker, ...r.children, r.setsidParent, r.setsid, r.daemon, r.termIgnorer];
 }

@@ -7,7 +7,7 @@ import { symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StatusData } from '../../src/control/protocol.js';
 import { ProcTable } from '../../src/os/proc-table.js';
-import { CLI, FIXTURES, ForegroundDaemon, REPO_ROOT, cleanEnv, runCli } from './daemon.js';
+import { FIXTURES, ForegroundDaemon, cleanEnv, runCli, startForeground } from './daemon.js';
 import { waitFor } from './wait.js';
 
 export const MIB = 1024 * 1024;
@@ -113,15 +113,7 @@ export async function statusJson(configPath: string): Promise<StatusData> {
 export async function startForegroundNamed(dir: string, comm: string, configPath: string): Promise<ForegroundDaemon> {
   const exe = join(dir, comm);
   symlinkSync(process.execPath, exe);
-  const child = spawn(exe, [CLI, 'start', '--foreground', '--config', configPath], {
-    env: cleanEnv(),
-    cwd: REPO_ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const daemon = new ForegroundDaemon(child, configPath);
-  child.stdout!.on('data', (c: Buffer) => (daemon.stdout += c.toString('utf8')));
-  await daemon.waitForLine(/daemon ready/);
-  return daemon;
+  return startForeground(configPath, [], {}, exe);
 }
 
 /**

@@ -19,15 +19,8 @@ import {
   type Seen,
   type StartedFixture,
 } from './live-processes.js';
+import type { TreeReport } from '../helpers/daemon.js';
 
-interface TreeReport {
-  worker: number;
-  children: number[];
-  setsidParent: number;
-  setsid: number;
-  daemon: number;
-  termIgnorer: number;
-}
 
 const table = new ProcTable();
 const uid = process.getuid!();

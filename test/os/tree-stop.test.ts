@@ -5,15 +5,8 @@ import { ProcTable } from '../../src/os/proc-table.js';
 import { protectedPidsOf, type TreeIdentity } from '../../src/os/process-tree.js';
 import { stopTree, type TreeStopEvent } from '../../src/os/tree-stop.js';
 import { isAlive, killSeen, see, startBystander, startFixture, statOf, uniqueInstanceId, waitFor, type Seen } from './live-processes.js';
+import type { TreeReport } from '../helpers/daemon.js';
 
-interface TreeReport {
-  worker: number;
-  children: number[];
-  setsidParent: number;
-  setsid: number;
-  daemon: number;
-  termIgnorer: number;
-}
 
 const table = new ProcTable();
 const uid = process.getuid!();
