@@ -1,7 +1,8 @@
 // `autopilotd logs [-n N] [-f]`: the daemon and worker log file (when not under journald).
 
 import { existsSync } from 'node:fs';
-import { followFile, readLastLines } from '../os/log-tail.js';
+import { readLastLines } from '../os/log-tail.js';
+import { followFile } from '../os/log-follow.js';
 import { daemonLogPath } from '../daemon/log-path.js';
 import { loadForCommand, type ParsedCommand } from './args.js';
 import { CliFailure, EXIT, UsageError } from './exit-codes.js';
