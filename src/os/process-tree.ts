@@ -38,7 +38,27 @@ const factsByTable = new WeakMap<ProcTable, Map<number, Facts>>();
  * Each environ and status is read once per process life; pass `procs` to reuse a scan.
  */
 export function findTree(table: ProcTable, identity: TreeIdentity, procs: ProcessInfo[] = table.scan()): ProcessInfo[] {
-  const facts = factsFor(table, procs);
+  return traceTree(table, identity, procs, { wholeScan: true }).members;
+}
+
+export interface TracedTree {
+  /** What findTree returns. */
+  members: ProcessInfo[];
+  /**
+   * Processes of the tree owned by another uid (or whose owner could not be read): never members,
+   * but descendants are found through them, so whoever follows the tree must keep following them.
+   */
+  foreign: ProcessInfo[];
+}
+
+/**
+ * findTree's rules, for a caller that follows the tree over time (TreeTracker). With wholeScan
+ * false, `procs` may be some processes only (e.g. the last members and the pids new since):
+ * ancestry is then followed through them only, and the cached facts of processes not in `procs`
+ * are kept, as they were not looked at, not seen gone.
+ */
+export function traceTree(table: ProcTable, identity: TreeIdentity, procs: ProcessInfo[], opts: { wholeScan: boolean }): TracedTree {
+  const facts = opts.wholeScan ? factsFor(table, procs) : cachedFacts(table);
   const { rootPid, pgid, protectedPids } = identity;
 
   const live = new Map<number, ProcessInfo>();
@@ -70,11 +90,14 @@ export function findTree(table: ProcTable, identity: TreeIdentity, procs: Proces
   }
 
   const members: ProcessInfo[] = [];
+  const foreign: ProcessInfo[] = [];
   for (const pid of inTree) {
     const p = live.get(pid);
-    if (p !== undefined && uidOf(table, facts, p) === identity.uid) members.push(p);
+    if (p === undefined) continue;
+    if (uidOf(table, facts, p) === identity.uid) members.push(p);
+    else foreign.push(p);
   }
-  return members;
+  return { members, foreign };
 }
 
 /** The given pid and its ancestors up to init (pid 1, or the top of a pid namespace). */
@@ -90,15 +113,20 @@ export function protectedPidsOf(table: ProcTable, selfPid: number): Set<number> 
 
 /** The cached facts of this table, pruned of processes that are no longer in `procs`. */
 function factsFor(table: ProcTable, procs: ProcessInfo[]): Map<number, Facts> {
-  let facts = factsByTable.get(table);
-  if (facts === undefined) {
-    facts = new Map();
-    factsByTable.set(table, facts);
-  }
+  const facts = cachedFacts(table);
   const current = new Map<number, number>();
   for (const p of procs) current.set(p.pid, p.startTimeTicks);
   for (const [pid, f] of facts) {
     if (current.get(pid) !== f.startTimeTicks) facts.delete(pid);
+  }
+  return facts;
+}
+
+function cachedFacts(table: ProcTable): Map<number, Facts> {
+  let facts = factsByTable.get(table);
+  if (facts === undefined) {
+    facts = new Map();
+    factsByTable.set(table, facts);
   }
   return facts;
 }
