@@ -94,8 +94,10 @@ describe('signal', () => {
   });
 
   test('signalIfSame counts a zombie as gone', async () => {
-    // `sleep 0` exits while its parent has become `sleep 1000`, which never reaps it.
-    const sh = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 1000'], { detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
+    // The child exits only once its parent has exec'd into `sleep 1000`, which never reaps it; exiting
+    // any earlier could let sh reap it first.
+    const script = 'p=$$; (while [ "$(cat /proc/$p/comm)" != sleep ]; do sleep 0.01; done) & echo $!; exec sleep 1000';
+    const sh = spawn('sh', ['-c', script], { detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
     const exited = once(sh, 'exit');
     try {
       const [line] = (await once(sh.stdout!, 'data')) as [Buffer];
