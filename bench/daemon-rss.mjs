@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const cli = join(root, 'dist/bin/autopilotd.js');
+const cli = join(root, 'dist/bin/autopilotd.cjs');
 const POLL_SECONDS = Number(process.env.BENCH_RSS_SECONDS ?? 20);
 
 function memoryOf(pid) {

@@ -18,7 +18,7 @@ import { ProcTable } from '../dist/src/os/proc-table.js';
 import { findTree } from '../dist/src/os/process-tree.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const CLI = join(ROOT, 'dist/bin/autopilotd.js');
+const CLI = join(ROOT, 'dist/bin/autopilotd.cjs');
 const HOG = join(ROOT, 'test/fixtures/hog.mjs');
 const MEMORY_WORKER = join(ROOT, 'test/fixtures/memory-worker.mjs');
 const MIB = 1024 * 1024;

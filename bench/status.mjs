@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 const RUNS = Number(process.argv[2] ?? 30);
 const WARMUP = 3;
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CLI = join(ROOT, 'dist/bin/autopilotd.js');
+const CLI = join(ROOT, 'dist/bin/autopilotd.cjs');
 const PEERS = join(ROOT, 'bench/.peers');
 const PM2 = join(PEERS, 'node_modules/.bin/pm2');
 

@@ -1,24 +1,27 @@
-// Bundles the CLI into dist/bin so `autopilotd status` starts fast: one file for the client path,
-// the daemon split into a chunk that only `start` loads (dynamic import).
+// Bundles the CLI into dist/bin so `autopilotd status` starts fast. CommonJS, because Node 20's
+// ESM loader costs ~5 ms more per start (BENCHMARKS.md, "status round trip"). Two bundles: the
+// client (every command) and the daemon, which only `start` loads.
 // Built beside dist/bin and swapped in, so a test or daemon reading dist/bin never sees it half gone.
 import { build } from 'esbuild';
 import { chmodSync, renameSync, rmSync } from 'node:fs';
 
 const next = `dist/bin.next-${process.pid}`;
 const old = `dist/bin.old-${process.pid}`;
-await build({
-  entryPoints: { autopilotd: 'src/cli/main.ts' },
-  outdir: next,
-  bundle: true,
-  splitting: true,
-  format: 'esm',
-  platform: 'node',
-  target: 'node20',
-  sourcemap: 'linked',
-  banner: { js: '#!/usr/bin/env node' },
-  logLevel: 'warning',
-});
-chmodSync(`${next}/autopilotd.js`, 0o755);
+const common = { bundle: true, format: 'cjs', platform: 'node', target: 'node20', sourcemap: 'linked', logLevel: 'warning' };
+
+/** The client reaches the daemon through one dynamic import, resolved at run time to daemon.cjs. */
+const daemonAsSibling = {
+  name: 'daemon-as-sibling',
+  setup(b) {
+    b.onResolve({ filter: /\/daemon\/daemon\.js$/ }, () => ({ path: './daemon.cjs', external: true }));
+  },
+};
+
+await Promise.all([
+  build({ ...common, entryPoints: ['src/cli/main.ts'], outfile: `${next}/autopilotd.cjs`, banner: { js: '#!/usr/bin/env node' }, plugins: [daemonAsSibling] }),
+  build({ ...common, entryPoints: ['src/daemon/daemon.ts'], outfile: `${next}/daemon.cjs` }),
+]);
+chmodSync(`${next}/autopilotd.cjs`, 0o755);
 try {
   renameSync('dist/bin', old);
 } catch (err) {

@@ -56,4 +56,4 @@ function reportError(err: unknown): number {
   return EXIT.failure;
 }
 
-await main();
+void main();

@@ -11,7 +11,7 @@ import { findTree } from '../../src/os/process-tree.js';
 import { waitFor } from './wait.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-export const CLI = join(REPO_ROOT, 'dist/bin/autopilotd.js');
+export const CLI = join(REPO_ROOT, 'dist/bin/autopilotd.cjs');
 export const FIXTURES = join(REPO_ROOT, 'test/fixtures');
 
 export interface TempDir {
