@@ -1,13 +1,15 @@
 // The daemon's own memory: RSS and private memory (Private_Clean + Private_Dirty from
 // /proc/<pid>/smaps_rollup) of a detached autopilotd right after start and after a stretch of
 // fast memory polling (100 ms, so scanning runs ~10 times a second), held against an idle `node`
-// process started the same way, in the same run. Run after `npm run build`.
+// process (Node's floor) and PM2's daemon supervising the same `sleep`, in the same run.
+// Run after `npm run build`.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startPm2, stopPm2 } from './pm2.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'dist/bin/autopilotd.cjs');
@@ -34,23 +36,31 @@ export async function benchDaemonRss() {
     '[logs]', `dir = ${JSON.stringify(join(dir, 'logs'))}`, '',
   ].join('\n'));
   const floor = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+  const pm2Home = join(dir, 'pm2');
   let daemonPid = null;
+  let pm2 = null;
   try {
+    pm2 = startPm2(pm2Home);
     const started = spawnSync(process.execPath, [cli, 'start', '--config', config], { encoding: 'utf8' });
     if (started.status !== 0) throw new Error(`daemon did not start: ${started.stderr}`);
     daemonPid = Number(/pid (\d+)/.exec(started.stdout)[1]);
     await sleep(1000);
     const atStart = memoryOf(daemonPid);
     const floorMem = memoryOf(floor.pid);
+    const pm2AtStart = memoryOf(pm2.pid);
     await sleep(POLL_SECONDS * 1000);
     const afterPolling = memoryOf(daemonPid);
+    const pm2After = memoryOf(pm2.pid);
     return [
       { what: 'idle node (floor)', ...floorMem },
       { what: 'autopilotd after start', ...atStart },
       { what: `autopilotd after ${POLL_SECONDS} s polling every 100 ms`, ...afterPolling },
+      { what: 'PM2 daemon after start', ...pm2AtStart },
+      { what: `PM2 daemon ${POLL_SECONDS} s later`, ...pm2After },
     ];
   } finally {
     floor.kill('SIGKILL');
+    await stopPm2(pm2, pm2Home);
     if (daemonPid !== null) spawnSync(process.execPath, [cli, 'stop', '--config', config], { encoding: 'utf8' });
     rmSync(dir, { recursive: true, force: true });
   }

@@ -6,31 +6,27 @@
 // Usage: npm run build && node bench/status.mjs [runs=30]
 // PM2 is not a dependency: on first use it is installed into bench/.peers (git-ignored). Its
 // daemon gets a temp PM2_HOME, so a user's own PM2 is never touched.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { PM2, alive, ensurePm2, neutralEnv, startPm2, stopPm2 } from './pm2.mjs';
 
 const RUNS = Number(process.argv[2] ?? 30);
 const WARMUP = 3;
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(ROOT, 'dist/bin/autopilotd.cjs');
-const PEERS = join(ROOT, 'bench/.peers');
-const PM2 = join(PEERS, 'node_modules/.bin/pm2');
 
 if (!Number.isInteger(RUNS) || RUNS < 1) throw new Error(`runs must be a positive integer, got ${process.argv[2]}`);
 if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
-if (!existsSync(PM2)) {
-  console.error('installing pm2@5 into bench/.peers (first use only)...');
-  execFileSync('npm', ['install', '--no-save', '--no-audit', '--no-fund', '--prefix', PEERS, 'pm2@5'], { stdio: 'inherit' });
-}
+ensurePm2();
 
 const tmp = mkdtempSync(join(tmpdir(), 'apd-bench-'));
 const pm2Home = join(tmp, 'pm2');
 // Neither daemon may see the caller's settings for it.
-const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AUTOPILOTD_') && !k.startsWith('PM2_')));
+const baseEnv = neutralEnv();
 const apdEnv = baseEnv;
 const pm2Env = { ...baseEnv, PM2_HOME: pm2Home };
 const config = join(tmp, 'daemon.toml');
@@ -47,7 +43,7 @@ writeFileSync(config, [
 ].join('\n'));
 
 let apdPid = null;
-let pm2Pid = null;
+let pm2 = null;
 let interrupted = false;
 process.on('SIGINT', () => {
   interrupted = true; // finish the current run, then clean up below
@@ -66,15 +62,6 @@ function mustRun(argv, env) {
   if (r.code !== 0) throw new Error(`${argv.join(' ')} exited ${r.code}\n${r.stdout}${r.stderr}`);
   return r;
 }
-
-const alive = (pid) => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !'ZX'.includes(stat[stat.lastIndexOf(')') + 2]);
-  } catch {
-    return false;
-  }
-};
 
 async function stopByPid(pid, what, graceMs) {
   if (pid === null || !alive(pid)) return;
@@ -98,8 +85,7 @@ try {
   apdPid = Number(/pid (\d+)/.exec(started.stdout)?.[1] ?? NaN);
   if (!Number.isInteger(apdPid)) throw new Error(`cannot read the daemon pid from: ${started.stdout}`);
 
-  mustRun([PM2, 'start', 'sleep', '--name', 'bench-sleep', '--interpreter', 'none', '--', '1000'], pm2Env);
-  pm2Pid = Number(readFileSync(join(pm2Home, 'pm2.pid'), 'utf8').trim());
+  pm2 = startPm2(pm2Home);
   const apps = JSON.parse(mustRun([PM2, 'jlist'], pm2Env).stdout);
   if (apps.length !== 1 || apps[0].pm2_env.status !== 'online') throw new Error(`pm2 app not online: ${JSON.stringify(apps.map((a) => a.pm2_env.status))}`);
 
@@ -126,19 +112,14 @@ try {
   console.log(`${'command'.padEnd(22)}${'median ms'.padStart(11)}${'p90 ms'.padStart(9)}`);
   for (const [name, s] of stats) console.log(`${name.padEnd(22)}${s.median.toFixed(1).padStart(11)}${s.p90.toFixed(1).padStart(9)}`);
   const apd = stats.get('autopilotd status');
-  const pm2 = stats.get('pm2 jlist');
+  const pm2Stats = stats.get('pm2 jlist');
   const floor = stats.get('node -e 0 (floor)');
-  console.log(`\npm2 jlist / autopilotd status:     ${(pm2.median / apd.median).toFixed(2)}x (median), ${(pm2.p90 / apd.p90).toFixed(2)}x (p90)`);
+  console.log(`\npm2 jlist / autopilotd status:     ${(pm2Stats.median / apd.median).toFixed(2)}x (median), ${(pm2Stats.p90 / apd.p90).toFixed(2)}x (p90)`);
   console.log(`autopilotd status / node -e 0:     ${(apd.median / floor.median).toFixed(2)}x (median), +${(apd.median - floor.median).toFixed(1)} ms over the floor`);
   const ca = process.env.NODE_EXTRA_CA_CERTS;
   console.log(`NODE_EXTRA_CA_CERTS: ${ca ? `set (${ca}); every Node start above reads it, floor included` : 'not set'}`);
 } finally {
-  // pm2 kill stops its apps and its daemon; the pid check covers a kill that did not finish.
-  if (existsSync(PM2) && existsSync(pm2Home)) {
-    const killed = run([PM2, 'kill'], pm2Env);
-    if (killed.code !== 0) console.error(`pm2 kill exited ${killed.code}: ${killed.stderr}`);
-  }
-  await stopByPid(pm2Pid, 'the PM2 daemon', 5000);
+  await stopPm2(pm2, pm2Home);
   // SIGTERM: the daemon stops its worker tree, removes its files and exits.
   await stopByPid(apdPid, 'autopilotd', 10_000);
   rmSync(tmp, { recursive: true, force: true });
