@@ -50,9 +50,14 @@ export class Logger {
     this.record(level, text, event);
   }
 
-  /** A line that is not a daemon event, such as the worker's output in a log file. */
+  /** A line that is not a daemon event. */
   line(level: LogLevel, text: string): void {
     this.record(level, text, null);
+  }
+
+  /** The worker's own output: always written, whatever the daemon's log level. */
+  workerOutput(text: string): void {
+    this.record('info', text, null, true);
   }
 
   subscribe(listener: (r: LogRecord) => void): () => void {
@@ -60,10 +65,10 @@ export class Logger {
     return () => this.listeners.delete(listener);
   }
 
-  private record(level: LogLevel, text: string, event: LogEvent | null): void {
+  private record(level: LogLevel, text: string, event: LogEvent | null, always = false): void {
     const atMs = this.now();
     for (const listener of this.listeners) listener({ atMs, level, text, event });
-    if (!this.enabled(level)) return;
+    if (!always && !this.enabled(level)) return;
     this.sink.write(this.style === 'journald'
       ? `<${SYSLOG_PRIORITY[level]}>${text}\n`
       : `${new Date(atMs).toISOString()} ${LEVEL_LABEL[level]} ${text}\n`);

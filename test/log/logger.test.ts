@@ -67,3 +67,11 @@ test('JOURNAL_STREAM is honoured only when it names the very stream on the fd', 
   assert.equal(isJournaldStream({}, fd), false);
   assert.equal(isJournaldStream({ JOURNAL_STREAM: 'garbage' }, fd), false);
 });
+
+test('the worker output is written whatever the daemon log level', () => {
+  const sink = capture();
+  const log = new Logger(sink, 'plain', 'error', () => at);
+  log.line('info', 'daemon detail');
+  log.workerOutput('worker[2] compiling');
+  assert.deepEqual(sink.lines, ['2026-11-25T10:00:00.000Z INFO  worker[2] compiling\n']);
+});
