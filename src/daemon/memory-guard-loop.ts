@@ -204,6 +204,14 @@ export class MemoryGuardLoop {
       logger.emit({ kind: 'memory-restart', reason: action.reason, availableBytes: action.availableBytes, treeRssBytes: action.treeRssBytes, limitBytes: limit });
       try {
         await this.deps.restartWorker();
+        // The old tree is gone by now (the new worker waits out its backoff): the figures after.
+        const after = this.observe();
+        this.last = after;
+        logger.emit({
+          kind: 'memory-restart-done',
+          availableBefore: action.availableBytes, availableAfter: after.sample.availableBytes,
+          treeRssBefore: action.treeRssBytes, treeRssAfter: treeRssBytes(after.sample.tree),
+        });
       } catch (err) {
         logger.emit({ kind: 'internal-error', message: `memory guard: restarting the worker: ${(err as Error).message}` });
       }

@@ -34,6 +34,7 @@ export type LogEvent =
   | { kind: 'memory-kill-escalated'; pid: number; comm: string; graceMs: number }
   | { kind: 'memory-kill-done'; pid: number; availableBefore: number; availableAfter: number; treeRssBefore: number; treeRssAfter: number }
   | { kind: 'memory-restart'; reason: string; availableBytes: number; treeRssBytes: number; limitBytes: number | null }
+  | { kind: 'memory-restart-done'; availableBefore: number; availableAfter: number; treeRssBefore: number; treeRssAfter: number }
   | { kind: 'memory-threshold-warning'; message: string }
   | { kind: 'control-error'; message: string }
   | { kind: 'log-problem'; message: string }
@@ -78,6 +79,7 @@ export const FORMATS: Formats = {
   'memory-kill-escalated': { level: 'warn', text: (e) => [`memory: ${e.comm} ignored SIGTERM for ${e.graceMs} ms; sending SIGKILL`, { pid: e.pid }] },
   'memory-kill-done': { level: 'warn', text: (e) => ['memory: victim gone', { pid: e.pid, available_before: mib(e.availableBefore), available_after: mib(e.availableAfter), tree_rss_before: mib(e.treeRssBefore), tree_rss_after: mib(e.treeRssAfter) }] },
   'memory-restart': { level: 'warn', text: (e) => [`memory ${e.reason}: restarting the worker`, { available: mib(e.availableBytes), tree_rss: mib(e.treeRssBytes), limit: e.limitBytes === null ? null : mib(e.limitBytes) }] },
+  'memory-restart-done': { level: 'warn', text: (e) => ['memory: old worker tree gone', { available_before: mib(e.availableBefore), available_after: mib(e.availableAfter), tree_rss_before: mib(e.treeRssBefore), tree_rss_after: mib(e.treeRssAfter) }] },
   'memory-threshold-warning': { level: 'warn', text: (e) => [e.message] },
   'control-error': { level: 'warn', text: (e) => [`control: ${e.message}`] },
   'log-problem': { level: 'warn', text: (e) => [`log: ${e.message}`] },

@@ -212,6 +212,8 @@ test('a worker tree over worker_max_bytes is restarted gracefully, counted as a 
   assert.match(line, / limit=200\.0MiB$/);
   await daemon.waitForLine(/SIGTERM sent to the worker tree/);
   await daemon.waitForLine(/restarting worker in \d+ ms cause=memory /);
+  const done = await daemon.waitForLine(/memory: old worker tree gone /);
+  assert.ok(mibField(done, 'tree_rss_before') > 200 && mibField(done, 'tree_rss_after') < 1, `before/after figures: ${done}`);
   const newWorker = await workerPidOf(daemon, 2);
   await daemon.waitForLine(/worker spawned generation=2 /);
   assert.match(daemon.matching(/worker exited/)[0]!, /worker exited with signal SIGTERM generation=1 /, 'the old worker got SIGTERM, not SIGKILL');
