@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn,  } from 'node:child_process';
 import { once } from 'node:events';
 import {
   chmodSync,
   existsSync,
-  mkdirSync,
-  mkdtempSync,
+  
+  
   readdirSync,
   readFileSync,
   rmSync,
@@ -14,29 +14,14 @@ import {
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { RotatingLogFile } from '../../src/os/log-file.js';
+import { scratchArea } from '../helpers/scratch.js';
 
 const LOG_FILE_MODULE = new URL('../../src/os/log-file.js', import.meta.url).href;
-const tempRoot = mkdtempSync(join(tmpdir(), 'autopilotd-logfile-test-'));
-chmodSync(tempRoot, 0o755); // The read-only-directory test runs its writer as another user.
-const children: ChildProcess[] = [];
-after(() => {
-  for (const child of children) {
-    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
-  }
-  rmSync(tempRoot, { recursive: true, force: true });
-});
-
-let dirCounter = 0;
-function freshDir(): string {
-  dirCounter += 1;
-  const dir = join(tempRoot, String(dirCounter));
-  mkdirSync(dir);
-  return dir;
-}
+// The read-only-directory test runs its writer as another user.
+const { root: tempRoot, freshDir, track } = scratchArea('autopilotd-logfile-test-', 0o755);
 
 function sequenceLine(seq: number): string {
   return `line ${String(seq).padStart(8, '0')} ${'x'.repeat(80)}\n`;
@@ -228,7 +213,7 @@ test('a read-only log directory drops lines (EACCES) without throwing, then reco
     stdio: ['pipe', 'pipe', 'inherit'],
     ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
   });
-  children.push(child);
+  track(child);
   const reports: unknown[] = [];
   let buffered = '';
   child.stdout?.setEncoding('utf8');
@@ -267,7 +252,7 @@ test('two processes appending to the same file do not clobber each other', async
       env: { ...process.env, LOG_FILE_MODULE, LOG_PATH: path, WRITER: name },
       stdio: ['ignore', 'inherit', 'inherit'],
     });
-    children.push(child);
+    track(child);
     return once(child, 'exit') as Promise<[number | null]>;
   });
   for (const [code] of await Promise.all(writers)) assert.equal(code, 0);

@@ -1,42 +1,27 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn,  } from 'node:child_process';
 import { once } from 'node:events';
 import {
   appendFileSync,
   closeSync,
-  mkdirSync,
-  mkdtempSync,
+  
+  
   openSync,
   readdirSync,
   readlinkSync,
   renameSync,
-  rmSync,
+  
   truncateSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { RotatingLogFile } from '../../src/os/log-file.js';
 import { followFile } from '../../src/os/log-follow.js';
+import { scratchArea } from '../helpers/scratch.js';
 
 const LOG_FILE_MODULE = new URL('../../src/os/log-file.js', import.meta.url).href;
-const tempRoot = mkdtempSync(join(tmpdir(), 'autopilotd-logfollow-test-'));
-const children: ChildProcess[] = [];
-after(() => {
-  for (const child of children) {
-    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
-  }
-  rmSync(tempRoot, { recursive: true, force: true });
-});
-
-let dirCounter = 0;
-function freshDir(): string {
-  dirCounter += 1;
-  const dir = join(tempRoot, String(dirCounter));
-  mkdirSync(dir);
-  return dir;
-}
+const { freshDir, track } = scratchArea('autopilotd-logfollow-test-');
 
 function seqLine(seq: number): string {
   return `seq ${seq} ${'z'.repeat(40)}`;
@@ -205,7 +190,7 @@ test('followFile sees every line exactly once while another process writes and r
     env: { ...process.env, LOG_FILE_MODULE, LOG_PATH: path },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
-  children.push(writer);
+  track(writer);
   try {
     const [code] = (await once(writer, 'exit')) as [number | null];
     assert.equal(code, 0, 'writer process failed');

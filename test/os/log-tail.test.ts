@@ -1,20 +1,11 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { readLastLines } from '../../src/os/log-tail.js';
+import { scratchArea } from '../helpers/scratch.js';
 
-const tempRoot = mkdtempSync(join(tmpdir(), 'autopilotd-logtail-test-'));
-after(() => rmSync(tempRoot, { recursive: true, force: true }));
-
-let dirCounter = 0;
-function freshDir(): string {
-  dirCounter += 1;
-  const dir = join(tempRoot, String(dirCounter));
-  mkdirSync(dir);
-  return dir;
-}
+const { freshDir } = scratchArea('autopilotd-logtail-test-');
 
 test('readLastLines returns the last N lines across rotated files, oldest first', () => {
   const path = join(freshDir(), 'daemon.log');

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn,  } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import {
   instanceRecordPath,
   readInstanceRecord,
@@ -15,24 +14,10 @@ import {
   writePidFile,
   type InstanceRecord,
 } from '../../src/os/pid-file.js';
+import { scratchArea } from '../helpers/scratch.js';
 
 const PID_FILE_MODULE = new URL('../../src/os/pid-file.js', import.meta.url).href;
-const tempRoot = mkdtempSync(join(tmpdir(), 'autopilotd-pid-test-'));
-const children: ChildProcess[] = [];
-after(() => {
-  for (const child of children) {
-    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
-  }
-  rmSync(tempRoot, { recursive: true, force: true });
-});
-
-let dirCounter = 0;
-function freshDir(): string {
-  dirCounter += 1;
-  const dir = join(tempRoot, String(dirCounter));
-  mkdirSync(dir);
-  return dir;
-}
+const { freshDir, track } = scratchArea('autopilotd-pid-test-');
 
 const record: InstanceRecord = {
   pid: 4242,
@@ -58,7 +43,7 @@ async function readWhileAnotherProcessRewrites(path: string, writerBody: string,
     env: { ...process.env, PID_FILE_MODULE, TARGET: path, DONE: donePath },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
-  children.push(child);
+  track(child);
   const exited = once(child, 'exit');
   const seen = new Set<string>();
   const deadline = Date.now() + 20_000;
