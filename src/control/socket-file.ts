@@ -88,13 +88,8 @@ function probeLive(socketPath: string): Promise<boolean> {
  * A live socket means another daemon; anything that is not a socket is a user file we keep.
  */
 export async function clearStaleSocket(socketPath: string): Promise<boolean> {
-  let st: fs.Stats;
-  try {
-    st = fs.lstatSync(socketPath);
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return false;
-    throw err;
-  }
+  const st = lstatIfExists(socketPath);
+  if (st === null) return false;
   if (!st.isSocket()) {
     throw new SocketSetupError(
       'not_a_socket',
@@ -181,14 +176,19 @@ export async function bindSocket(server: net.Server, socketPath: string): Promis
 
 /** Unlinks socketPath only if it is still our socket; returns whether it did. */
 export function removeOwnSocket(socketPath: string, own: SocketIdentity): boolean {
-  let st: fs.Stats;
-  try {
-    st = fs.lstatSync(socketPath);
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return false;
-    throw err;
-  }
+  const st = lstatIfExists(socketPath);
+  if (st === null) return false;
   if (st.dev !== own.dev || st.ino !== own.ino) return false;
   fs.unlinkSync(socketPath);
   return true;
+}
+
+/** lstat, with a missing path as null rather than an error. */
+function lstatIfExists(path: string): fs.Stats | null {
+  try {
+    return fs.lstatSync(path);
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return null;
+    throw err;
+  }
 }

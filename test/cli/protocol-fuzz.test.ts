@@ -11,21 +11,10 @@ import { ERROR_CODES, type StatusData } from '../../src/control/protocol.js';
 import { exchange, type Exchange } from '../helpers/raw-socket.js';
 import { sandbox } from '../helpers/sandbox.js';
 import { waitFor } from '../helpers/wait.js';
+import { prng } from '../control/harness.js';
 
 const MAX_LINE_BYTES = 65_536;
 const CLIENTS = 200;
-
-/** A small seeded PRNG (mulberry32), so a failing run can be repeated with FUZZ_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Fragments that get past JSON.parse now and then, so validation is fuzzed too. No action command
 // appears: whatever the fuzzer assembles can at worst ask for status.

@@ -15,15 +15,8 @@ import {
   waitFor,
   type StartedFixture,
 } from './live-processes.js';
+import type { TreeReport } from '../helpers/daemon.js';
 
-interface TreeReport {
-  worker: number;
-  children: number[];
-  setsidParent: number;
-  setsid: number;
-  daemon: number;
-  termIgnorer: number;
-}
 
 interface GrowingReport {
   worker: number;
