@@ -12,7 +12,9 @@ import { parseDuration } from './duration.js';
 const ACTION_MARGIN_MS = 30_000;
 
 export async function controlCommand(p: ParsedCommand): Promise<number> {
-  const { config } = await loadForCommand(p);
+  // reload sends the file to the daemon to apply: a broken one is reported here (exit 78), as the
+  // daemon would reject it. The other commands only need to reach the daemon.
+  const { config } = await loadForCommand(p, { findDaemonOnly: p.command !== 'reload' });
   const socket = config.socket_path;
   const actionTimeoutMs = config.worker.stop_timeout_ms + ACTION_MARGIN_MS;
   // Command-line mistakes are usage errors, found before the daemon is asked anything.

@@ -8,7 +8,7 @@ import { loadForCommand, type ParsedCommand } from './args.js';
 import { CliFailure, EXIT, UsageError } from './exit-codes.js';
 
 export async function logsCommand(p: ParsedCommand): Promise<number> {
-  const { config } = await loadForCommand(p);
+  const { config } = await loadForCommand(p, { findDaemonOnly: true });
   const lines = typeof p.values.lines === 'string' ? Number(p.values.lines) : 50;
   if (!Number.isInteger(lines) || lines < 0) throw new UsageError(`logs: -n expects a whole number, got '${String(p.values.lines)}'`);
   const path = daemonLogPath(config);

@@ -1,5 +1,6 @@
 // ConfigError: every problem found while loading the configuration, one line each.
 // Exit code 78 is EX_CONFIG from sysexits.h, which systemd and shells know as "configuration error".
+import type { LoadedConfig } from './types.js';
 
 /** Where a problem was found. 'default' only for a built-in value that the host makes invalid. */
 export type ProblemOrigin =
@@ -28,11 +29,17 @@ export class ConfigError extends Error {
   readonly code = 'config_invalid';
   readonly exitCode = 78;
   readonly problems: ConfigProblem[];
+  /**
+   * The configuration with every invalid value left at what the layers below gave. Never to run
+   * a daemon with; enough for a client to find a daemon that started before the file broke.
+   */
+  readonly bestEffort: LoadedConfig | null;
 
-  constructor(problems: ConfigProblem[]) {
+  constructor(problems: ConfigProblem[], bestEffort: LoadedConfig | null = null) {
     super(problems.map(formatProblem).join('\n'));
     this.name = 'ConfigError';
     this.problems = problems;
+    this.bestEffort = bestEffort;
   }
 }
 

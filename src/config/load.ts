@@ -55,15 +55,15 @@ export function loadConfig(input: LoadConfigInput): LoadedConfig {
   }
   // A file that could not be read or parsed has unknown values: pair rules would judge the wrong pair.
   if (file === null || file.complete) checkRules(effective, invalidKeys, problems);
-  if (problems.length > 0) throw new ConfigError(sortProblems(problems));
-
   const config = structuredClone(DEFAULTS) as Config;
   const sources: Record<string, ValueSource> = {};
   for (const [key, { value, source }] of effective) {
     setByKey(config, key, value);
     sources[key] = source;
   }
-  return { config, path: file?.path ?? null, sources };
+  const loaded = { config, path: file?.path ?? null, sources };
+  if (problems.length > 0) throw new ConfigError(sortProblems(problems), loaded);
+  return loaded;
 }
 
 // Grouped by where to fix them (file, environment, flags), the file's in line order, variables by name.

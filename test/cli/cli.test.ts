@@ -3,10 +3,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'smol-toml';
-import { makeTempDir, runCli, writeConfig } from '../helpers/daemon.js';
+import { makeTempDir, runCli, startForeground, writeConfig, type ForegroundDaemon } from '../helpers/daemon.js';
 import { VERSION } from '../../src/version.js';
 
 test('--version prints the version', async () => {
@@ -127,4 +127,29 @@ test('config show prints valid TOML with where each value came from, flags over 
   } finally {
     dir.cleanup();
   }
+});
+
+test('a config file broken while the daemon runs does not lock the user out: status and stop still reach it', async (t) => {
+  const dir = makeTempDir();
+  let daemon: ForegroundDaemon | null = null;
+  t.after(async () => {
+    await daemon?.cleanup();
+    dir.cleanup();
+  });
+  const config = writeConfig(dir.path, '[worker]\ncommand = ["sleep", "1000"]\n');
+  daemon = await startForeground(config);
+  writeFileSync(config, `bogus_key = 1\n${readFileSync(config, 'utf8')}`);
+
+  const status = await runCli(['status', '--config', config]);
+  assert.equal(status.code, 0, status.stderr);
+  assert.match(status.stderr, /warning: the configuration has problems/);
+  assert.match(status.stderr, /:1:1: bogus_key: unknown key/);
+  assert.match(status.stdout, /worker: +running/);
+
+  const reload = await runCli(['reload', '--config', config]);
+  assert.equal(reload.code, 78, 'reload would hand the daemon the broken file: refused here');
+
+  const stop = await runCli(['stop', '--config', config]);
+  assert.equal(stop.code, 0, stop.stderr);
+  assert.deepEqual(await daemon.exited, { code: 0, signal: null });
 });
