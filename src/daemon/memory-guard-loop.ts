@@ -69,10 +69,21 @@ export class MemoryGuardLoop {
     this.config = config;
   }
 
+  /**
+   * Figures as they are now (a fresh look, ~1 ms, not fed to the policy: it must not count as one
+   * of the guard's readings); the level and last action are the guard's own.
+   */
   status(): MemoryStatus | null {
     const last = this.last;
     if (last === null) return null;
-    const s = last.sample;
+    let s = last.sample;
+    if (this.running) {
+      try {
+        s = this.observe().sample;
+      } catch (err) {
+        this.deps.logger.emit({ kind: 'internal-error', message: `memory guard: sampling for status: ${(err as Error).message}` });
+      }
+    }
     const a = this.state.lastAction;
     return {
       level: this.state.lastLevel ?? 'ok',

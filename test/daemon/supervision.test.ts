@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { FIXTURES, isAlive, makeTempDir, startForeground, treeReportPids, writeConfig, type ForegroundDaemon, type TreeReport } from '../helpers/daemon.js';
+import { FIXTURES, isAlive, makeTempDir, runCli, startForeground, treeReportPids, writeConfig, type ForegroundDaemon, type TreeReport } from '../helpers/daemon.js';
+import type { StatusData } from '../../src/control/protocol.js';
 import { waitFor } from '../helpers/wait.js';
 
 const timeOf = (line: string): number => Date.parse(line.slice(0, 24));
@@ -137,4 +138,24 @@ command = ["sh", "-c", "echo \\"env $AUTOPILOTD_INSTANCE $AUTOPILOTD_GENERATION 
 `, 'project = "openagents"');
   const line = await waitFor('the worker to print its environment', () => daemon.stdout.split('\n').find((l) => l.startsWith('env ')));
   assert.equal(line, `env ${daemon.instanceId} 1 args --project openagents`);
+});
+
+test('status shows the worker tree as it is now, not as at the last memory poll', async (t) => {
+  const { daemon } = await withDaemon(t, `
+[worker]
+command = ["sh", "-c", "echo up $AUTOPILOTD_GENERATION; [ $AUTOPILOTD_GENERATION = 1 ] && exit 1; exec sleep 1000"]
+[memory]
+poll_interval_ms = 60000
+[restart]
+initial_backoff_ms = 50
+`);
+  await daemon.waitForLine(/worker spawned generation=2 /);
+  await waitFor('generation 2 to run', () => daemon.stdout.includes('up 2'));
+  const r = await runCli(['status', '--json', '--config', daemon.configPath]);
+  assert.equal(r.code, 0, r.stderr);
+  const status = JSON.parse(r.stdout) as StatusData;
+  const pid = status.worker.pid;
+  assert.equal(status.worker.generation, 2);
+  assert.deepEqual(status.memory?.top.map((p) => p.pid), [pid], 'the current worker, though the guard has not polled since it started');
+  assert.equal(status.memory?.tree_processes, 1);
 });
