@@ -3,9 +3,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FIXTURES, isAlive, makeTempDir, runCli, startForeground, treeReportPids, writeConfig, type ForegroundDaemon, type TreeReport } from '../helpers/daemon.js';
+import { CLI, FIXTURES, cleanEnv, isAlive, makeTempDir, runCli, startForeground, treeReportPids, writeConfig, type ForegroundDaemon, type TreeReport } from '../helpers/daemon.js';
 import type { StatusData } from '../../src/control/protocol.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -158,4 +159,31 @@ initial_backoff_ms = 50
   assert.equal(status.worker.generation, 2);
   assert.deepEqual(status.memory?.top.map((p) => p.pid), [pid], 'the current worker, though the guard has not polled since it started');
   assert.equal(status.memory?.tree_processes, 1);
+});
+
+test('under journald (JOURNAL_STREAM names its stderr) lines carry a syslog priority and no timestamp', async (t) => {
+  const dir = makeTempDir();
+  const logPath = join(dir.path, 'journal-stream');
+  const fd = openSync(logPath, 'w');
+  const { dev, ino } = fstatSync(fd);
+  const config = writeConfig(dir.path, '[worker]\ncommand = ["sh", "-c", "exit 2"]\n[restart]\ninitial_backoff_ms = 60000\n');
+  const child = spawn(process.execPath, [CLI, 'start', '--foreground', '--config', config], {
+    env: { ...cleanEnv(), JOURNAL_STREAM: `${dev}:${ino}` },
+    stdio: ['ignore', 'ignore', fd],
+  });
+  closeSync(fd);
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+    dir.cleanup();
+  });
+  await waitFor('the daemon to log the scheduled restart', () => readFileSync(logPath, 'utf8').includes('restarting worker in'));
+  child.kill('SIGTERM');
+  await exited;
+  const lines = readFileSync(logPath, 'utf8').trim().split('\n');
+  assert.match(lines[0]!, /^<6>daemon started pid=\d+ /);
+  assert.ok(lines.some((l) => /^<4>worker exited with code 2 /.test(l)), lines.join('\n'));
+  assert.ok(lines.some((l) => /^<6>restarting worker in 60000 ms /.test(l)));
+  assert.ok(lines.every((l) => /^<[3467]>\S/.test(l)), `every line has a priority prefix and no timestamp:\n${lines.join('\n')}`);
 });
