@@ -51,7 +51,14 @@ const F_STARTTIME = 19;
 const F_RSS = 21;
 const LAST_FIELD = F_RSS;
 
+export interface PidCursor {
+  lastPid: number;
+  pidMax: number;
+}
+
 export class ProcTable {
+  /** Read once: pid_max does not change under a running daemon in practice. */
+  private pidMax: number | null | undefined;
   readonly procRoot: string;
   /**
    * From AT_PAGESZ in <procRoot>/self/auxv: the value the kernel itself hands to every process,
@@ -159,6 +166,24 @@ export class ProcTable {
     // MemAvailable exists since Linux 3.14; before that, free + page cache is the usual estimate.
     const availableBytes = kib('MemAvailable') ?? (kib('MemFree') ?? 0) + (kib('Buffers') ?? 0) + (kib('Cached') ?? 0);
     return { totalBytes, availableBytes };
+  }
+
+  /**
+   * The kernel's pid allocation cursor (the last pid handed out in this pid namespace) and
+   * pid_max; null where ns_last_pid is missing (kernels built without CONFIG_CHECKPOINT_RESTORE).
+   */
+  pidCursor(): PidCursor | null {
+    const lastPid = this.readInteger(`${this.procRoot}/sys/kernel/ns_last_pid`);
+    if (lastPid === null) return null;
+    this.pidMax ??= this.readInteger(`${this.procRoot}/sys/kernel/pid_max`);
+    return this.pidMax === null ? null : { lastPid, pidMax: this.pidMax };
+  }
+
+  private readInteger(path: string): number | null {
+    const length = this.readFile(path);
+    if (length === null) return null;
+    const n = Number(this.buf.toString('latin1', 0, length).trim());
+    return Number.isSafeInteger(n) ? n : null;
   }
 
   /** null when the kernel has no PSI (file missing, or booted with psi=0: EOPNOTSUPP). */

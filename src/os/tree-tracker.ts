@@ -9,10 +9,11 @@
 // within a session); its parent only changes to a reaper it already descended from; and its
 // environment changes only by its own exec. New members are therefore new processes: new pids.
 // The gap is pid reuse: a pid known as an outsider that exits and is handed to a new member
-// between two samples looks known and is not read. The kernel hands out pids cyclically, so this
-// needs the allocation cursor to come round to that very pid within one poll: rare, but likelier
-// with a small pid_max (32768 on many machines). The periodic full scan bounds such a miss.
-import type { ProcessInfo, ProcTable } from './proc-table.js';
+// between two samples looks known. The kernel hands out pids cyclically, and its cursor
+// (/proc/sys/kernel/ns_last_pid) says which pids were handed out since the last sample: known
+// pids in that range are read again. Where the cursor cannot be read, or it came round more than
+// once between two samples, the periodic full scan bounds such a miss.
+import type { PidCursor, ProcessInfo, ProcTable } from './proc-table.js';
 import { traceTree, type TracedTree, type TreeIdentity } from './process-tree.js';
 
 export interface TreeTrackerOptions {
@@ -36,6 +37,8 @@ export class TreeTracker {
   /** Every pid of the last listing of /proc, readable or not (another user's, under hidepid=1). */
   private known = new Set<number>();
   private tree: TracedTree = { members: [], foreign: [] };
+  /** The kernel's pid cursor when the last listing was taken. */
+  private cursor: PidCursor | null = null;
 
   constructor(private readonly table: ProcTable, opts: TreeTrackerOptions = {}) {
     const interval = opts.fullScanIntervalMs ?? DEFAULT_FULL_SCAN_INTERVAL_MS;
@@ -52,8 +55,11 @@ export class TreeTracker {
     const last = this.identity;
     const full = last === null || !sameIdentity(last, identity) || nowMs < this.lastFullScanAtMs
       || nowMs - this.lastFullScanAtMs >= this.fullScanIntervalMs;
+    // The cursor first: a pid handed out after it is read falls in the next sample's range.
+    const cursor = this.table.pidCursor();
     const pids = this.table.listPids();
-    this.tree = full ? this.fullScan(identity, pids) : this.incremental(identity, pids);
+    this.tree = full ? this.fullScan(identity, pids) : this.incremental(identity, pids, handedOutSince(this.cursor, cursor));
+    this.cursor = cursor;
     this.known = new Set(pids);
     this.identity = identity;
     if (full) this.lastFullScanAtMs = nowMs;
@@ -71,7 +77,7 @@ export class TreeTracker {
     return traceTree(this.table, identity, procs, { wholeScan: true });
   }
 
-  private incremental(identity: TreeIdentity, pids: number[]): TracedTree {
+  private incremental(identity: TreeIdentity, pids: number[], reissued: (pid: number) => boolean): TracedTree {
     const candidates: ProcessInfo[] = [];
     const followed = new Set<number>();
     // Members are re-read for fresh RSS and state, and to drop the gone (null) and zombies (which
@@ -84,7 +90,7 @@ export class TreeTracker {
       if (p !== null) candidates.push(p);
     }
     for (const pid of pids) {
-      if (this.known.has(pid) || followed.has(pid)) continue;
+      if ((this.known.has(pid) && !reissued(pid)) || followed.has(pid)) continue;
       const p = this.table.read(pid);
       if (p !== null) candidates.push(p);
     }
@@ -102,4 +108,12 @@ function sameIdentity(a: TreeIdentity, b: TreeIdentity): boolean {
     if (!b.protectedPids.has(pid)) return false;
   }
   return true;
+}
+
+/** Whether a pid lies in the cyclic range (before, now] the kernel handed out between two cursors. */
+function handedOutSince(before: PidCursor | null, now: PidCursor | null): (pid: number) => boolean {
+  if (before === null || now === null || before.lastPid === now.lastPid) return () => false;
+  const from = before.lastPid;
+  const to = now.lastPid;
+  return from < to ? (pid) => pid > from && pid <= to : (pid) => pid > from || pid <= to;
 }

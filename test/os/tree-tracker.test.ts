@@ -209,11 +209,17 @@ describe('TreeTracker on a fake /proc', () => {
   after(() => rmSync(root, { recursive: true, force: true }));
   let next = 0;
   /** A fresh fake /proc; `add` writes (or rewrites) one process. */
-  const fakeProc = (): { table: ProcTable; add: (p: FakeProcess) => void; remove: (pid: number) => void } => {
+  const fakeProc = (): { table: ProcTable; add: (p: FakeProcess) => void; remove: (pid: number) => void; cursor: (lastPid: number) => void } => {
     const dir = join(root, String(++next));
     mkdirSync(dir);
     return {
       table: new ProcTable(dir),
+      /** The kernel's pid cursor, as /proc/sys/kernel/ns_last_pid shows it (pid_max 32768). */
+      cursor: (lastPid) => {
+        mkdirSync(join(dir, 'sys/kernel'), { recursive: true });
+        writeFileSync(join(dir, 'sys/kernel/ns_last_pid'), `${lastPid}\n`);
+        writeFileSync(join(dir, 'sys/kernel/pid_max'), '32768\n');
+      },
       add: (p) => {
         mkdirSync(join(dir, String(p.pid)), { recursive: true });
         const fields = ['S', p.ppid, p.pgid ?? p.pid, p.sid ?? p.pid, 0, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 20, 0, 1, 0, p.startTimeTicks ?? 1000, 0, 10, 0];
@@ -258,6 +264,38 @@ describe('TreeTracker on a fake /proc', () => {
     assert.deepEqual(pidsAt(tracker, 500, false), [100], 'an incremental sample reads no known outsider');
     assert.deepEqual(pidsAt(tracker, 1000, true), [100, 200]);
     assert.deepEqual(pidsAt(tracker, 1001, false), [100, 200]);
+  });
+
+  test('a known outsider’s pid handed out again since the last sample, per the kernel’s pid cursor, is read again', () => {
+    const fake = fakeProc();
+    fake.add({ pid: 1, ppid: 0 });
+    fake.add({ pid: 100, ppid: 1 });
+    fake.add({ pid: 320, ppid: 1 }); // an outsider from the pid space's previous round
+    fake.add({ pid: 400, ppid: 1 });
+    fake.cursor(310);
+    const tracker = new TreeTracker(fake.table, { fullScanIntervalMs: 60_000 });
+    assert.deepEqual(pidsAt(tracker, 0, true), [100]);
+    // 320 exits and the worker forks twice: 311..325 were handed out, 320 among them, to a member.
+    fake.add({ pid: 320, ppid: 100, pgid: 100, sid: 100, startTimeTicks: 2000 });
+    // 400 is reused too, but outside the range the cursor covers: not looked at again yet.
+    fake.add({ pid: 400, ppid: 100, pgid: 100, sid: 100, startTimeTicks: 2000 });
+    fake.cursor(325);
+    assert.deepEqual(pidsAt(tracker, 1, false), [100, 320]);
+  });
+
+  test('the pid cursor’s range wraps round pid_max', () => {
+    const fake = fakeProc();
+    fake.add({ pid: 1, ppid: 0 });
+    fake.add({ pid: 100, ppid: 1 });
+    fake.add({ pid: 305, ppid: 1 });
+    fake.add({ pid: 32766, ppid: 1 });
+    fake.cursor(32760);
+    const tracker = new TreeTracker(fake.table, { fullScanIntervalMs: 60_000 });
+    assert.deepEqual(pidsAt(tracker, 0, true), [100]);
+    fake.add({ pid: 305, ppid: 100, pgid: 100, sid: 100, startTimeTicks: 2000 });
+    fake.add({ pid: 32766, ppid: 100, pgid: 100, sid: 100, startTimeTicks: 2000 });
+    fake.cursor(310); // 32761..32767, then 300..310 after the wrap
+    assert.deepEqual(pidsAt(tracker, 1, false), [100, 305, 32766]);
   });
 
   test('a pid gone from /proc and back (reused) is read as new', () => {
