@@ -1,6 +1,8 @@
 // `autopilotd logs [-n N] [-f]`: the daemon and worker log file (when not under journald).
 
 import { existsSync } from 'node:fs';
+import { sendRequest } from '../control/client.js';
+import type { StatusData } from '../control/protocol.js';
 import { readLastLines } from '../os/log-tail.js';
 import { followFile } from '../os/log-follow.js';
 import { daemonLogPath } from '../daemon/log-path.js';
@@ -12,6 +14,14 @@ export async function logsCommand(p: ParsedCommand): Promise<number> {
   const lines = typeof p.values.lines === 'string' ? Number(p.values.lines) : 50;
   if (!Number.isInteger(lines) || lines < 0) throw new UsageError(`logs: -n expects a whole number, got '${String(p.values.lines)}'`);
   const path = daemonLogPath(config);
+  // A running daemon says where it logs; the file may be stale from an earlier detached run.
+  const target = await runningLogTarget(config.socket_path);
+  if (target === 'journald') {
+    throw new CliFailure('the daemon logs to the journal: journalctl --user -u autopilotd (add -f to follow)', EXIT.failure);
+  }
+  if (target === 'stderr') {
+    throw new CliFailure('the daemon runs in the foreground and logs to the terminal that started it; it keeps no log file', EXIT.failure);
+  }
   if (!existsSync(path) && !p.values.follow) {
     throw new CliFailure(`no log file at ${path}.\nUnder systemd the daemon logs to the journal: journalctl --user -u autopilotd`, EXIT.failure);
   }
@@ -29,4 +39,14 @@ export async function logsCommand(p: ParsedCommand): Promise<number> {
   // The follower prints the last lines itself, from the file it then follows: no gap, no overlap.
   await followFile(path, print, abort.signal, 200, { initialLines: lines, maxFiles: config.logs.max_files });
   return EXIT.ok;
+}
+
+/** The running daemon's log target, or null when none answers (then the file is all there is). */
+async function runningLogTarget(socketPath: string): Promise<string | null> {
+  try {
+    const status = (await sendRequest(socketPath, 'status', undefined, { timeoutMs: 2000 })) as StatusData;
+    return status.daemon.log_target;
+  } catch {
+    return null; // not running, or not answering: show the file
+  }
 }

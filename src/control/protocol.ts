@@ -194,6 +194,8 @@ export interface DaemonStatus {
   uptime_ms: number;
   /** null when running on defaults only (no config file). */
   config_path: string | null;
+  /** Where the daemon logs: the log file's path, "journald", or "stderr" (a foreground terminal). */
+  log_target: string;
 }
 
 export interface WorkerExitStatus {

@@ -41,8 +41,7 @@ export type StartupOutcome =
 export async function runDaemon(opts: DaemonOptions): Promise<number> {
   let config = opts.loaded.config;
   const startedAtMs = Date.now();
-  const logTarget = opts.mode === 'background' ? daemonLogPath(config) : 'stderr';
-  const { logger, logFile } = makeLogger(config, opts.mode);
+  const { logger, logFile, logTarget } = makeLogger(config, opts.mode);
   const instanceId = randomBytes(9).toString('base64url');
   const uid = process.getuid!();
   logger.emit({ kind: 'daemon-started', pid: process.pid, version: VERSION, instanceId, configPath: opts.loaded.path, logTarget });
@@ -161,7 +160,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       case 'status':
         return buildStatus({
           nowMs: Date.now(),
-          daemon: { pid: process.pid, version: VERSION, startedAtMs, configPath: opts.loaded.path },
+          daemon: { pid: process.pid, version: VERSION, startedAtMs, configPath: opts.loaded.path, logTarget },
           worker: supervisor.state,
           command: supervisor.argv,
           memory: memoryGuard.status(),
@@ -229,7 +228,8 @@ function workerSummary(supervisor: WorkerSupervisor): { state: string; pid: numb
   return { state: w.state, pid: w.pid, generation: w.generation };
 }
 
-function makeLogger(config: Config, mode: DaemonOptions['mode']): { logger: Logger; logFile: RotatingLogFile | null } {
+/** The logger, and where it writes: the log file's path, 'journald' or 'stderr' (status shows it). */
+function makeLogger(config: Config, mode: DaemonOptions['mode']): { logger: Logger; logFile: RotatingLogFile | null; logTarget: string } {
   if (mode === 'background') {
     let logger: Logger | null = null;
     const logFile = new RotatingLogFile({
@@ -240,10 +240,10 @@ function makeLogger(config: Config, mode: DaemonOptions['mode']): { logger: Logg
     });
     const sink: LineSink = { write: (line) => logFile.write(line) };
     logger = new Logger(sink, 'plain', config.log_level);
-    return { logger, logFile };
+    return { logger, logFile, logTarget: logFile.path };
   }
   const style = isJournaldStream(process.env) ? 'journald' : 'plain';
-  return { logger: new Logger(stderrSink(), style, config.log_level), logFile: null };
+  return { logger: new Logger(stderrSink(), style, config.log_level), logFile: null, logTarget: style === 'journald' ? 'journald' : 'stderr' };
 }
 
 /**

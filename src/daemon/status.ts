@@ -6,7 +6,7 @@ import type { WorkerModel } from '../policy/worker-state.js';
 
 export interface StatusInputs {
   nowMs: number;
-  daemon: { pid: number; version: string; startedAtMs: number; configPath: string | null };
+  daemon: { pid: number; version: string; startedAtMs: number; configPath: string | null; logTarget: string };
   worker: Readonly<WorkerModel>;
   command: string[];
   memory: MemoryStatus | null;
@@ -24,6 +24,7 @@ export function buildStatus(s: StatusInputs): StatusData {
       started_at: iso(s.daemon.startedAtMs)!,
       uptime_ms: s.nowMs - s.daemon.startedAtMs,
       config_path: s.daemon.configPath,
+      log_target: s.daemon.logTarget,
     },
     worker: {
       state: w.state,

@@ -12,9 +12,9 @@ test('status carries the documented fields with ISO times and ms durations', () 
     consecutiveFailures: 2, lastExit: { code: 1, signal: null, atMs: t0 + 500, uptimeMs: 300 },
     restarts: { total: 3, crash: 2, memory: 1, operator: 0, health: 0 },
   };
-  const s = buildStatus({ nowMs: t0 + 5000, daemon: { pid: 10, version: '9.9.9', startedAtMs: t0, configPath: '/c.toml' }, worker, command: ['node', 'w'], memory: null });
+  const s = buildStatus({ nowMs: t0 + 5000, daemon: { pid: 10, version: '9.9.9', startedAtMs: t0, configPath: '/c.toml', logTarget: 'journald' }, worker, command: ['node', 'w'], memory: null });
   assert.deepEqual(s, {
-    daemon: { pid: 10, version: '9.9.9', started_at: '2026-11-25T10:00:00.000Z', uptime_ms: 5000, config_path: '/c.toml' },
+    daemon: { pid: 10, version: '9.9.9', started_at: '2026-11-25T10:00:00.000Z', uptime_ms: 5000, config_path: '/c.toml', log_target: 'journald' },
     worker: {
       state: 'running', pid: 77, generation: 4, started_at: '2026-11-25T10:00:01.000Z', uptime_ms: 4000, command: ['node', 'w'],
       consecutive_failures: 2, next_restart_at: null,
@@ -27,7 +27,7 @@ test('status carries the documented fields with ISO times and ms durations', () 
 
 test('a worker waiting in backoff has no pid or uptime but a next restart time', () => {
   const worker = { ...initialWorkerModel(), state: 'backoff' as const, generation: 2, startedAtMs: t0, nextStartAtMs: t0 + 8000 };
-  const s = buildStatus({ nowMs: t0 + 5000, daemon: { pid: 10, version: '1', startedAtMs: t0, configPath: null }, worker, command: ['x'], memory: null });
+  const s = buildStatus({ nowMs: t0 + 5000, daemon: { pid: 10, version: '1', startedAtMs: t0, configPath: null, logTarget: 'stderr' }, worker, command: ['x'], memory: null });
   assert.equal(s.worker.pid, null);
   assert.equal(s.worker.uptime_ms, null);
   assert.equal(s.worker.next_restart_at, '2026-11-25T10:00:08.000Z');
@@ -39,7 +39,7 @@ test('a worker waiting in backoff has no pid or uptime but a next restart time',
 
 test('the human summary shows memory, the largest processes and the last action', () => {
   const s = buildStatus({
-    nowMs: t0 + 60_000, daemon: { pid: 1, version: '1', startedAtMs: t0, configPath: null },
+    nowMs: t0 + 60_000, daemon: { pid: 1, version: '1', startedAtMs: t0, configPath: null, logTarget: 'stderr' },
     worker: { ...initialWorkerModel(), state: 'running', pid: 5, startedAtMs: t0 }, command: ['x'],
     memory: {
       level: 'low', available_bytes: 1024 ** 3, psi: { some_avg10: 1.5, full_avg10: 0.2 }, tree_rss_bytes: 300 * 1024 ** 2, tree_processes: 4,

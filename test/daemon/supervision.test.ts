@@ -141,6 +141,13 @@ command = ["sh", "-c", "echo \\"env $AUTOPILOTD_INSTANCE $AUTOPILOTD_GENERATION 
   assert.equal(line, `env ${daemon.instanceId} 1 args --project openagents`);
 });
 
+test('logs points a foreground daemon\'s user to its terminal rather than to a stale log file', async (t) => {
+  const { daemon } = await withDaemon(t, '[worker]\ncommand = ["sleep", "1000"]\n');
+  const r = await runCli(['logs', '--config', daemon.configPath]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /runs in the foreground and logs to the terminal that started it/);
+});
+
 test('status shows the worker tree as it is now, not as at the last memory poll', async (t) => {
   const { daemon } = await withDaemon(t, `
 [worker]
@@ -179,6 +186,9 @@ test('under journald (JOURNAL_STREAM names its stderr) lines carry a syslog prio
     dir.cleanup();
   });
   await waitFor('the daemon to log the scheduled restart', () => readFileSync(logPath, 'utf8').includes('restarting worker in'));
+  const logs = await runCli(['logs', '--config', config]);
+  assert.equal(logs.code, 1);
+  assert.match(logs.stderr, /the daemon logs to the journal: journalctl --user -u autopilotd/);
   child.kill('SIGTERM');
   await exited;
   const lines = readFileSync(logPath, 'utf8').trim().split('\n');
