@@ -2,14 +2,14 @@
 // detached daemon and waits on a pipe (fd 3) for its word that it listens and the worker spawned.
 
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import type { LoadedConfig } from '../config/types.js';
 import { sendRequest } from '../control/client.js';
 import type { StatusData } from '../control/protocol.js';
 import { readLastLines } from '../os/log-tail.js';
 import type { DaemonOptions, StartupOutcome } from '../daemon/daemon.js';
-import { daemonLogPath } from '../daemon/log-path.js';
+import { daemonLogPath, daemonStderrPath } from '../daemon/log-path.js';
 import { loadForCommand, type ParsedCommand } from './args.js';
 import { CliFailure, EXIT } from './exit-codes.js';
 
@@ -69,9 +69,10 @@ async function daemonize(loaded: LoadedConfig): Promise<number> {
   }
   mkdirSync(config.logs.dir, { recursive: true, mode: 0o700 });
   const logPath = daemonLogPath(config);
-  // The daemon logs through its rotating writer; its raw stdout/stderr (a crash trace before the
-  // logger exists) go to the same file.
-  const logFd = openSync(logPath, 'a', 0o600);
+  const stderrPath = daemonStderrPath(config);
+  // Crash traces accumulate there only if the daemon keeps dying; past a bound, start it afresh.
+  const stderrTooBig = existsSync(stderrPath) && statSync(stderrPath).size > MAX_STDERR_FILE_BYTES;
+  const logFd = openSync(stderrPath, stderrTooBig ? 'w' : 'a', 0o600);
   const nodeFlags = [...new Set([...process.execArgv, ...DAEMON_NODE_FLAGS])];
   const argv = [...process.argv.slice(2), '--foreground', '--daemonized'].filter(dedupeForeground());
   const child = spawn(process.execPath, [...nodeFlags, process.argv[1]!, ...argv], {
@@ -83,10 +84,10 @@ async function daemonize(loaded: LoadedConfig): Promise<number> {
   const outcome = await readOutcome(child, config.worker.stop_timeout_ms + 30_000);
   child.unref();
   if (outcome === null) {
-    throw new CliFailure(`the daemon did not start; last log lines from ${logPath}:\n${tail(logPath, config.logs.max_files)}`, EXIT.failure);
+    throw new CliFailure(`the daemon did not start; last log lines from ${logPath}:\n${tail(logPath, config.logs.max_files)}${rawOutput(stderrPath)}`, EXIT.failure);
   }
   if (!outcome.ok) {
-    const extra = outcome.code === 'already_running' ? '' : `\nlast log lines from ${logPath}:\n${tail(logPath, config.logs.max_files)}`;
+    const extra = outcome.code === 'already_running' ? '' : `\nlast log lines from ${logPath}:\n${tail(logPath, config.logs.max_files)}${rawOutput(stderrPath)}`;
     throw new CliFailure(`${outcome.message}${extra}`, EXIT.failure);
   }
   if (outcome.workerPid === null) {
@@ -135,6 +136,15 @@ function readOutcome(child: ReturnType<typeof spawn>, timeoutMs: number): Promis
     pipe.on('end', () => finish(null));
     pipe.on('error', () => finish(null));
   });
+}
+
+/** Bound on the raw-output file before a start truncates it. */
+const MAX_STDERR_FILE_BYTES = 1024 * 1024;
+
+/** The daemon's raw output since it was started, when there is any (a crash trace). */
+function rawOutput(path: string): string {
+  const lines = readLastLines(path, 20, 1);
+  return lines.length === 0 ? '' : `\nits raw output (${path}):\n${lines.map((l) => `  ${l}`).join('\n')}`;
 }
 
 function tail(path: string, maxFiles: number): string {

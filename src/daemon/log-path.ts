@@ -5,3 +5,12 @@ import type { Config } from '../config/types.js';
 export function daemonLogPath(config: Pick<Config, 'logs'>): string {
   return join(config.logs.dir, 'autopilotd.log');
 }
+
+/**
+ * A detached daemon's raw stdout and stderr: what is written before its logger exists, or by Node
+ * or V8 themselves when the process dies (a fatal error). Kept apart from the rotated log, whose
+ * files move under a fixed fd; normally it stays empty.
+ */
+export function daemonStderrPath(config: Pick<Config, 'logs'>): string {
+  return join(config.logs.dir, 'autopilotd.stderr.log');
+}

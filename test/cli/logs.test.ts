@@ -39,8 +39,9 @@ test('a chatty worker rotates the log: at most max_files files of at most max_fi
   await box.start();
   await box.waitForLog(/ worker\[1\] chatty done$/, 30_000);
 
-  assert.deepEqual(readdirSync(box.logDir).sort(), ['autopilotd.log', 'autopilotd.log.1', 'autopilotd.log.2']);
-  for (const name of readdirSync(box.logDir)) {
+  assert.deepEqual(readdirSync(box.logDir).sort(), ['autopilotd.log', 'autopilotd.log.1', 'autopilotd.log.2', 'autopilotd.stderr.log']);
+  assert.equal(statSync(join(box.logDir, 'autopilotd.stderr.log')).size, 0, 'nothing raw: every line went through the logger');
+  for (const name of readdirSync(box.logDir).filter((n) => n.startsWith('autopilotd.log'))) {
     const size = statSync(join(box.logDir, name)).size;
     assert.ok(size > 0 && size <= MAX_FILE_BYTES, `${name} is ${size} bytes`);
   }
@@ -98,7 +99,7 @@ test('logs -f prints the last lines, then new worker lines as they come, across 
   const restart = await box.cli(['restart-worker']);
   assert.equal(restart.code, 0, restart.stderr);
   await waitFor(() => `logs -f to print generation 2's output; tail:\n${out.slice(-500)}${err}`, () => out.includes(' worker[2] gen 2 done\n'), 30_000);
-  assert.ok(readdirSync(box.logDir).length >= 4, `the log rotated meanwhile: ${readdirSync(box.logDir).join(', ')}`);
+  assert.ok(readdirSync(box.logDir).filter((n) => n.startsWith('autopilotd.log')).length >= 4, `the log rotated meanwhile: ${readdirSync(box.logDir).join(', ')}`);
   const printed = out.split('\n').slice(0, -1);
   assert.deepEqual(numbers(printed, 2, 'follow'), range(0, lines - 1), 'every new line once, in order');
   assert.ok(printed.some((l) => / INFO {2}worker spawned generation=2 /.test(l)), 'daemon events too');
