@@ -38,7 +38,7 @@ export interface MemorySample {
 
 export function treeRssBytes(tree: readonly { rssBytes: number }[]): number {
   let totalBytes = 0;
-  for (const process of tree) totalBytes += process.rssBytes;
+  for (const proc of tree) totalBytes += proc.rssBytes;
   return totalBytes;
 }
 
