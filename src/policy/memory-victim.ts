@@ -18,7 +18,7 @@ export function pickVictim(
   config: MemoryVictimConfig,
 ): CandidateProcess | null {
   const candidates: CandidateProcess[] = [
-    ...tree.filter((process) => !process.isWorkerMain),
+    ...tree.filter((proc) => !proc.isWorkerMain),
     ...extraCandidates,
   ];
   let victim: CandidateProcess | null = null;
