@@ -74,7 +74,7 @@ export const FORMATS: Formats = {
   'tree-gone': { level: 'info', text: (e) => ['worker tree gone', { took_ms: e.durationMs }] },
   'tree-survivors-left': { level: 'error', text: (e) => ['worker tree members survived SIGKILL', { pids: e.pids }] },
   'memory-sample': { level: 'debug', text: (e) => ['memory', { level: e.level, available: mib(e.availableBytes), tree_rss: mib(e.treeRssBytes), tree_processes: e.treeProcesses, next_poll_ms: e.nextPollMs }] },
-  'memory-verdict': { level: 'info', text: (e) => [`memory ${e.level}: ${e.verdict}`, { available: mib(e.availableBytes), tree_rss: mib(e.treeRssBytes) }] },
+  'memory-verdict': { level: 'info', text: (e) => [e.verdict === e.level ? `memory ${e.level}` : `memory ${e.level}: ${e.verdict}`, { available: mib(e.availableBytes), tree_rss: mib(e.treeRssBytes) }] },
   'memory-kill': { level: 'warn', text: (e) => [`memory ${e.reason}: sending SIGTERM to ${e.comm}`, { pid: e.pid, rss: mib(e.rssBytes), available: mib(e.availableBytes), threshold: mib(e.thresholdBytes), tree_rss: mib(e.treeRssBytes) }] },
   'memory-kill-escalated': { level: 'warn', text: (e) => [`memory: ${e.comm} ignored SIGTERM for ${e.graceMs} ms; sending SIGKILL`, { pid: e.pid }] },
   'memory-kill-done': { level: 'warn', text: (e) => ['memory: victim gone', { pid: e.pid, available_before: mib(e.availableBefore), available_after: mib(e.availableAfter), tree_rss_before: mib(e.treeRssBefore), tree_rss_after: mib(e.treeRssAfter) }] },
