@@ -192,7 +192,8 @@ export class WorkerSupervisor {
         splitters?.stderr.flush();
         const atMs = this.now();
         const uptimeMs = this.model.startedAtMs === null ? 0 : atMs - this.model.startedAtMs;
-        deps.logger.emit({ kind: 'worker-exited', generation, pid, code, signal, uptimeMs });
+        const asked = this.model.state === 'stopping';
+        deps.logger.emit({ kind: asked ? 'worker-stopped' : 'worker-exited', generation, pid, code, signal, uptimeMs });
         this.dispatch({ kind: 'exited', atMs, code, signal });
         exited();
       },

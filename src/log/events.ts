@@ -18,6 +18,8 @@ export type LogEvent =
   | { kind: 'worker-spawned'; generation: number; pid: number; argv: string[]; cwd: string }
   | { kind: 'worker-spawn-failed'; generation: number; reason: string }
   | { kind: 'worker-exited'; generation: number; pid: number; code: number | null; signal: string | null; uptimeMs: number }
+  /** An exit the daemon asked for (stop, restart): information, not a warning. */
+  | { kind: 'worker-stopped'; generation: number; pid: number; code: number | null; signal: string | null; uptimeMs: number }
   | { kind: 'worker-state'; from: string; to: string }
   | { kind: 'restart-scheduled'; cause: string; delayMs: number; consecutiveFailures: number }
   | { kind: 'worker-failed'; consecutiveFailures: number; lastExit: Exit | null; retryMs: number }
@@ -63,6 +65,7 @@ export const FORMATS: Formats = {
   'worker-spawned': { level: 'info', text: (e) => ['worker spawned', { generation: e.generation, pid: e.pid, argv: e.argv, cwd: e.cwd }] },
   'worker-spawn-failed': { level: 'error', text: (e) => [`worker spawn failed: ${e.reason}`, { generation: e.generation }] },
   'worker-exited': { level: 'warn', text: (e) => [`worker exited with ${exitText(e)}`, { generation: e.generation, pid: e.pid, uptime_ms: e.uptimeMs }] },
+  'worker-stopped': { level: 'info', text: (e) => [`worker stopped with ${exitText(e)}`, { generation: e.generation, pid: e.pid, uptime_ms: e.uptimeMs }] },
   'worker-state': { level: 'info', text: (e) => [`worker state ${e.from} -> ${e.to}`] },
   'restart-scheduled': { level: 'info', text: (e) => [`restarting worker in ${e.delayMs} ms`, { cause: e.cause, consecutive_failures: e.consecutiveFailures }] },
   'worker-failed': { level: 'error', text: (e) => [`worker failed ${e.consecutiveFailures} times in a row (last exit: ${exitText(e.lastExit)}); still retrying every ${e.retryMs} ms`] },

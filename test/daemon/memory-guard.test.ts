@@ -112,7 +112,7 @@ test('under low memory the largest worker child over node_kill_threshold gets SI
   await waitForSamples(daemon, 3, daemon.lines.length);
   assert.ok(isAlive(workerPid), 'the worker main process survives');
   assert.equal(daemon.matching(/sending SIGTERM/).length, 1, 'exactly one process was killed');
-  assert.deepEqual(daemon.matching(/worker exited|restarting worker/), [], 'the worker was not restarted');
+  assert.deepEqual(daemon.matching(/worker exited|worker stopped|restarting worker/), [], 'the worker was not restarted');
   const status = await statusJson(configPath);
   assert.equal(status.worker.pid, workerPid);
   assert.equal(status.worker.generation, 1);
@@ -135,7 +135,7 @@ test('a victim that ignores SIGTERM is sent SIGKILL once kill_grace_ms has passe
   // Log timestamps have 1 ms resolution; the upper bound is generous for a loaded machine.
   assert.ok(graceMs >= 499 && graceMs < 5000, `SIGKILL came ${graceMs} ms after SIGTERM; kill_grace_ms is 500`);
   assert.ok(isAlive(workerPid), 'the worker main process survives');
-  assert.deepEqual(daemon.matching(/worker exited/), []);
+  assert.deepEqual(daemon.matching(/worker exited|worker stopped/), []);
 });
 
 test('a same-user hog outside the tree is left alone with hog_scope = "tree", and killed with "user" when named in hog_names', async (t) => {
@@ -216,7 +216,7 @@ test('a worker tree over worker_max_bytes is restarted gracefully, counted as a 
   assert.ok(mibField(done, 'tree_rss_before') > 200 && mibField(done, 'tree_rss_after') < 1, `before/after figures: ${done}`);
   const newWorker = await workerPidOf(daemon, 2);
   await daemon.waitForLine(/worker spawned generation=2 /);
-  assert.match(daemon.matching(/worker exited/)[0]!, /worker exited with signal SIGTERM generation=1 /, 'the old worker got SIGTERM, not SIGKILL');
+  assert.match(daemon.matching(/worker stopped/)[0]!, /worker stopped with signal SIGTERM generation=1 /, 'the old worker got SIGTERM, not SIGKILL');
   assert.ok(!isAlive(oldWorker) && !isAlive(child), 'the old tree is gone');
 
   const status = await statusJson(configPath);

@@ -74,6 +74,8 @@ stop_timeout_ms = ${graceMs}
   assert.deepEqual(all.filter(isAlive), [], 'no process of the tree survives');
   assert.ok(tookMs < graceMs + 3000, `stop took ${tookMs} ms; grace is ${graceMs} ms`);
   assert.ok(daemon.matching(/SIGKILL sent after/).length >= 1, 'the TERM-ignoring child needed SIGKILL');
+  assert.equal(daemon.matching(/INFO  worker stopped with signal SIGTERM generation=1 /).length, 1, 'an exit the daemon asked for is information, not a warning');
+  assert.equal(daemon.matching(/worker exited/).length, 0);
   assert.equal(existsSync(join(dir, 'd.pid')), false, 'pid file removed');
   assert.equal(existsSync(join(dir, 'd.sock')), false, 'socket removed');
 });
