@@ -26,7 +26,8 @@ export const DAEMON_NODE_FLAGS = ['--lite-mode', '--no-expose-wasm', '--max-semi
 
 export async function startCommand(p: ParsedCommand): Promise<number> {
   const loaded = await loadForCommand(p);
-  if (p.values.foreground) return runForeground(p, loaded);
+  // A daemonized child runs in the foreground whatever else its argv says: it must never fork again.
+  if (p.values.foreground || p.values.daemonized) return runForeground(p, loaded);
   return daemonize(loaded);
 }
 
@@ -74,7 +75,9 @@ async function daemonize(loaded: LoadedConfig): Promise<number> {
   const stderrTooBig = existsSync(stderrPath) && statSync(stderrPath).size > MAX_STDERR_FILE_BYTES;
   const logFd = openSync(stderrPath, stderrTooBig ? 'w' : 'a', 0o600);
   const nodeFlags = [...new Set([...process.execArgv, ...DAEMON_NODE_FLAGS])];
-  const argv = [...process.argv.slice(2), '--foreground', '--daemonized'].filter(dedupeForeground());
+  // Right after `start`, before the user's arguments: anything after `--` is the worker's argv.
+  const [command, ...userArgs] = process.argv.slice(2);
+  const argv = [command!, '--foreground', '--daemonized', ...userArgs];
   const child = spawn(process.execPath, [...nodeFlags, process.argv[1]!, ...argv], {
     detached: true,
     stdio: ['ignore', logFd, logFd, 'pipe'],
@@ -95,17 +98,6 @@ async function daemonize(loaded: LoadedConfig): Promise<number> {
   }
   process.stdout.write(`autopilotd started: pid ${outcome.pid}, worker pid ${outcome.workerPid}\n`);
   return EXIT.ok;
-}
-
-/** `start --foreground` given by the user should not appear twice in the child's argv. */
-function dedupeForeground(): (arg: string) => boolean {
-  let seen = false;
-  return (arg) => {
-    if (arg !== '--foreground') return true;
-    if (seen) return false;
-    seen = true;
-    return true;
-  };
 }
 
 async function currentDaemon(socketPath: string): Promise<StatusData | null> {

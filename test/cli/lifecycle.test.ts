@@ -193,3 +193,17 @@ test('stop --timeout gives up with exit 1 while the worker outlives it; the daem
   assert.equal(existsSync(box.pidFile), false);
   await box.waitForLog(/worker tree gone/);
 });
+
+test('start with a worker argv after -- daemonizes once and runs exactly that argv', async (t) => {
+  const box = sandbox(t);
+  const argv = ['sh', '-c', 'echo argv-after-dashdash; exec sleep 1000'];
+  // --config before --: everything after -- belongs to the worker.
+  const r = await box.cli(['start', '--config', box.configPath, '--', ...argv], { noConfigFlag: true, timeoutMs: 20_000 });
+  box.remember();
+  assert.equal(r.code, 0, `${r.stderr}\nlog:\n${box.log()}`);
+  assert.equal(box.daemons().length, 1, `exactly one daemon: ${JSON.stringify(box.processes())}`);
+  const status = await box.status();
+  assert.deepEqual(status.worker.command, argv);
+  assert.equal(status.worker.state, 'running');
+  await box.waitForLog(/ worker\[1\] argv-after-dashdash$/);
+});
