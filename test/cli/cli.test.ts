@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'smol-toml';
-import { makeTempDir, runCli, startForeground, writeConfig, type ForegroundDaemon } from '../helpers/daemon.js';
+import { daemonInTempDir, makeTempDir, runCli, writeConfig } from '../helpers/daemon.js';
 import { VERSION } from '../../src/version.js';
 
 test('--version prints the version', async () => {
@@ -130,14 +130,7 @@ test('config show prints valid TOML with where each value came from, flags over 
 });
 
 test('a config file broken while the daemon runs does not lock the user out: status and stop still reach it', async (t) => {
-  const dir = makeTempDir();
-  let daemon: ForegroundDaemon | null = null;
-  t.after(async () => {
-    await daemon?.cleanup();
-    dir.cleanup();
-  });
-  const config = writeConfig(dir.path, '[worker]\ncommand = ["sleep", "1000"]\n');
-  daemon = await startForeground(config);
+  const { daemon, configPath: config } = await daemonInTempDir(t, '[worker]\ncommand = ["sleep", "1000"]\n');
   writeFileSync(config, `bogus_key = 1\n${readFileSync(config, 'utf8')}`);
 
   const status = await runCli(['status', '--config', config]);

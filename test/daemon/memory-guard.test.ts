@@ -8,7 +8,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { isAlive, makeTempDir, startForeground, writeConfig, type ForegroundDaemon } from '../helpers/daemon.js';
+import { daemonInTempDir, isAlive, type DaemonInTempDir, type ForegroundDaemon } from '../helpers/daemon.js';
 import {
   GIB, MEMORY_WORKER, MIB, memAvailableBytes, mibText, startForegroundNamed, startHog, statusJson,
   uniqueComm, waitForOutput, waitForSamples, type Hog,
@@ -60,22 +60,9 @@ initial_backoff_ms = 50
 `;
 }
 
-interface Started {
-  daemon: ForegroundDaemon;
-  configPath: string;
-}
-
 /** A foreground daemon at debug level (one log line per memory sample), ended after the test. */
-async function withDaemon(t: TestContext, body: string, start = startForeground): Promise<Started> {
-  const dir = makeTempDir('apd-mg-');
-  let daemon: ForegroundDaemon | null = null;
-  t.after(async () => {
-    await daemon?.cleanup();
-    dir.cleanup();
-  });
-  const configPath = writeConfig(dir.path, body, 'log_level = "debug"');
-  daemon = await start(configPath);
-  return { daemon, configPath };
+function withDaemon(t: TestContext, body: string, start?: (configPath: string) => Promise<ForegroundDaemon>): Promise<DaemonInTempDir> {
+  return daemonInTempDir(t, body, start ? { topLevel: 'log_level = "debug"', start } : { topLevel: 'log_level = "debug"' });
 }
 
 /** A hog started by the test, SIGKILLed by its process group after the test whatever happened. */

@@ -5,26 +5,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI, FIXTURES, cleanEnv, isAlive, makeTempDir, runCli, startForeground, treeReportPids, writeConfig, type ForegroundDaemon, type TreeReport } from '../helpers/daemon.js';
+import { CLI, FIXTURES, cleanEnv, daemonInTempDir, isAlive, makeTempDir, runCli, treeReportPids, writeConfig, type TreeReport } from '../helpers/daemon.js';
 import type { StatusData } from '../../src/control/protocol.js';
 import { waitFor } from '../helpers/wait.js';
 
 const timeOf = (line: string): number => Date.parse(line.slice(0, 24));
 
-async function withDaemon(t: { after(fn: () => Promise<void> | void): void }, body: string, top = ''): Promise<{ daemon: ForegroundDaemon; dir: string }> {
-  const dir = makeTempDir();
-  let daemon: ForegroundDaemon | null = null;
-  t.after(async () => {
-    await daemon?.cleanup();
-    dir.cleanup();
-  });
-  daemon = await startForeground(writeConfig(dir.path, body, top));
-  return { daemon, dir: dir.path };
-}
-
 test('a crashing worker is restarted on the backoff schedule, turns failed, and is still retried', async (t) => {
-  const { daemon } = await withDaemon(t, `
+  const { daemon } = await daemonInTempDir(t, `
 [worker]
 command = ["sh", "-c", "exit 3"]
 [restart]
@@ -55,7 +45,7 @@ test('SIGTERM stops the whole tree, escapees included, removes pid file and sock
   const scratch = makeTempDir();
   t.after(() => scratch.cleanup());
   const graceMs = 1500;
-  const { daemon, dir } = await withDaemon(t, `
+  const { daemon, dir } = await daemonInTempDir(t, `
 [worker]
 command = ["sh", ${JSON.stringify(join(FIXTURES, 'tree-worker.sh'))}, ${JSON.stringify(scratch.path)}]
 stop_timeout_ms = ${graceMs}
@@ -81,7 +71,7 @@ stop_timeout_ms = ${graceMs}
 });
 
 test('a second SIGINT during shutdown kills the tree at once instead of waiting out the grace', async (t) => {
-  const { daemon } = await withDaemon(t, `
+  const { daemon } = await daemonInTempDir(t, `
 [worker]
 command = ["sh", "-c", "trap '' TERM; echo ready; while :; do sleep 1; done"]
 stop_timeout_ms = 60000
@@ -98,7 +88,7 @@ stop_timeout_ms = 60000
 });
 
 test('a missing command is a spawn failure with a clear reason, retried with backoff', async (t) => {
-  const { daemon } = await withDaemon(t, `
+  const { daemon } = await daemonInTempDir(t, `
 [worker]
 command = ["autopilotd-no-such-command-xyz"]
 [restart]
@@ -111,20 +101,14 @@ initial_backoff_ms = 50
 });
 
 test('a missing working_dir is reported as such, not as a missing command', async (t) => {
-  const dir = makeTempDir();
-  let daemon: ForegroundDaemon | null = null;
-  t.after(async () => {
-    await daemon?.cleanup();
-    dir.cleanup();
-  });
-  const config = writeConfig(dir.path, '[worker]\ncommand = ["sleep", "100"]\n');
-  daemon = await startForeground(config, ['--workdir', join(dir.path, 'absent')]);
+  const absent = join(tmpdir(), `apd-never-made-${process.pid}-${Date.now()}`, 'absent');
+  const { daemon } = await daemonInTempDir(t, '[worker]\ncommand = ["sleep", "100"]\n', { args: ['--workdir', absent] });
   const line = await daemon.waitForLine(/worker spawn failed/);
   assert.match(line, /working_dir .*absent is not usable \(ENOENT\)/);
 });
 
 test('with restart = "on-failure" an exit 0 leaves the worker stopped and the daemon running', async (t) => {
-  const { daemon } = await withDaemon(t, `
+  const { daemon } = await daemonInTempDir(t, `
 [worker]
 command = ["sh", "-c", "exit 0"]
 restart = "on-failure"
@@ -135,23 +119,23 @@ restart = "on-failure"
 });
 
 test('the worker gets its instance marker, generation and the project flag', async (t) => {
-  const { daemon } = await withDaemon(t, `
+  const { daemon } = await daemonInTempDir(t, `
 [worker]
 command = ["sh", "-c", "echo \\"env $AUTOPILOTD_INSTANCE $AUTOPILOTD_GENERATION args $*\\"; sleep 100", "sh"]
-`, 'project = "openagents"');
+`, { topLevel: 'project = "openagents"' });
   const line = await waitFor('the worker to print its environment', () => daemon.stdout.split('\n').find((l) => l.startsWith('env ')));
   assert.equal(line, `env ${daemon.instanceId} 1 args --project openagents`);
 });
 
 test('logs points a foreground daemon\'s user to its terminal rather than to a stale log file', async (t) => {
-  const { daemon } = await withDaemon(t, '[worker]\ncommand = ["sleep", "1000"]\n');
+  const { daemon } = await daemonInTempDir(t, '[worker]\ncommand = ["sleep", "1000"]\n');
   const r = await runCli(['logs', '--config', daemon.configPath]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /runs in the foreground and logs to the terminal that started it/);
 });
 
 test('status shows the worker tree as it is now, not as at the last memory poll', async (t) => {
-  const { daemon } = await withDaemon(t, `
+  const { daemon } = await daemonInTempDir(t, `
 [worker]
 command = ["sh", "-c", "echo up $AUTOPILOTD_GENERATION; [ $AUTOPILOTD_GENERATION = 1 ] && exit 1; exec sleep 1000"]
 [memory]

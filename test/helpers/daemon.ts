@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { TestContext } from 'node:test';
 import { ProcTable } from '../../src/os/proc-table.js';
 import { findTree } from '../../src/os/process-tree.js';
 import { waitFor } from './wait.js';
@@ -194,4 +195,30 @@ export interface TreeReport {
 /** Every pid of a tree-worker.sh report: 25 processes. */
 export function treeReportPids(r: TreeReport): number[] {
   return [r.worker, ...r.children, r.setsidParent, r.setsid, r.daemon, r.termIgnorer];
+}
+
+export interface DaemonInTempDir {
+  daemon: ForegroundDaemon;
+  dir: string;
+  configPath: string;
+}
+
+/**
+ * A foreground daemon on `writeConfig(dir, body, topLevel)` in a fresh temp dir. After the test it
+ * is ended (and its worker tree by marker) before its dir is removed, whatever happened.
+ */
+export async function daemonInTempDir(
+  t: TestContext,
+  body: string,
+  opts: { topLevel?: string; args?: string[]; start?: (configPath: string) => Promise<ForegroundDaemon> } = {},
+): Promise<DaemonInTempDir> {
+  const dir = makeTempDir();
+  let daemon: ForegroundDaemon | null = null;
+  t.after(async () => {
+    await daemon?.cleanup();
+    dir.cleanup();
+  });
+  const configPath = writeConfig(dir.path, body, opts.topLevel ?? '');
+  daemon = await (opts.start ?? ((c: string) => startForeground(c, opts.args ?? [])))(configPath);
+  return { daemon, dir: dir.path, configPath };
 }
