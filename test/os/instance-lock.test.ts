@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { acquireInstanceLock, AlreadyRunningError, instanceLockName } from '../../src/os/instance-lock.js';
+import { collectLines } from '../helpers/lines.js';
 
 const LOCK_MODULE = new URL('../../src/os/instance-lock.js', import.meta.url).href;
 const uid = process.getuid?.() ?? 0;
@@ -59,16 +60,7 @@ function spawnScript(script: string, socketPath: string): Child {
     detached: true, // Own process group, so cleanup can kill it and anything it started.
   });
   children.push(child);
-  const lines: string[] = [];
-  let buffered = '';
-  child.stdout?.setEncoding('utf8');
-  child.stdout?.on('data', (text: string) => {
-    buffered += text;
-    const parts = buffered.split('\n');
-    buffered = parts.pop() ?? '';
-    lines.push(...parts);
-  });
-  return { process: child, lines };
+  return { process: child, lines: collectLines(child.stdout) };
 }
 
 function killGroup(child: ChildProcess): void {

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { RotatingLogFile } from '../../src/os/log-file.js';
 import { scratchArea } from '../helpers/scratch.js';
+import { collectLines } from '../helpers/lines.js';
 
 const LOG_FILE_MODULE = new URL('../../src/os/log-file.js', import.meta.url).href;
 // The read-only-directory test runs its writer as another user.
@@ -214,15 +215,7 @@ test('a read-only log directory drops lines (EACCES) without throwing, then reco
     ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
   });
   track(child);
-  const reports: unknown[] = [];
-  let buffered = '';
-  child.stdout?.setEncoding('utf8');
-  child.stdout?.on('data', (text: string) => {
-    buffered += text;
-    const parts = buffered.split('\n');
-    buffered = parts.pop() ?? '';
-    reports.push(...parts.map((l) => JSON.parse(l) as unknown));
-  });
+  const reports = collectLines(child.stdout, (l) => JSON.parse(l) as unknown);
   await waitFor(() => reports.length === 1, 'the writer to report its first three writes');
   const first = reports[0] as { dropped: number; problems: string[] };
   assert.equal(first.dropped, 3);
