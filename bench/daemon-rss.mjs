@@ -5,10 +5,11 @@
 // Run after `npm run build`.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeDaemonConfig } from './daemon-config.mjs';
 import { startPm2, stopPm2 } from './pm2.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -25,16 +26,11 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export async function benchDaemonRss() {
   const dir = mkdtempSync(join(tmpdir(), 'apd-rss-'));
-  const config = join(dir, 'daemon.toml');
-  writeFileSync(config, [
-    `working_dir = ${JSON.stringify(dir)}`,
-    `socket_path = ${JSON.stringify(join(dir, 'd.sock'))}`,
-    `pid_file = ${JSON.stringify(join(dir, 'd.pid'))}`,
+  const config = writeDaemonConfig(dir, [
     '[worker]', 'command = ["sleep", "100000"]',
     // Always "near" a threshold: the guard polls at its 100 ms floor for the whole run.
     '[memory]', 'poll_interval_ms = 100', 'worker_max_bytes = "1MiB"', 'cooldown_ms = 3600000',
-    '[logs]', `dir = ${JSON.stringify(join(dir, 'logs'))}`, '',
-  ].join('\n'));
+  ]);
   const floor = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
   const pm2Home = join(dir, 'pm2');
   let daemonPid = null;

@@ -10,12 +10,13 @@
 // Usage: npm run build && node bench/leak.mjs [runs=5]
 // Every daemon is ended by PID, its tree by its instance marker, and its temp dir removed.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ProcTable } from '../dist/src/os/proc-table.js';
 import { findTree } from '../dist/src/os/process-tree.js';
+import { writeDaemonConfig } from './daemon-config.mjs';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const CLI = join(ROOT, 'dist/bin/autopilotd.cjs');
@@ -93,11 +94,7 @@ async function endDaemon(d) {
 
 async function runOnce(scenario) {
   const dir = mkdtempSync(join(tmpdir(), 'apd-leak-'));
-  const config = join(dir, 'daemon.toml');
-  writeFileSync(config, [
-    `working_dir = ${JSON.stringify(dir)}`,
-    `socket_path = ${JSON.stringify(join(dir, 'd.sock'))}`,
-    `pid_file = ${JSON.stringify(join(dir, 'd.pid'))}`,
+  const config = writeDaemonConfig(dir, [
     '[worker]',
     `command = ${JSON.stringify(scenario.command)}`,
     '[memory]',
@@ -105,8 +102,7 @@ async function runOnce(scenario) {
     // Low enough that system memory never plays a part; everything else is the default.
     'min_available_bytes = "64MiB"',
     'critical_threshold_bytes = "32MiB"',
-    '',
-  ].join('\n'));
+  ]);
   const child = spawn(process.execPath, [CLI, 'start', '--foreground', '--config', config], {
     env: cleanEnv(), cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -7,11 +7,12 @@
 // PM2 is not a dependency: on first use it is installed into bench/.peers (git-ignored). Its
 // daemon gets a temp PM2_HOME, so a user's own PM2 is never touched.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { writeDaemonConfig } from './daemon-config.mjs';
 import { PM2, alive, ensurePm2, neutralEnv, startPm2, stopPm2 } from './pm2.mjs';
 
 const RUNS = Number(process.argv[2] ?? 30);
@@ -29,18 +30,7 @@ const pm2Home = join(tmp, 'pm2');
 const baseEnv = neutralEnv();
 const apdEnv = baseEnv;
 const pm2Env = { ...baseEnv, PM2_HOME: pm2Home };
-const config = join(tmp, 'daemon.toml');
-writeFileSync(config, [
-  `working_dir = ${JSON.stringify(tmp)}`,
-  `socket_path = ${JSON.stringify(join(tmp, 'run/d.sock'))}`,
-  `pid_file = ${JSON.stringify(join(tmp, 'd.pid'))}`,
-  '[worker]',
-  'command = ["sleep", "1000"]',
-  'stop_timeout_ms = 2000',
-  '[logs]',
-  `dir = ${JSON.stringify(join(tmp, 'logs'))}`,
-  '',
-].join('\n'));
+const config = writeDaemonConfig(tmp, ['[worker]', 'command = ["sleep", "1000"]', 'stop_timeout_ms = 2000']);
 
 let apdPid = null;
 let pm2 = null;
