@@ -58,7 +58,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   }
 
   const table = new ProcTable();
-  const protectedPids = protectedPidsOf(table, process.pid);
+  // Read afresh at each use: the daemon's ancestors change (a detached daemon's parent, the
+  // `start` CLI, exits at once) and a dead ancestor's pid, later reused by a worker descendant,
+  // must not shield that descendant from a stop.
+  const protectedPids = (): ReadonlySet<number> => protectedPidsOf(table, process.pid);
   const record = { pid: process.pid, instance_id: instanceId, started_at: new Date(startedAtMs).toISOString() };
   try {
     await stopOrphanTree(config, table, uid, protectedPids, logger);
@@ -262,10 +265,10 @@ function applyReload(current: Config, next: Config, logger: Logger): Config {
  * record beside the PID file; stop every process carrying that marker before spawning: never two
  * workers. Only the marker is trusted here: the recorded PID and PGID may have been reused since.
  */
-async function stopOrphanTree(config: Config, table: ProcTable, uid: number, protectedPids: ReadonlySet<number>, logger: Logger): Promise<void> {
+async function stopOrphanTree(config: Config, table: ProcTable, uid: number, protectedPids: () => ReadonlySet<number>, logger: Logger): Promise<void> {
   const previous = readInstanceRecord(config.pid_file);
   if (previous === null) return;
-  const identity = { rootPid: null, pgid: null, instanceId: previous.instance_id, uid, protectedPids };
+  const identity = { rootPid: null, pgid: null, instanceId: previous.instance_id, uid, protectedPids: protectedPids() };
   const members = findTree(table, identity);
   if (members.length > 0) {
     logger.emit({ kind: 'orphan-tree-found', instanceId: previous.instance_id, previousPid: previous.pid, pids: members.map((p) => p.pid) });

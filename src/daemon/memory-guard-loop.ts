@@ -21,7 +21,8 @@ export interface MemoryGuardDeps {
   logger: Logger;
   table: ProcTable;
   uid: number;
-  protectedPids: ReadonlySet<number>;
+  /** The daemon and its ancestors now: never a victim. */
+  protectedPids: () => ReadonlySet<number>;
   treeIdentity: () => TreeIdentity;
   workerRunning: () => boolean;
   restartWorker: () => Promise<void>;
@@ -141,7 +142,7 @@ export class MemoryGuardLoop {
   }
 
   private observe(): Observation {
-    const { table, uid, protectedPids } = this.deps;
+    const { table, uid } = this.deps;
     const mem = table.memInfo();
     // hog_scope "user" needs the comm and RSS of every process, so each poll scans all of /proc
     // (~12 ms with 1000 processes, kernel time). The tree alone is tracked incrementally (< 1 ms):
@@ -154,6 +155,7 @@ export class MemoryGuardLoop {
     if (procs !== null) {
       // Only when configured: same-UID processes outside the tree, by name, never the daemon or its ancestors.
       const names = new Set(this.config.memory.hog_names);
+      const protectedPids = this.deps.protectedPids();
       for (const p of procs) {
         if (!names.has(p.comm) || processes.has(p.pid) || protectedPids.has(p.pid) || p.state === 'Z') continue;
         if (table.uidOf(p.pid) !== uid) continue;

@@ -18,7 +18,8 @@ export interface WorkerSupervisorDeps {
   table: ProcTable;
   instanceId: string;
   uid: number;
-  protectedPids: ReadonlySet<number>;
+  /** The daemon and its ancestors now: never part of a tree. */
+  protectedPids: () => ReadonlySet<number>;
   /** Foreground passes worker output through; a daemonized run logs it. */
   output: 'inherit' | 'pipe';
   /** Called after each spawn, e.g. to record the worker for crash recovery. */
@@ -68,7 +69,7 @@ export class WorkerSupervisor {
       pgid: this.lastPgid,
       instanceId: this.deps.instanceId,
       uid: this.deps.uid,
-      protectedPids: this.deps.protectedPids,
+      protectedPids: this.deps.protectedPids(),
     };
   }
 
