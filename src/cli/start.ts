@@ -123,7 +123,12 @@ function readOutcome(child: ReturnType<typeof spawn>, timeoutMs: number): Promis
     pipe.on('data', (chunk: Buffer) => {
       text += chunk.toString('utf8');
       const newline = text.indexOf('\n');
-      if (newline !== -1) finish(JSON.parse(text.slice(0, newline)) as StartupOutcome);
+      if (newline === -1) return;
+      try {
+        finish(JSON.parse(text.slice(0, newline)) as StartupOutcome);
+      } catch {
+        finish(null); // not the daemon's report: treat as a failed start, with the log shown
+      }
     });
     pipe.on('end', () => finish(null));
     pipe.on('error', () => finish(null));
