@@ -64,9 +64,12 @@ export class WorkerSupervisor {
 
   /** The identity of the current (or last) worker tree, for the memory guard and tree stops. */
   treeIdentity(): TreeIdentity {
+    // The group id names the tree only while the tree can exist: once it is gone (backoff, failed,
+    // stopped, or a new spawn in flight) the kernel may give that number to any new process.
+    const s = this.model.state;
     return {
       rootPid: this.model.pid,
-      pgid: this.lastPgid,
+      pgid: s === 'running' || s === 'stopping' ? this.lastPgid : null,
       instanceId: this.deps.instanceId,
       uid: this.deps.uid,
       protectedPids: this.deps.protectedPids(),

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, FIXTURES, cleanEnv, daemonInTempDir, isAlive, makeTempDir, runCli, treeReportPids, writeConfig, type TreeReport } from '../helpers/daemon.js';
@@ -182,4 +182,38 @@ test('under journald (JOURNAL_STREAM names its stderr) lines carry a syslog prio
   assert.ok(lines.some((l) => /^<4>worker exited with code 2 /.test(l)), lines.join('\n'));
   assert.ok(lines.some((l) => /^<6>restarting worker in 60000 ms /.test(l)));
   assert.ok(lines.every((l) => /^<[3467]>\S/.test(l)), `every line has a priority prefix and no timestamp:\n${lines.join('\n')}`);
+});
+
+test('once the worker tree is gone, a new process that gets its old group id is not taken for the worker', async (t) => {
+  if (process.getuid!() !== 0) return t.skip('steering the next pid (ns_last_pid) needs root');
+  const { daemon } = await daemonInTempDir(t, `
+[worker]
+command = ["sh", "-c", "exit 1"]
+[restart]
+initial_backoff_ms = 60000
+`);
+  const line = await daemon.waitForLine(/worker spawned generation=1 pid=(\d+) /);
+  const oldPgid = Number(/pid=(\d+)/.exec(line)![1]);
+  await daemon.waitForLine(/restarting worker in 60000 ms/);
+  // A bystander of ours that becomes a session leader under the worker's old pid: the kernel may
+  // hand that pid out again now that its group is empty. Steer the next pid to it (other tests
+  // fork too, so try a few times).
+  let bystander: ReturnType<typeof spawn> | null = null;
+  for (let attempt = 0; attempt < 50 && bystander === null; attempt++) {
+    writeFileSync('/proc/sys/kernel/ns_last_pid', String(oldPgid - 1));
+    const child = spawn('setsid', ['sleep', '1000'], { stdio: 'ignore' });
+    if (child.pid === oldPgid) bystander = child;
+    else child.kill('SIGKILL');
+  }
+  if (bystander === null) return t.skip(`could not get pid ${oldPgid} for the bystander`);
+  const b = bystander;
+  t.after(() => { b.kill('SIGKILL'); });
+  await waitFor('the bystander to lead its own session', () => {
+    const stat = readFileSync(`/proc/${oldPgid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3] === String(oldPgid) && stat.includes('(sleep)');
+  });
+  const r = await runCli(['status', '--json', '--config', daemon.configPath]);
+  const status = JSON.parse(r.stdout) as StatusData;
+  assert.equal(status.worker.state, 'backoff');
+  assert.equal(status.memory?.tree_processes, 0, `the bystander is not part of the worker tree: ${JSON.stringify(status.memory?.top)}`);
 });
