@@ -2,14 +2,16 @@
 // reports it, `stop` returns only once daemon and worker tree are gone; how every command finds the
 // daemon; how `start` and `stop` fail.
 
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StatusData } from '../../src/control/protocol.js';
 import { VERSION } from '../../src/version.js';
-import { isAlive } from '../helpers/daemon.js';
-import { markedPids, sandbox } from '../helpers/sandbox.js';
+import { CLI, cleanEnv, isAlive } from '../helpers/daemon.js';
+import { SANDBOX_ENV, markedPids, sandbox } from '../helpers/sandbox.js';
 import { waitFor } from '../helpers/wait.js';
 
 const toml = (value: unknown): string => JSON.stringify(value);
@@ -206,4 +208,33 @@ test('start with a worker argv after -- daemonizes once and runs exactly that ar
   assert.deepEqual(status.worker.command, argv);
   assert.equal(status.worker.state, 'running');
   await box.waitForLog(/ worker\[1\] argv-after-dashdash$/);
+});
+
+test('a worker descendant that gets the pid of the exited start CLI is still stopped with the tree', async (t) => {
+  if (process.getuid!() !== 0) return t.skip('steering the next pid (ns_last_pid) needs root');
+  // The worker forks one `sleep` per line written to its fifo, and forks nothing in between, so the
+  // test can steer the pid of that next fork.
+  const box = sandbox(t, { body: `[worker]\ncommand = ["sh", "-c", "mkfifo go; while read x < go; do sleep 1000 & echo $! >> kids; done"]\nstop_timeout_ms = 2000\n` });
+  const cli = spawn(process.execPath, [CLI, 'start', '--config', box.configPath], { env: { ...cleanEnv(), [SANDBOX_ENV]: box.id }, stdio: 'ignore' });
+  const cliPid = cli.pid!;
+  const [code] = (await once(cli, 'exit')) as [number | null];
+  box.remember();
+  assert.equal(code, 0, box.log());
+  const workDir = box.dir; // working_dir: the worker's cwd, where it makes `go` and `kids`
+  await waitFor('the worker to make its fifo', () => existsSync(join(workDir, 'go')));
+  let kid = 0;
+  for (let attempt = 0; attempt < 50 && kid !== cliPid; attempt++) {
+    writeFileSync('/proc/sys/kernel/ns_last_pid', String(cliPid - 1));
+    writeFileSync(join(workDir, 'go'), 'fork\n');
+    const before = existsSync(join(workDir, 'kids')) ? readFileSync(join(workDir, 'kids'), 'utf8').trim().split('\n').length : 0;
+    const kids = await waitFor('the worker to fork', () => {
+      const lines = existsSync(join(workDir, 'kids')) ? readFileSync(join(workDir, 'kids'), 'utf8').trim().split('\n') : [];
+      return lines.length > before ? lines : null;
+    });
+    kid = Number(kids.at(-1));
+  }
+  if (kid !== cliPid) return t.skip(`could not get pid ${cliPid} for a worker descendant`);
+  const stop = await box.cli(['stop']);
+  assert.equal(stop.code, 0, stop.stderr);
+  assert.equal(isAlive(kid), false, `the descendant with the old CLI pid ${kid} was stopped with the tree`);
 });
