@@ -224,9 +224,10 @@ test('a worker descendant that gets the pid of the exited start CLI is still sto
   await waitFor('the worker to make its fifo', () => existsSync(join(workDir, 'go')));
   let kid = 0;
   for (let attempt = 0; attempt < 50 && kid !== cliPid; attempt++) {
+    // Counted before the write: the worker may fork and record the kid before writeFileSync returns.
+    const before = existsSync(join(workDir, 'kids')) ? readFileSync(join(workDir, 'kids'), 'utf8').trim().split('\n').length : 0;
     writeFileSync('/proc/sys/kernel/ns_last_pid', String(cliPid - 1));
     writeFileSync(join(workDir, 'go'), 'fork\n');
-    const before = existsSync(join(workDir, 'kids')) ? readFileSync(join(workDir, 'kids'), 'utf8').trim().split('\n').length : 0;
     const kids = await waitFor('the worker to fork', () => {
       const lines = existsSync(join(workDir, 'kids')) ? readFileSync(join(workDir, 'kids'), 'utf8').trim().split('\n') : [];
       return lines.length > before ? lines : null;

@@ -240,7 +240,9 @@ test('critical memory with no victim restarts the worker; the daemon and the tes
     .replace('node_kill_threshold_bytes = "64MiB"', 'node_kill_threshold_bytes = "1MiB"');
   const { daemon, configPath } = await withDaemon(t, body, (config) => startForegroundNamed(dirname(config), daemonComm, config));
   assert.equal(new ProcTable().read(daemon.pid)?.comm, daemonComm);
-  const oldWorker = await workerPidOf(daemon, 1);
+  // From the spawn line, not the worker's "ready": critical memory may restart it before it prints.
+  const spawned = await daemon.waitForLine(/worker spawned generation=1 pid=\d+ /);
+  const oldWorker = Number(/ pid=(\d+) /.exec(spawned)![1]);
 
   const line = await daemon.waitForLine(/memory critical: restarting the worker /);
   assert.match(line, / limit=null$/);
