@@ -11,7 +11,8 @@ import { ConfigError } from '../config/errors.js';
 import { ControlError, type Command } from '../control/protocol.js';
 import { ControlServer } from '../control/server.js';
 import { Logger, isJournaldStream, stderrSink, type LineSink } from '../log/logger.js';
-import { acquireInstanceLock, type InstanceLock } from '../os/instance-lock.js';
+import { ensurePrivateDir } from '../control/socket-file.js';
+import { acquireInstanceLock, lockPathFor, type InstanceLock } from '../os/instance-lock.js';
 import { readInstanceRecord, removeInstanceRecord, removePidFile, writeInstanceRecord, writePidFile } from '../os/pid-file.js';
 import { RotatingLogFile } from '../os/log-file.js';
 import { ProcTable } from '../os/proc-table.js';
@@ -46,16 +47,20 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const uid = process.getuid!();
   logger.emit({ kind: 'daemon-started', pid: process.pid, version: VERSION, instanceId, configPath: opts.loaded.path, logTarget });
 
-  let lock: InstanceLock;
+  let locks: InstanceLock[];
   try {
-    lock = await acquireInstanceLock(config.socket_path, uid);
+    locks = takeInstanceLocks(config);
   } catch (err) {
     const e = err as Error & { code?: string };
-    logger.line('error', e.message);
-    opts.onStartup?.({ ok: false, code: e.code ?? 'lock_failed', message: e.message });
+    const message = e.code === 'already_running' ? e.message : `cannot start: ${e.message}`;
+    logger.line('error', message);
+    opts.onStartup?.({ ok: false, code: e.code ?? 'lock_failed', message });
     logFile?.close();
     return 1;
   }
+  const releaseLocks = (): void => {
+    for (const lock of [...locks].reverse()) lock.release();
+  };
 
   const table = new ProcTable();
   // Read afresh at each use: the daemon's ancestors change (a detached daemon's parent, the
@@ -65,12 +70,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const record = { pid: process.pid, instance_id: instanceId, started_at: new Date(startedAtMs).toISOString() };
   try {
     await stopOrphanTree(config, table, uid, protectedPids, logger);
-    mkdirSync(dirname(config.pid_file), { recursive: true, mode: 0o700 });
     writePidFile(config.pid_file, process.pid);
     writeInstanceRecord(config.pid_file, { ...record, worker: null });
   } catch (err) {
-    // E.g. pid_file under a regular file. Release the lock: its listener would otherwise keep this
-    // process (and the lock) alive forever, and `start` would wait for an outcome that never comes.
+    // E.g. the pid file's directory is not writable.
     const message = `cannot start: ${(err as Error).message}`;
     logger.line('error', message);
     opts.onStartup?.({ ok: false, code: 'startup_failed', message });
@@ -79,7 +82,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     } catch (cleanupErr) {
       logger.line('warn', `cannot remove the pid file: ${(cleanupErr as Error).message}`);
     }
-    await lock.release();
+    releaseLocks();
     logFile?.close();
     return 1;
   }
@@ -124,7 +127,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       await attempt('closing the control socket', () => server?.close());
       await attempt('removing the pid file', () => removePidFile(config.pid_file, process.pid));
       await attempt('removing the instance record', () => removeInstanceRecord(config.pid_file, instanceId));
-      await attempt('releasing the instance lock', () => lock.release());
+      await attempt('releasing the instance locks', releaseLocks);
       logger.emit({ kind: 'daemon-stopped', durationMs: Date.now() - began });
       logFile?.close();
       finished(exitCode);
@@ -191,7 +194,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     opts.onStartup?.({ ok: false, code: e.code ?? 'socket_failed', message: e.message });
     removePidFile(config.pid_file, process.pid);
     removeInstanceRecord(config.pid_file, instanceId);
-    await lock.release();
+    releaseLocks();
     logFile?.close();
     return 1;
   }
@@ -258,6 +261,27 @@ function applyReload(current: Config, next: Config, logger: Logger): Config {
   const fixed = (['socket_path', 'pid_file'] as const).filter((k) => current[k] !== next[k]);
   for (const key of fixed) logger.line('warn', `reload: ${key} changed; it takes effect when the daemon restarts`);
   return { ...next, socket_path: current.socket_path, pid_file: current.pid_file, logs: current.logs };
+}
+
+/**
+ * The pid file's lock, then the socket's, each beside its file: two configurations that share
+ * either one are the same daemon, and the second is refused before it touches anything.
+ */
+function takeInstanceLocks(config: Config): InstanceLock[] {
+  const locks: InstanceLock[] = [];
+  try {
+    for (const guarded of new Set([config.pid_file, config.socket_path])) {
+      const dir = dirname(guarded);
+      // TODO(private-files): one strict private-directory check for both (src/os/private-dir.ts).
+      if (guarded === config.socket_path) ensurePrivateDir(dir);
+      else mkdirSync(dir, { recursive: true, mode: 0o700 });
+      locks.push(acquireInstanceLock(lockPathFor(guarded)));
+    }
+  } catch (err) {
+    for (const lock of locks) lock.release();
+    throw err;
+  }
+  return locks;
 }
 
 /**

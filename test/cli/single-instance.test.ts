@@ -1,11 +1,17 @@
-// Exactly one daemon and one worker per socket: simultaneous starts race for it, and a daemon
+// Exactly one daemon and one worker per socket and per pid file: simultaneous starts race for it, a
+// second configuration sharing either is refused, nobody else can hold the lock, and a daemon
 // killed with SIGKILL leaves a worker tree that the next daemon stops before it spawns its own.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FIXTURES, isAlive, type TreeReport } from '../helpers/daemon.js';
+import { collectLines } from '../helpers/lines.js';
+import { createOtherUser, otherUserUnavailable } from '../helpers/other-user.js';
 import { argvOf, markedPids, sandbox } from '../helpers/sandbox.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -21,7 +27,7 @@ test('ten starts at the same moment leave exactly one daemon and one worker, and
   for (const r of losers) {
     assert.equal(r.code, 1, r.stderr);
     // Refused either by start's own check of the socket or by the daemon's instance lock.
-    assert.match(r.stderr, /^autopilotd: (already running \(pid \d+, socket |autopilotd is already running for socket )/);
+    assert.match(r.stderr, /^autopilotd: (already running \(pid \d+, socket |autopilotd is already running: another daemon holds .*\.lock\n)/);
   }
   const m = /^autopilotd started: pid (\d+), worker pid (\d+)\n$/.exec(winners[0]!.stdout);
   assert.ok(m, winners[0]!.stdout);
@@ -93,4 +99,56 @@ test('after kill -9 of the daemon its worker tree lives on; the next start stops
 
   assert.equal((await box.cli(['stop'])).code, 0);
   assert.deepEqual(markedPids(secondId), []);
+});
+
+/** The abstract socket name autopilotd used as its lock before issue #14: anyone could bind it. */
+function oldAbstractLockName(socketPath: string, uid: number): string {
+  return `autopilotd.lock.${uid}.${createHash('sha256').update(socketPath).digest('hex').slice(0, 32)}`;
+}
+
+// Run as the other user: binds the old abstract lock name, tries to open and flock the lock files,
+// reports what happened as one JSON line, then stays (holding the name) until killed.
+const SQUATTER = `
+const net = require('node:net');
+const fs = require('node:fs');
+const { spawnSync } = require('node:child_process');
+const [name, ...lockFiles] = process.argv.slice(1);
+const server = net.createServer((s) => s.destroy());
+server.on('error', (err) => { process.stdout.write(JSON.stringify({ bound: err.code }) + '\\n'); });
+server.listen('\\0' + name, () => {
+  const opened = lockFiles.map((path) => { try { fs.closeSync(fs.openSync(path, 'a+')); return 'opened'; } catch (err) { return err.code; } });
+  const flocked = lockFiles.map((path) => spawnSync('flock', ['-n', path, 'true']).status);
+  process.stdout.write(JSON.stringify({ bound: 'ok', opened, flocked }) + '\\n');
+});
+`;
+
+test('issue #14 (4): another local user cannot squat the lock: root\'s start still works and status answers', async (t) => {
+  const why = otherUserUnavailable();
+  if (why !== null) return t.skip(why);
+  const box = sandbox(t);
+  const user = createOtherUser();
+  let squatter: ChildProcess | null = null;
+  t.after(async () => {
+    if (squatter !== null && squatter.exitCode === null && squatter.signalCode === null) {
+      const exited = once(squatter, 'exit');
+      squatter.kill('SIGKILL'); // by pid: setpriv execs node, so this is the squatter itself
+      await exited;
+    }
+    user.remove();
+  });
+  const lockFiles = [`${box.pidFile}.lock`, `${box.socketPath}.lock`];
+  squatter = user.spawn([process.execPath, '-e', SQUATTER, oldAbstractLockName(box.socketPath, 0), ...lockFiles], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = collectLines(squatter.stdout);
+  const report = JSON.parse(await waitFor('the squatter\'s report', () => lines[0])) as { bound: string; opened: string[]; flocked: number[] };
+  assert.equal(report.bound, 'ok', 'another user can bind any abstract name');
+  assert.deepEqual(report.opened, ['EACCES', 'EACCES'], 'the lock files are out of its reach');
+  assert.ok(report.flocked.every((s) => s !== 0), `flock(1) as the other user failed: ${report.flocked.join(',')}`);
+
+  const { pid, workerPid } = await box.start();
+  const status = await box.cli(['status']);
+  assert.equal(status.code, 0, status.stderr);
+  assert.match(status.stdout, new RegExp(`: running, pid ${pid}, up [^]*\\n  worker: +running, pid ${workerPid}, `));
+  assert.ok(squatter.exitCode === null, 'the squatter still holds the old name');
+  const stop = await box.cli(['stop']);
+  assert.equal(stop.code, 0, stop.stderr);
 });
