@@ -16,6 +16,7 @@ import { acquireInstanceLock, lockPathFor, type InstanceLock } from '../os/insta
 import { readInstanceRecord, removeInstanceRecord, removePidFile, writeInstanceRecord, writePidFile } from '../os/pid-file.js';
 import { RotatingLogFile } from '../os/log-file.js';
 import { ProcTable } from '../os/proc-table.js';
+import { isLiveProcessOf } from '../os/process-alive.js';
 import { findTree, protectedPidsOf } from '../os/process-tree.js';
 import { stopTree } from '../os/tree-stop.js';
 import { VERSION } from '../version.js';
@@ -67,7 +68,11 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   // `start` CLI, exits at once) and a dead ancestor's pid, later reused by a worker descendant,
   // must not shield that descendant from a stop.
   const protectedPids = (): ReadonlySet<number> => protectedPidsOf(table, process.pid);
-  const record = { pid: process.pid, instance_id: instanceId, started_at: new Date(startedAtMs).toISOString() };
+  const record = {
+    pid: process.pid, instance_id: instanceId, started_at: new Date(startedAtMs).toISOString(),
+    // What a client needs to find this daemon once the configuration has changed or broken.
+    socket_path: config.socket_path, config_path: opts.loaded.path,
+  };
   try {
     await stopOrphanTree(config, table, uid, protectedPids, logger);
     writePidFile(config.pid_file, process.pid);
@@ -287,11 +292,20 @@ function takeInstanceLocks(config: Config): InstanceLock[] {
 /**
  * After a daemon was killed with SIGKILL its worker tree may live on. Its instance id is in the
  * record beside the PID file; stop every process carrying that marker before spawning: never two
- * workers. Only the marker is trusted here: the recorded PID and PGID may have been reused since.
+ * workers. The marker finds the tree; the recorded daemon pid only ever holds the stop back (it
+ * may have been reused since, and then an orphan tree is left running rather than a live one stopped).
  */
 async function stopOrphanTree(config: Config, table: ProcTable, uid: number, protectedPids: () => ReadonlySet<number>, logger: Logger): Promise<void> {
   const previous = readInstanceRecord(config.pid_file);
   if (previous === null) return;
+  // Holding the pid file's lock, the record's daemon should be dead. Should: one that lost its lock
+  // (someone removed the lock file) or predates it is alive, and its tree is its live worker, no
+  // orphan. A start never stops that. A pid of ours or of an ancestor was reused: that one is dead.
+  const reused = protectedPids().has(previous.pid);
+  if (!reused && isLiveProcessOf(table, previous.pid, uid)) {
+    logger.emit({ kind: 'previous-daemon-alive', instanceId: previous.instance_id, previousPid: previous.pid });
+    return;
+  }
   const identity = { rootPid: null, pgid: null, instanceId: previous.instance_id, uid, protectedPids: protectedPids() };
   const members = findTree(table, identity);
   if (members.length > 0) {

@@ -7,12 +7,12 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FIXTURES, isAlive, type TreeReport } from '../helpers/daemon.js';
+import { FIXTURES, isAlive, startForeground, type TreeReport } from '../helpers/daemon.js';
 import { collectLines } from '../helpers/lines.js';
 import { createOtherUser, otherUserUnavailable } from '../helpers/other-user.js';
-import { argvOf, markedPids, sandbox } from '../helpers/sandbox.js';
+import { argvOf, markedPids, sandbox, SANDBOX_ENV } from '../helpers/sandbox.js';
 import { waitFor } from '../helpers/wait.js';
 
 const STARTS = 10;
@@ -151,4 +151,29 @@ test('issue #14 (4): another local user cannot squat the lock: root\'s start sti
   assert.ok(squatter.exitCode === null, 'the squatter still holds the old name');
   const stop = await box.cli(['stop']);
   assert.equal(stop.code, 0, stop.stderr);
+});
+
+test('a start never stops the tree of a daemon that is still alive, even when the lock files were removed under it', async (t) => {
+  const box = sandbox(t);
+  const { pid, workerPid } = await box.start();
+  const instanceId = box.instanceRecord()!.instance_id;
+  // Removed lock files are the one way past the locks: the next daemon locks new files.
+  rmSync(`${box.pidFile}.lock`);
+  rmSync(`${box.socketPath}.lock`);
+  // Sharing the pid file, on another socket: the daemon itself (the CLI would refuse first).
+  const other = join(box.dir, 'other.toml');
+  writeFileSync(other, readFileSync(box.configPath, 'utf8').replace(JSON.stringify(box.socketPath), JSON.stringify(join(box.dir, 'other', 'd.sock'))));
+  const second = await startForeground(other, [], { [SANDBOX_ENV]: box.id });
+  t.after(() => second.cleanup());
+  // It decided before it said it was ready.
+  const log = second.lines.join('\n');
+  assert.equal(second.matching(/worker tree of a previous daemon found/).length, 0, log);
+  assert.equal(second.matching(new RegExp(`WARN  the previous daemon named by the pid file is still alive; leaving its worker tree alone instance=${instanceId} previous_pid=${pid}$`)).length, 1, log);
+  assert.ok(isAlive(workerPid), 'the live daemon\'s worker was not stopped as an orphan');
+  assert.deepEqual(markedPids(instanceId), [workerPid]);
+
+  process.kill(second.pid, 'SIGTERM');
+  assert.deepEqual(await second.exited, { code: 0, signal: null });
+  assert.deepEqual((await box.status()).worker.pid, workerPid);
+  assert.equal((await box.cli(['stop'])).code, 0);
 });

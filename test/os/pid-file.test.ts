@@ -23,6 +23,8 @@ const record: InstanceRecord = {
   pid: 4242,
   instance_id: 'a1b2c3',
   started_at: '2025-01-02T03:04:05.678Z',
+  socket_path: '/run/user/1000/autopilotd/autopilotd.sock',
+  config_path: '/home/u/.autopilot/daemon.toml',
   worker: { pid: 4300, pgid: 4300, generation: 3 },
 };
 
@@ -158,11 +160,20 @@ test('readInstanceRecord treats a torn or malformed record as stale (null)', () 
     JSON.stringify({ ...record, worker: { pid: 5, pgid: 5 } }),
     JSON.stringify({ ...record, worker: { pid: 5, pgid: -1, generation: 0 } }),
     JSON.stringify({ pid: 5, instance_id: 'x', started_at: record.started_at }),
+    JSON.stringify({ ...record, socket_path: 'relative.sock' }),
+    JSON.stringify({ ...record, config_path: 7 }),
   ];
   for (const text of malformed) {
     writeFileSync(`${pidFile}.instance`, text);
     assert.equal(readInstanceRecord(pidFile), null, `content ${text}`);
   }
+});
+
+test('a record from before socket_path and config_path existed still reads, with both unknown', () => {
+  const pidFile = join(freshDir(), 'autopilotd.pid');
+  const { socket_path: _s, config_path: _c, ...old } = record;
+  writeFileSync(`${pidFile}.instance`, JSON.stringify(old));
+  assert.deepEqual(readInstanceRecord(pidFile), { ...record, socket_path: null, config_path: null });
 });
 
 test('writeInstanceRecord refuses a malformed record', () => {
