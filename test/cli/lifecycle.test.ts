@@ -132,10 +132,14 @@ test('every command finds the daemon through AUTOPILOTD_CONFIG and environment o
   const status = JSON.parse(viaEnv.stdout) as StatusData;
   assert.equal(status.daemon.pid, pid);
   assert.equal(status.daemon.config_path, box.configPath);
-  // The file alone points elsewhere: without the override there is no daemon there.
+  // The file alone names another socket, where no daemon listens; the pid file it shares with the
+  // daemon still finds it, and the CLI says where it listens (issue #14).
   const viaFile = await box.cli(['status']);
-  assert.equal(viaFile.code, 3);
-  assert.match(viaFile.stderr, new RegExp(`no daemon at ${box.socketPath}`));
+  assert.equal(viaFile.code, 0, viaFile.stderr);
+  assert.equal(viaFile.stderr, `autopilotd: the daemon (pid ${pid}) listens at ${altSocket}; the configuration now says ${box.socketPath} (restart the daemon to move it)\n`);
+  const elsewhere = await box.cli(['status'], { env: { AUTOPILOTD_PID_FILE: join(box.dir, 'other.pid') } });
+  assert.equal(elsewhere.code, 3, 'a configuration naming neither its socket nor its pid file finds no daemon');
+  assert.match(elsewhere.stderr, new RegExp(`no daemon at ${box.socketPath}`));
   // The flag wins over AUTOPILOTD_CONFIG, and env overrides still apply on top of the flag's file.
   const flagAndEnv = await box.cli(['status'], { env: { AUTOPILOTD_CONFIG: join(box.dir, 'missing.toml'), AUTOPILOTD_SOCKET_PATH: altSocket } });
   assert.equal(flagAndEnv.code, 0, flagAndEnv.stderr);

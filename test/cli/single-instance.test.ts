@@ -101,6 +101,73 @@ test('after kill -9 of the daemon its worker tree lives on; the next start stops
   assert.deepEqual(markedPids(secondId), []);
 });
 
+/** `config`'s text with the daemon's socket_path or pid_file (as the sandbox wrote it) replaced. */
+function withPath(config: string, from: string, to: string): string {
+  const text = readFileSync(config, 'utf8');
+  assert.ok(text.includes(JSON.stringify(from)), `${config} sets ${from}`);
+  return text.replace(JSON.stringify(from), JSON.stringify(to));
+}
+
+test('issue #14 (3a): socket_path edited under a running daemon: start is refused, its worker lives on, status finds it at the old socket and says it moved', async (t) => {
+  const box = sandbox(t);
+  const { pid, workerPid } = await box.start();
+  const newSocket = join(box.dir, 'run2', 'd.sock');
+  writeFileSync(box.configPath, withPath(box.configPath, box.socketPath, newSocket));
+  const moved = `autopilotd: the daemon (pid ${pid}) listens at ${box.socketPath}; the configuration now says ${newSocket} (restart the daemon to move it)\n`;
+
+  const start = await box.cli(['start']);
+  box.remember();
+  assert.equal(start.code, 1, start.stdout);
+  assert.equal(start.stderr, `${moved}autopilotd: already running (pid ${pid}, socket ${box.socketPath})\n`);
+  assert.deepEqual(box.daemons(), [pid], 'start refused before spawning a daemon');
+  // The daemon itself refuses too, when run directly: the pid file is locked.
+  const foreground = await box.cli(['start', '--foreground'], { timeoutMs: 20_000 });
+  assert.equal(foreground.code, 1, foreground.stderr);
+  assert.match(foreground.stderr, new RegExp(`autopilotd is already running: another daemon holds ${box.pidFile}\\.lock\\n`));
+  assert.equal(existsSync(newSocket), false, 'the refused daemon never listened');
+
+  assert.ok(isAlive(workerPid), 'the running daemon\'s worker was not stopped as an orphan');
+  assert.equal(readFileSync(box.pidFile, 'utf8'), `${pid}\n`, 'the pid file still names the running daemon');
+  assert.equal(box.instanceRecord()?.pid, pid);
+  const status = await box.cli(['status']);
+  assert.equal(status.code, 0, status.stderr);
+  assert.equal(status.stderr, moved);
+  assert.match(status.stdout, new RegExp(`: running, pid ${pid}, up [^]*\\n  worker: +running, pid ${workerPid}, generation 1, `));
+  assert.equal(box.log().split('\n').filter((l) => / worker spawned /.test(l)).length, 1, 'one worker was ever spawned');
+
+  const stop = await box.cli(['stop']);
+  assert.equal(stop.code, 0, stop.stderr);
+  assert.equal(stop.stderr, moved);
+  assert.equal(stop.stdout, `autopilotd stopped (pid ${pid})\n`);
+  assert.ok(!isAlive(pid) && !isAlive(workerPid));
+});
+
+test('issue #14 (3b): two configs sharing a pid_file (or a socket_path): the second daemon is refused and the first worker lives on', async (t) => {
+  const box = sandbox(t);
+  const { pid, workerPid } = await box.start();
+  const samePidFile = join(box.dir, 'same-pid-file.toml');
+  writeFileSync(samePidFile, withPath(box.configPath, box.socketPath, join(box.dir, 'other', 'd.sock')));
+  const sameSocket = join(box.dir, 'same-socket.toml');
+  writeFileSync(sameSocket, withPath(box.configPath, box.pidFile, join(box.dir, 'other.pid')));
+
+  const start = await box.cli(['start', '--config', samePidFile], { noConfigFlag: true });
+  box.remember();
+  assert.equal(start.code, 1, start.stdout);
+  assert.match(start.stderr, new RegExp(`autopilotd: already running \\(pid ${pid}, socket ${box.socketPath}\\)\\n$`));
+  for (const [config, lock] of [[samePidFile, `${box.pidFile}.lock`], [sameSocket, `${box.socketPath}.lock`]] as const) {
+    const r = await box.cli(['start', '--foreground', '--config', config], { noConfigFlag: true, timeoutMs: 20_000 });
+    assert.equal(r.code, 1, `${config}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`autopilotd is already running: another daemon holds ${lock}\\n`), config);
+  }
+  assert.deepEqual(box.daemons(), [pid]);
+  assert.ok(isAlive(workerPid), 'the first daemon\'s worker was not stopped as an orphan');
+  assert.equal(readFileSync(box.pidFile, 'utf8'), `${pid}\n`);
+  assert.equal(existsSync(join(box.dir, 'other.pid')), false);
+  const status = await box.status();
+  assert.deepEqual([status.daemon.pid, status.worker.pid, status.worker.generation], [pid, workerPid, 1]);
+  assert.equal((await box.cli(['stop'])).code, 0);
+});
+
 /** The abstract socket name autopilotd used as its lock before issue #14: anyone could bind it. */
 function oldAbstractLockName(socketPath: string, uid: number): string {
   return `autopilotd.lock.${uid}.${createHash('sha256').update(socketPath).digest('hex').slice(0, 32)}`;
