@@ -16,7 +16,7 @@ export async function controlCommand(p: ParsedCommand): Promise<number> {
   // reload sends the file to the daemon to apply: a broken one is reported here (exit 78), as the
   // daemon would reject it. The other commands only need to reach the daemon.
   const target: ConfigForFinding = p.command === 'reload'
-    ? { loaded: await loadForCommand(p), problems: null }
+    ? { loaded: await loadForCommand(p), problems: null, locationKnown: true }
     : await loadToFindDaemon(p);
   const { config } = target.loaded;
   const actionTimeoutMs = config.worker.stop_timeout_ms + ACTION_MARGIN_MS;
