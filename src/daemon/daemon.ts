@@ -76,7 +76,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   try {
     await stopOrphanTree(config, table, uid, protectedPids, logger);
     writePidFile(config.pid_file, process.pid);
-    writeInstanceRecord(config.pid_file, { ...record, worker: null });
+    writeInstanceRecord(config.pid_file, record);
   } catch (err) {
     // E.g. the pid file's directory is not writable.
     const message = `cannot start: ${(err as Error).message}`;
@@ -95,7 +95,6 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const supervisor = new WorkerSupervisor(config, {
     logger, table, instanceId, uid, protectedPids,
     output: opts.mode === 'background' ? 'pipe' : 'inherit',
-    onSpawned: (worker) => writeInstanceRecord(config.pid_file, { ...record, worker }),
   });
   const memoryGuard = new MemoryGuardLoop(config, {
     logger, table, uid, protectedPids,

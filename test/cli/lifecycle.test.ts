@@ -41,7 +41,7 @@ test('start daemonizes and returns once the worker runs; status reports it; stop
   assert.equal(readFileSync(box.pidFile, 'utf8'), `${pid}\n`);
   const record = box.instanceRecord()!;
   assert.equal(record.pid, pid);
-  assert.equal(record.worker?.pid, workerPid, 'the instance record names the worker for crash recovery');
+  assert.deepEqual([record.socket_path, record.config_path], [box.socketPath, box.configPath], 'the instance record says where the daemon listens and what it read');
   assert.deepEqual(markedPids(record.instance_id).includes(workerPid), true, 'the worker carries the instance marker');
 
   // Files: the socket directory did not exist and was created private; the socket is 0600.
