@@ -62,24 +62,21 @@ export function parseCommandLine(argv: string[]): ParsedCommand | 'help' | 'vers
 }
 
 /**
- * Loads the configuration exactly as the daemon does, so every command finds the same daemon.
- * `findDaemonOnly`: the command only needs to reach a running daemon (status, stop, ...). A file
- * broken since that daemon started must not lock the user out of stopping it, so the valid rest
- * of the configuration is used, with the problems shown as a warning.
+ * Loads the configuration exactly as the daemon does, so every command finds the same daemon;
+ * throws ConfigError (exit 78) on any problem. Commands that only reach a running daemon use
+ * loadToFindDaemon (find-daemon.ts), which lets them past a file broken since the daemon started.
  */
-export async function loadForCommand(p: ParsedCommand, opts: { findDaemonOnly?: boolean } = {}): Promise<LoadedConfig> {
+export async function loadForCommand(p: ParsedCommand): Promise<LoadedConfig> {
   const { loadConfig } = await import('../config/load.js');
+  return loadConfig({ flags: configFlagsOf(p), env: process.env, homeDir: homedir(), cwd: process.cwd() });
+}
+
+/** The command line's part of the configuration (the top layer). */
+export function configFlagsOf(p: ParsedCommand): ConfigFlags {
   const flags: ConfigFlags = {};
   if (typeof p.values.config === 'string') flags.configPath = p.values.config;
   if (typeof p.values.project === 'string') flags.project = p.values.project;
   if (typeof p.values.workdir === 'string') flags.workdir = p.values.workdir;
   if (p.rest !== null) flags.workerCommand = p.rest;
-  try {
-    return loadConfig({ flags, env: process.env, homeDir: homedir(), cwd: process.cwd() });
-  } catch (err) {
-    const bestEffort = (err as { bestEffort?: LoadedConfig | null }).bestEffort;
-    if (!opts.findDaemonOnly || !bestEffort) throw err;
-    process.stderr.write(`autopilotd: warning: the configuration has problems (autopilotd config check); finding the daemon with the rest:\n${(err as Error).message}\n`);
-    return bestEffort;
-  }
+  return flags;
 }

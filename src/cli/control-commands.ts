@@ -2,9 +2,10 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { sendRequest } from '../control/client.js';
-import type { Command, StatusData } from '../control/protocol.js';
+import { ControlError, type Command } from '../control/protocol.js';
 import { loadForCommand, type ParsedCommand } from './args.js';
 import { CliFailure, EXIT, UsageError } from './exit-codes.js';
+import { findDaemon, loadToFindDaemon, type ConfigForFinding, type FoundDaemon } from './find-daemon.js';
 import { formatStatus } from './format-status.js';
 import { parseDuration } from './duration.js';
 
@@ -14,41 +15,52 @@ const ACTION_MARGIN_MS = 30_000;
 export async function controlCommand(p: ParsedCommand): Promise<number> {
   // reload sends the file to the daemon to apply: a broken one is reported here (exit 78), as the
   // daemon would reject it. The other commands only need to reach the daemon.
-  const { config } = await loadForCommand(p, { findDaemonOnly: p.command !== 'reload' });
-  const socket = config.socket_path;
+  const target: ConfigForFinding = p.command === 'reload'
+    ? { loaded: await loadForCommand(p), problems: null, locationKnown: true }
+    : await loadToFindDaemon(p);
+  const { config } = target.loaded;
   const actionTimeoutMs = config.worker.stop_timeout_ms + ACTION_MARGIN_MS;
   // Command-line mistakes are usage errors, found before the daemon is asked anything.
   const stopTimeoutMs = typeof p.values.timeout === 'string'
     ? parseDuration(p.values.timeout, '--timeout')
     : config.worker.stop_timeout_ms + 15_000;
   try {
-    switch (p.command) {
-      case 'status': {
-        const status = (await sendRequest(socket, 'status')) as StatusData;
-        process.stdout.write(p.values.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(status, Date.now()));
+    const found = await findDaemon(target);
+    if (found === null) {
+      if (p.command === 'stop') {
+        process.stdout.write('autopilotd is not running; nothing to stop\n');
         return EXIT.ok;
       }
-      case 'stop': return await stop(socket, stopTimeoutMs);
+      process.stderr.write(`autopilotd is not running (no daemon at ${config.socket_path})\n`);
+      return EXIT.notRunning;
+    }
+    switch (p.command) {
+      case 'status': {
+        process.stdout.write(p.values.json ? `${JSON.stringify(found.status, null, 2)}\n` : formatStatus(found.status, Date.now()));
+        return EXIT.ok;
+      }
+      case 'stop': return await stop(found, stopTimeoutMs);
       case 'restart-worker':
       case 'stop-worker':
       case 'start-worker':
       case 'reload': {
-        const data = (await sendRequest(socket, p.command as Command, undefined, { timeoutMs: actionTimeoutMs })) as Record<string, unknown>;
+        const data = (await sendRequest(found.socketPath, p.command as Command, undefined, { timeoutMs: actionTimeoutMs })) as Record<string, unknown>;
         process.stdout.write(describeAction(p.command, data));
         return EXIT.ok;
       }
     }
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code === 'not_running') {
+    if (!(err instanceof ControlError)) throw err;
+    if (err.code === 'not_running') {
+      // It was there a moment ago: it exited meanwhile.
       if (p.command === 'stop') {
         process.stdout.write('autopilotd is not running; nothing to stop\n');
         return EXIT.ok;
       }
-      process.stderr.write(`autopilotd is not running (no daemon at ${socket})\n`);
+      process.stderr.write(`autopilotd is not running (${err.message})\n`);
       return EXIT.notRunning;
     }
-    throw new CliFailure(`${p.command} failed: ${(err as Error).message}${code ? ` (${code})` : ''}`, EXIT.failure);
+    throw new CliFailure(`${p.command} failed: ${err.message} (${err.code})`, EXIT.failure);
   }
   throw new UsageError(`unknown command '${p.command}'`);
 }
@@ -59,11 +71,10 @@ function describeAction(command: string, data: Record<string, unknown>): string 
   return `worker ${String(data.state)}${pid} (generation ${String(data.generation)})\n`;
 }
 
-async function stop(socket: string, timeoutMs: number): Promise<number> {
+async function stop(found: FoundDaemon, timeoutMs: number): Promise<number> {
   const started = Date.now();
-  const status = (await sendRequest(socket, 'status', undefined, { timeoutMs })) as StatusData;
-  const pid = status.daemon.pid;
-  await sendRequest(socket, 'shutdown', undefined, { timeoutMs });
+  const pid = found.status.daemon.pid;
+  await sendRequest(found.socketPath, 'shutdown', undefined, { timeoutMs });
   // The reply means the worker tree is gone; the daemon then closes its socket and exits.
   while (existsSync(`/proc/${pid}`) && !isZombie(pid)) {
     if (Date.now() - started > timeoutMs) throw new CliFailure(`daemon pid ${pid} still running after ${timeoutMs} ms`, EXIT.failure);

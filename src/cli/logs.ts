@@ -1,21 +1,23 @@
 // `autopilotd logs [-n N] [-f]`: the daemon and worker log file (when not under journald).
 
 import { existsSync } from 'node:fs';
-import { sendRequest } from '../control/client.js';
-import type { StatusData } from '../control/protocol.js';
+import { ControlError } from '../control/protocol.js';
 import { readLastLines } from '../os/log-tail.js';
 import { followFile } from '../os/log-follow.js';
 import { daemonLogPath } from '../daemon/log-path.js';
-import { loadForCommand, type ParsedCommand } from './args.js';
+import type { ParsedCommand } from './args.js';
+import { findDaemon, loadToFindDaemon, type ConfigForFinding } from './find-daemon.js';
 import { CliFailure, EXIT, UsageError } from './exit-codes.js';
 
 export async function logsCommand(p: ParsedCommand): Promise<number> {
-  const { config } = await loadForCommand(p, { findDaemonOnly: true });
+  const found = await loadToFindDaemon(p);
+  const { config } = found.loaded;
   const lines = typeof p.values.lines === 'string' ? Number(p.values.lines) : 50;
   if (!Number.isInteger(lines) || lines < 0) throw new UsageError(`logs: -n expects a whole number, got '${String(p.values.lines)}'`);
-  const path = daemonLogPath(config);
-  // A running daemon says where it logs; the file may be stale from an earlier detached run.
-  const target = await runningLogTarget(config.socket_path);
+  // A running daemon says where it logs; the file may be stale from an earlier detached run, and
+  // logs.dir in the file may have changed (or broken) since the daemon started.
+  const target = await runningLogTarget(found);
+  const path = target !== null && target.startsWith('/') ? target : daemonLogPath(config);
   if (target === 'journald') {
     throw new CliFailure('the daemon logs to the journal: journalctl --user -u autopilotd (add -f to follow)', EXIT.failure);
   }
@@ -42,11 +44,11 @@ export async function logsCommand(p: ParsedCommand): Promise<number> {
 }
 
 /** The running daemon's log target, or null when none answers (then the file is all there is). */
-async function runningLogTarget(socketPath: string): Promise<string | null> {
+async function runningLogTarget(target: ConfigForFinding): Promise<string | null> {
   try {
-    const status = (await sendRequest(socketPath, 'status', undefined, { timeoutMs: 2000 })) as StatusData;
-    return status.daemon.log_target;
-  } catch {
-    return null; // not running, or not answering: show the file
+    return (await findDaemon(target, 2000))?.status.daemon.log_target ?? null;
+  } catch (err) {
+    if (err instanceof ControlError) return null; // not answering: show the file
+    throw err; // a configuration too broken to tell which daemon's file to show
   }
 }

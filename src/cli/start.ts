@@ -10,8 +10,9 @@ import type { StatusData } from '../control/protocol.js';
 import { readLastLines } from '../os/log-tail.js';
 import type { DaemonOptions, StartupOutcome } from '../daemon/daemon.js';
 import { daemonLogPath, daemonStderrPath } from '../daemon/log-path.js';
-import { loadForCommand, type ParsedCommand } from './args.js';
+import { configFlagsOf, loadForCommand, type ParsedCommand } from './args.js';
 import { CliFailure, EXIT } from './exit-codes.js';
+import { daemonFromPidFile, movedNotice } from './find-daemon.js';
 
 /** The fd on which a daemonized child reports its startup outcome to `autopilotd start`. */
 const READY_FD = 3;
@@ -44,12 +45,7 @@ async function runForeground(p: ParsedCommand, loaded: LoadedConfig): Promise<nu
 }
 
 function reloadInputOf(p: ParsedCommand): DaemonOptions['reloadInput'] {
-  const flags: DaemonOptions['reloadInput']['flags'] = {};
-  if (typeof p.values.config === 'string') flags.configPath = p.values.config;
-  if (typeof p.values.project === 'string') flags.project = p.values.project;
-  if (typeof p.values.workdir === 'string') flags.workdir = p.values.workdir;
-  if (p.rest !== null) flags.workerCommand = p.rest;
-  return { flags, env: process.env, homeDir: homedir(), cwd: process.cwd() };
+  return { flags: configFlagsOf(p), env: process.env, homeDir: homedir(), cwd: process.cwd() };
 }
 
 function reportToParent(outcome: StartupOutcome): void {
@@ -67,6 +63,13 @@ async function daemonize(loaded: LoadedConfig): Promise<number> {
   const running = await currentDaemon(config.socket_path);
   if (running !== null) {
     throw new CliFailure(`already running (pid ${running.daemon.pid}, socket ${config.socket_path})`, EXIT.failure);
+  }
+  // The daemon's locks would refuse a second daemon on this pid file anyway; saying so here, before
+  // anything is spawned or written, also tells where the running one listens.
+  const recorded = await recordedDaemon(config.pid_file);
+  if (recorded !== null) {
+    if (recorded.socketPath !== config.socket_path) process.stderr.write(movedNotice(recorded, loaded));
+    throw new CliFailure(`already running (pid ${recorded.record.pid}, socket ${recorded.socketPath})`, EXIT.failure);
   }
   mkdirSync(config.logs.dir, { recursive: true, mode: 0o700 });
   const logPath = daemonLogPath(config);
@@ -106,6 +109,15 @@ async function currentDaemon(socketPath: string): Promise<StatusData | null> {
   } catch (err) {
     if ((err as { code?: string }).code === 'not_running') return null;
     throw new CliFailure(`cannot tell whether a daemon runs at ${socketPath}: ${(err as Error).message}`, EXIT.failure);
+  }
+}
+
+async function recordedDaemon(pidFile: string): ReturnType<typeof daemonFromPidFile> {
+  try {
+    return await daemonFromPidFile(pidFile, 5000);
+  } catch (err) {
+    if (err instanceof CliFailure) throw err;
+    throw new CliFailure(`cannot tell whether the daemon of ${pidFile} runs: ${(err as Error).message}`, EXIT.failure);
   }
 }
 

@@ -45,10 +45,17 @@ export class ConfigError extends Error {
 
 /** One line: "<where>: <key>: expected <x>, got <y>; <hint>". */
 export function formatProblem(problem: ConfigProblem): string {
-  const what = problem.reason ?? `expected ${problem.expected}${problem.got === undefined ? '' : `, got ${problem.got}`}`;
+  const got = problem.got === undefined ? '' : `, got ${problem.got}`;
+  // A reason replaces "expected ..."; what was found still shows unless the reason names it (Node's
+  // EISDIR message for a config file named by --config names no path).
+  const what = problem.reason === undefined ? `expected ${problem.expected}${got}` : problem.got === undefined || problem.reason.includes(unquote(problem.got)) ? problem.reason : `${problem.reason}${got}`;
   const key = problem.key === '' ? '' : `${problem.key}: `;
   const hint = problem.hint === undefined ? '' : `; ${problem.hint}`;
   return `${formatWhere(problem)}: ${key}${what}${hint}`;
+}
+
+function unquote(text: string): string {
+  return text.length >= 2 && text.startsWith('"') && text.endsWith('"') ? text.slice(1, -1) : text;
 }
 
 function formatWhere(problem: ConfigProblem): string {

@@ -11,10 +11,12 @@ import { ConfigError } from '../config/errors.js';
 import { ControlError, type Command } from '../control/protocol.js';
 import { ControlServer } from '../control/server.js';
 import { Logger, isJournaldStream, stderrSink, type LineSink } from '../log/logger.js';
-import { acquireInstanceLock, type InstanceLock } from '../os/instance-lock.js';
+import { ensurePrivateDir } from '../control/socket-file.js';
+import { acquireInstanceLock, lockPathFor, type InstanceLock } from '../os/instance-lock.js';
 import { readInstanceRecord, removeInstanceRecord, removePidFile, writeInstanceRecord, writePidFile } from '../os/pid-file.js';
 import { RotatingLogFile } from '../os/log-file.js';
 import { ProcTable } from '../os/proc-table.js';
+import { isLiveProcessOf } from '../os/process-alive.js';
 import { findTree, protectedPidsOf } from '../os/process-tree.js';
 import { stopTree } from '../os/tree-stop.js';
 import { VERSION } from '../version.js';
@@ -46,31 +48,37 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const uid = process.getuid!();
   logger.emit({ kind: 'daemon-started', pid: process.pid, version: VERSION, instanceId, configPath: opts.loaded.path, logTarget });
 
-  let lock: InstanceLock;
+  let locks: InstanceLock[];
   try {
-    lock = await acquireInstanceLock(config.socket_path, uid);
+    locks = takeInstanceLocks(config);
   } catch (err) {
     const e = err as Error & { code?: string };
-    logger.line('error', e.message);
-    opts.onStartup?.({ ok: false, code: e.code ?? 'lock_failed', message: e.message });
+    const message = e.code === 'already_running' ? e.message : `cannot start: ${e.message}`;
+    logger.line('error', message);
+    opts.onStartup?.({ ok: false, code: e.code ?? 'lock_failed', message });
     logFile?.close();
     return 1;
   }
+  const releaseLocks = (): void => {
+    for (const lock of [...locks].reverse()) lock.release();
+  };
 
   const table = new ProcTable();
   // Read afresh at each use: the daemon's ancestors change (a detached daemon's parent, the
   // `start` CLI, exits at once) and a dead ancestor's pid, later reused by a worker descendant,
   // must not shield that descendant from a stop.
   const protectedPids = (): ReadonlySet<number> => protectedPidsOf(table, process.pid);
-  const record = { pid: process.pid, instance_id: instanceId, started_at: new Date(startedAtMs).toISOString() };
+  const record = {
+    pid: process.pid, instance_id: instanceId, started_at: new Date(startedAtMs).toISOString(),
+    // What a client needs to find this daemon once the configuration has changed or broken.
+    socket_path: config.socket_path, config_path: opts.loaded.path,
+  };
   try {
     await stopOrphanTree(config, table, uid, protectedPids, logger);
-    mkdirSync(dirname(config.pid_file), { recursive: true, mode: 0o700 });
     writePidFile(config.pid_file, process.pid);
-    writeInstanceRecord(config.pid_file, { ...record, worker: null });
+    writeInstanceRecord(config.pid_file, record);
   } catch (err) {
-    // E.g. pid_file under a regular file. Release the lock: its listener would otherwise keep this
-    // process (and the lock) alive forever, and `start` would wait for an outcome that never comes.
+    // E.g. the pid file's directory is not writable.
     const message = `cannot start: ${(err as Error).message}`;
     logger.line('error', message);
     opts.onStartup?.({ ok: false, code: 'startup_failed', message });
@@ -79,7 +87,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     } catch (cleanupErr) {
       logger.line('warn', `cannot remove the pid file: ${(cleanupErr as Error).message}`);
     }
-    await lock.release();
+    releaseLocks();
     logFile?.close();
     return 1;
   }
@@ -87,7 +95,6 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const supervisor = new WorkerSupervisor(config, {
     logger, table, instanceId, uid, protectedPids,
     output: opts.mode === 'background' ? 'pipe' : 'inherit',
-    onSpawned: (worker) => writeInstanceRecord(config.pid_file, { ...record, worker }),
   });
   const memoryGuard = new MemoryGuardLoop(config, {
     logger, table, uid, protectedPids,
@@ -124,7 +131,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       await attempt('closing the control socket', () => server?.close());
       await attempt('removing the pid file', () => removePidFile(config.pid_file, process.pid));
       await attempt('removing the instance record', () => removeInstanceRecord(config.pid_file, instanceId));
-      await attempt('releasing the instance lock', () => lock.release());
+      await attempt('releasing the instance locks', releaseLocks);
       logger.emit({ kind: 'daemon-stopped', durationMs: Date.now() - began });
       logFile?.close();
       finished(exitCode);
@@ -191,7 +198,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     opts.onStartup?.({ ok: false, code: e.code ?? 'socket_failed', message: e.message });
     removePidFile(config.pid_file, process.pid);
     removeInstanceRecord(config.pid_file, instanceId);
-    await lock.release();
+    releaseLocks();
     logFile?.close();
     return 1;
   }
@@ -261,13 +268,43 @@ function applyReload(current: Config, next: Config, logger: Logger): Config {
 }
 
 /**
+ * The pid file's lock, then the socket's, each beside its file: two configurations that share
+ * either one are the same daemon, and the second is refused before it touches anything.
+ */
+function takeInstanceLocks(config: Config): InstanceLock[] {
+  const locks: InstanceLock[] = [];
+  try {
+    for (const guarded of new Set([config.pid_file, config.socket_path])) {
+      const dir = dirname(guarded);
+      // TODO(private-files): one strict private-directory check for both (src/os/private-dir.ts).
+      if (guarded === config.socket_path) ensurePrivateDir(dir);
+      else mkdirSync(dir, { recursive: true, mode: 0o700 });
+      locks.push(acquireInstanceLock(lockPathFor(guarded)));
+    }
+  } catch (err) {
+    for (const lock of locks) lock.release();
+    throw err;
+  }
+  return locks;
+}
+
+/**
  * After a daemon was killed with SIGKILL its worker tree may live on. Its instance id is in the
  * record beside the PID file; stop every process carrying that marker before spawning: never two
- * workers. Only the marker is trusted here: the recorded PID and PGID may have been reused since.
+ * workers. The marker finds the tree; the recorded daemon pid only ever holds the stop back (it
+ * may have been reused since, and then an orphan tree is left running rather than a live one stopped).
  */
 async function stopOrphanTree(config: Config, table: ProcTable, uid: number, protectedPids: () => ReadonlySet<number>, logger: Logger): Promise<void> {
   const previous = readInstanceRecord(config.pid_file);
   if (previous === null) return;
+  // Holding the pid file's lock, the record's daemon should be dead. Should: one that lost its lock
+  // (someone removed the lock file) or predates it is alive, and its tree is its live worker, no
+  // orphan. A start never stops that. A pid of ours or of an ancestor was reused: that one is dead.
+  const reused = protectedPids().has(previous.pid);
+  if (!reused && isLiveProcessOf(table, previous.pid, uid)) {
+    logger.emit({ kind: 'previous-daemon-alive', instanceId: previous.instance_id, previousPid: previous.pid });
+    return;
+  }
   const identity = { rootPid: null, pgid: null, instanceId: previous.instance_id, uid, protectedPids: protectedPids() };
   const members = findTree(table, identity);
   if (members.length > 0) {

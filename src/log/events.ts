@@ -15,6 +15,8 @@ export type LogEvent =
   | { kind: 'config-reloaded'; path: string | null }
   | { kind: 'config-reload-rejected'; message: string }
   | { kind: 'orphan-tree-found'; instanceId: string; previousPid: number; pids: number[] }
+  /** The previous record's daemon pid is alive: its tree is no orphan, whatever the lock said. */
+  | { kind: 'previous-daemon-alive'; instanceId: string; previousPid: number }
   | { kind: 'worker-spawned'; generation: number; pid: number; argv: string[]; cwd: string }
   | { kind: 'worker-spawn-failed'; generation: number; reason: string }
   | { kind: 'worker-exited'; generation: number; pid: number; code: number | null; signal: string | null; uptimeMs: number }
@@ -62,6 +64,7 @@ export const FORMATS: Formats = {
   'config-reloaded': { level: 'info', text: (e) => ['configuration reloaded', { config: e.path ?? '(defaults)' }] },
   'config-reload-rejected': { level: 'error', text: (e) => [`configuration reload rejected, keeping the old one: ${e.message}`] },
   'orphan-tree-found': { level: 'warn', text: (e) => ['worker tree of a previous daemon found; stopping it before starting', { instance: e.instanceId, previous_pid: e.previousPid, pids: e.pids }] },
+  'previous-daemon-alive': { level: 'warn', text: (e) => ['the previous daemon named by the pid file is still alive; leaving its worker tree alone', { instance: e.instanceId, previous_pid: e.previousPid }] },
   'worker-spawned': { level: 'info', text: (e) => ['worker spawned', { generation: e.generation, pid: e.pid, argv: e.argv, cwd: e.cwd }] },
   'worker-spawn-failed': { level: 'error', text: (e) => [`worker spawn failed: ${e.reason}`, { generation: e.generation }] },
   'worker-exited': { level: 'warn', text: (e) => [`worker exited with ${exitText(e)}`, { generation: e.generation, pid: e.pid, uptime_ms: e.uptimeMs }] },

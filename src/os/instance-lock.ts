@@ -1,76 +1,98 @@
-// One daemon per control socket path. The lock is a listener on a Linux abstract-namespace Unix
-// socket: bind() is atomic (a second bind gets EADDRINUSE), and the kernel drops the name when the
-// last fd closes, so a daemon killed by SIGKILL leaves no stale lock behind (unlike a PID file or a
-// flock'd file someone deleted). Abstract names are per network namespace: two daemons in different
-// netns do not see each other's lock.
-import { createHash } from 'node:crypto';
-import { createServer, type Server } from 'node:net';
-import { resolve } from 'node:path';
+// One daemon per pid file and per control socket: the daemon holds an exclusive flock(2) on a lock
+// file beside each. The kernel drops a flock when the last fd of its open file description closes,
+// so a daemon killed by SIGKILL leaves no stale lock; unlike an abstract Unix socket (the lock
+// before issue #14), a file has an owner and a mode, so no other user can take or fake it.
+//
+// Node has no flock(2). A flock belongs to the open file description, not to the process that
+// called it, so flock(1) from util-linux is handed a dup of our fd and locks our description; the
+// lock outlives that short-lived helper and stays ours until this process closes the fd or dies.
+// Node opens files with O_CLOEXEC: the worker does not inherit the fd, so it cannot keep the lock.
+//
+// A lock file is never removed: unlinking it would let one daemon lock the unlinked inode while
+// the next locks a new file at the same path, and both would run.
+import { spawnSync } from 'node:child_process';
+import { closeSync, constants, fstatSync, openSync } from 'node:fs';
+
+const LOCK_FILE_MODE = 0o600;
+/** flock -n exits with this when another description holds the lock (util-linux's default). */
+const FLOCK_CONFLICT = 1;
+/** flock -n never waits; this only bounds a wedged helper. */
+const FLOCK_TIMEOUT_MS = 10_000;
 
 export interface InstanceLock {
-  /** The abstract socket name (without the leading NUL), for diagnostics. */
-  readonly name: string;
-  release(): Promise<void>;
+  /** The lock file, for diagnostics. */
+  readonly path: string;
+  /** Closes the fd, which drops the lock. Idempotent. */
+  release(): void;
 }
 
-/** Another process (or this one) already holds the lock for this socket path. */
+/** Another process (or this one, through another fd) holds the lock file. */
 export class AlreadyRunningError extends Error {
   readonly code = 'already_running';
-  constructor(
-    readonly socketPath: string,
-    readonly lockName: string,
-  ) {
-    super(`autopilotd is already running for socket ${socketPath} (lock @${lockName} is held)`);
+  constructor(readonly lockPath: string) {
+    super(`autopilotd is already running: another daemon holds ${lockPath}`);
     this.name = 'AlreadyRunningError';
   }
 }
 
-export function instanceLockName(socketPath: string, uid: number): string {
-  const digest = createHash('sha256').update(resolve(socketPath)).digest('hex');
-  return `autopilotd.lock.${uid}.${digest.slice(0, 32)}`;
+/** The lock could not be taken for another reason (no flock(1), a file that is not ours, EACCES). */
+export class LockError extends Error {
+  readonly code = 'lock_failed';
+  constructor(readonly lockPath: string, message: string, options?: ErrorOptions) {
+    super(`cannot take the instance lock ${lockPath}: ${message}`, options);
+    this.name = 'LockError';
+  }
 }
 
-export async function acquireInstanceLock(socketPath: string, uid: number): Promise<InstanceLock> {
-  const name = instanceLockName(socketPath, uid);
-  // The lock only exists to be bound; anyone who connects gets hung up on.
-  const server = createServer((socket) => socket.destroy());
-  await new Promise<void>((resolveListen, rejectListen) => {
-    const onError = (err: NodeJS.ErrnoException): void => {
-      server.off('listening', onListening);
-      if (err.code === 'EADDRINUSE') {
-        rejectListen(new AlreadyRunningError(resolve(socketPath), name));
-      } else {
-        rejectListen(
-          new Error(`cannot take instance lock: listen(@${name}) failed: ${err.code ?? err.message}`, {
-            cause: err,
-          }),
-        );
-      }
-    };
-    const onListening = (): void => {
-      server.off('error', onError);
-      resolveListen();
-    };
-    server.once('error', onError);
-    server.once('listening', onListening);
-    server.listen('\0' + name);
-  });
-  // Holding the lock must not by itself keep the daemon's event loop alive.
-  server.unref();
-  // Only accept() can fail from here on (e.g. EMFILE when someone pokes the lock); that must not
-  // crash the daemon, and it must not go unseen either.
-  server.on('error', (err: NodeJS.ErrnoException) => {
-    process.emitWarning(`instance lock @${name}: ${err.syscall ?? 'socket'} failed: ${err.code ?? err.message}`);
-  });
-  return { name, release: () => closeServer(server) };
+/** The lock file that guards `path` (a pid file or a socket path). */
+export function lockPathFor(path: string): string {
+  return `${path}.lock`;
 }
 
-function closeServer(server: Server): Promise<void> {
-  return new Promise((resolveClose, rejectClose) => {
-    if (!server.listening) {
-      resolveClose();
-      return;
+/**
+ * Takes the exclusive lock on `lockPath` without waiting, creating the file (0600) if needed. Its
+ * directory must be private to this user: whoever can write there can replace the file.
+ */
+export function acquireInstanceLock(lockPath: string): InstanceLock {
+  let fd: number;
+  try {
+    // O_NOFOLLOW: a symlink planted at the path fails (ELOOP) instead of creating a file elsewhere.
+    fd = openSync(lockPath, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, LOCK_FILE_MODE);
+  } catch (err) {
+    throw new LockError(lockPath, `open failed: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+  }
+  try {
+    const st = fstatSync(fd);
+    const uid = process.getuid!();
+    if (!st.isFile() || st.uid !== uid) {
+      throw new LockError(lockPath, `${st.isFile() ? 'a file' : 'not a regular file'} owned by uid ${st.uid}; it must be a regular file owned by uid ${uid}`);
     }
-    server.close((err) => (err ? rejectClose(err) : resolveClose()));
-  });
+    const flock = spawnSync('flock', ['--nonblock', '--exclusive', '3'], {
+      stdio: ['ignore', 'ignore', 'pipe', fd],
+      timeout: FLOCK_TIMEOUT_MS,
+      encoding: 'utf8',
+    });
+    if (flock.error !== undefined) {
+      const code = (flock.error as NodeJS.ErrnoException).code;
+      const why = code === 'ENOENT' ? 'flock(1) was not found in PATH; install util-linux' : `running flock(1) failed: ${code ?? flock.error.message}`;
+      throw new LockError(lockPath, why, { cause: flock.error });
+    }
+    if (flock.status === FLOCK_CONFLICT) throw new AlreadyRunningError(lockPath);
+    if (flock.status !== 0) {
+      const how = flock.status === null ? `was killed by ${flock.signal}` : `exited ${flock.status}`;
+      throw new LockError(lockPath, `flock(1) ${how}${flock.stderr.trim() === '' ? '' : `: ${flock.stderr.trim()}`}`);
+    }
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+  let open = true;
+  return {
+    path: lockPath,
+    release: () => {
+      if (!open) return;
+      open = false;
+      closeSync(fd);
+    },
+  };
 }

@@ -12,19 +12,17 @@ const FILE_MODE = 0o644;
 /** Linux PID_MAX_LIMIT (2^22): anything larger cannot be a PID. */
 const PID_MAX = 4_194_304;
 
-export interface InstanceWorkerRecord {
-  pid: number;
-  pgid: number;
-  /** Spawn counter of the daemon instance, so a record is tied to one worker incarnation. */
-  generation: number;
-}
-
 export interface InstanceRecord {
   pid: number;
   instance_id: string;
   /** ISO 8601 timestamp of the daemon start. */
   started_at: string;
-  worker: InstanceWorkerRecord | null;
+  /**
+   * Where the daemon listens and the config file it was started with, so a client can find it when
+   * the file has changed or broken since. null when unknown (a record written before issue #14).
+   */
+  socket_path: string | null;
+  config_path: string | null;
 }
 
 export function writePidFile(path: string, pid: number): void {
@@ -83,8 +81,9 @@ function isPid(value: unknown): value is number {
 }
 
 /** Exactly the record's fields, so neither extra keys in a file nor on an object travel on. */
-function pickRecordFields({ pid, instance_id, started_at, worker }: InstanceRecord): InstanceRecord {
-  return { pid, instance_id, started_at, worker: worker && { pid: worker.pid, pgid: worker.pgid, generation: worker.generation } };
+function pickRecordFields({ pid, instance_id, started_at, socket_path, config_path }: InstanceRecord): InstanceRecord {
+  // `?? null`: a record from before issue #14 has no paths, and still names an orphan tree.
+  return { pid, instance_id, started_at, socket_path: socket_path ?? null, config_path: config_path ?? null };
 }
 
 function isInstanceRecord(value: unknown): value is InstanceRecord {
@@ -92,10 +91,12 @@ function isInstanceRecord(value: unknown): value is InstanceRecord {
   const r = value as Record<string, unknown>;
   if (!isPid(r.pid) || typeof r.instance_id !== 'string' || r.instance_id === '') return false;
   if (typeof r.started_at !== 'string' || Number.isNaN(Date.parse(r.started_at))) return false;
-  if (r.worker === null) return true;
-  if (typeof r.worker !== 'object' || r.worker === undefined) return false;
-  const w = r.worker as Record<string, unknown>;
-  return isPid(w.pid) && isPid(w.pgid) && typeof w.generation === 'number' && Number.isInteger(w.generation) && w.generation >= 0;
+  return isPathOrUnknown(r.socket_path) && isPathOrUnknown(r.config_path);
+}
+
+/** An absolute path, or null or absent for unknown. */
+function isPathOrUnknown(value: unknown): boolean {
+  return value === null || value === undefined || (typeof value === 'string' && value.startsWith('/'));
 }
 
 function readIfExists(path: string): string | null {

@@ -41,7 +41,7 @@ test('start daemonizes and returns once the worker runs; status reports it; stop
   assert.equal(readFileSync(box.pidFile, 'utf8'), `${pid}\n`);
   const record = box.instanceRecord()!;
   assert.equal(record.pid, pid);
-  assert.equal(record.worker?.pid, workerPid, 'the instance record names the worker for crash recovery');
+  assert.deepEqual([record.socket_path, record.config_path], [box.socketPath, box.configPath], 'the instance record says where the daemon listens and what it read');
   assert.deepEqual(markedPids(record.instance_id).includes(workerPid), true, 'the worker carries the instance marker');
 
   // Files: the socket directory did not exist and was created private; the socket is 0600.
@@ -132,10 +132,14 @@ test('every command finds the daemon through AUTOPILOTD_CONFIG and environment o
   const status = JSON.parse(viaEnv.stdout) as StatusData;
   assert.equal(status.daemon.pid, pid);
   assert.equal(status.daemon.config_path, box.configPath);
-  // The file alone points elsewhere: without the override there is no daemon there.
+  // The file alone names another socket, where no daemon listens; the pid file it shares with the
+  // daemon still finds it, and the CLI says where it listens (issue #14).
   const viaFile = await box.cli(['status']);
-  assert.equal(viaFile.code, 3);
-  assert.match(viaFile.stderr, new RegExp(`no daemon at ${box.socketPath}`));
+  assert.equal(viaFile.code, 0, viaFile.stderr);
+  assert.equal(viaFile.stderr, `autopilotd: the daemon (pid ${pid}) listens at ${altSocket}; the configuration now says ${box.socketPath} (restart the daemon to move it)\n`);
+  const elsewhere = await box.cli(['status'], { env: { AUTOPILOTD_PID_FILE: join(box.dir, 'other.pid') } });
+  assert.equal(elsewhere.code, 3, 'a configuration naming neither its socket nor its pid file finds no daemon');
+  assert.match(elsewhere.stderr, new RegExp(`no daemon at ${box.socketPath}`));
   // The flag wins over AUTOPILOTD_CONFIG, and env overrides still apply on top of the flag's file.
   const flagAndEnv = await box.cli(['status'], { env: { AUTOPILOTD_CONFIG: join(box.dir, 'missing.toml'), AUTOPILOTD_SOCKET_PATH: altSocket } });
   assert.equal(flagAndEnv.code, 0, flagAndEnv.stderr);
@@ -156,8 +160,8 @@ test('start fails with exit 1 and the last log lines when the daemon cannot star
   const began = Date.now();
   const r = await box.cli(['start']);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /^autopilotd: cannot start: .*not-a-dir\/d\.pid\.instance.*\n/);
-  assert.match(r.stderr.split('\n')[0]!, /ENOTDIR/);
+  assert.match(r.stderr, /^autopilotd: cannot start: .*not-a-dir.*\n/);
+  assert.match(r.stderr.split('\n')[0]!, /EEXIST|ENOTDIR/);
   assert.match(r.stderr, new RegExp(`last log lines from ${box.logPath}:\\n  .* INFO  daemon started pid=\\d+ `));
   assert.ok(Date.now() - began < 10_000, 'the failure was reported at once, not after the startup timeout');
   await waitFor(() => `the failed daemon to exit: ${JSON.stringify(box.processes())}`, () => box.processes().length === 0);

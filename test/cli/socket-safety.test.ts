@@ -141,12 +141,12 @@ test('a stale PID file (dead process, another program, garbage) is replaced, and
   t.after(() => void other.kill('SIGKILL'));
   const dead = spawn('true', { stdio: 'ignore' });
   await new Promise((resolve) => dead.on('exit', resolve));
-  const staleRecord = { pid: other.pid, instance_id: 'stale-instance', started_at: new Date().toISOString(), worker: { pid: other.pid, pgid: other.pid, generation: 1 } };
+  const staleRecord = { pid: other.pid, instance_id: 'stale-instance', started_at: new Date().toISOString() };
 
   const cases: [string, () => void][] = [
     ['a dead pid', () => writeFileSync(box.pidFile, `${dead.pid}\n`)],
-    // The record's worker pid and pgid belong to an unrelated process now: only the marker counts.
-    ['another program\'s pid, with an instance record naming it as the worker', () => {
+    // The record's daemon pid belongs to an unrelated process now (a record from before issue #14).
+    ['another program\'s pid, with an instance record naming it', () => {
       writeFileSync(box.pidFile, `${other.pid}\n`);
       writeFileSync(`${box.pidFile}.instance`, JSON.stringify(staleRecord));
     }],

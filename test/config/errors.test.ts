@@ -17,6 +17,12 @@ test('a problem with a reason and a hint reads key: reason; hint', () => {
   assert.equal(line, '/x/daemon.toml:3:1: memroy: unknown section; did you mean "memory"?');
 });
 
+test('a problem with a reason still shows what was found, unless the reason already names it', () => {
+  const where = { source: 'flag', flag: '--config', key: '', expected: 'a readable TOML file', got: '"/x/dir.toml"' } as const;
+  assert.equal(formatProblem({ ...where, reason: 'cannot read config file: EISDIR: illegal operation on a directory, read' }), 'flag --config: cannot read config file: EISDIR: illegal operation on a directory, read, got "/x/dir.toml"');
+  assert.equal(formatProblem({ ...where, reason: "cannot read config file: ENOENT: no such file or directory, open '/x/dir.toml'" }), "flag --config: cannot read config file: ENOENT: no such file or directory, open '/x/dir.toml'");
+});
+
 test('a ConfigError carries a stable code, exit code 78 and one message line per problem', () => {
   const error = new ConfigError([
     { source: 'flag', flag: '--project', key: 'project', expected: 'a non-empty string', got: '""' },

@@ -23,7 +23,8 @@ const record: InstanceRecord = {
   pid: 4242,
   instance_id: 'a1b2c3',
   started_at: '2025-01-02T03:04:05.678Z',
-  worker: { pid: 4300, pgid: 4300, generation: 3 },
+  socket_path: '/run/user/1000/autopilotd/autopilotd.sock',
+  config_path: '/home/u/.autopilot/daemon.toml',
 };
 
 /**
@@ -131,13 +132,13 @@ test('removePidFile removes the file only while it still holds our PID', () => {
   assert.equal(existsSync(path), false);
 });
 
-test('the instance record lives beside the PID file and round-trips, with or without a worker', () => {
+test('the instance record lives beside the PID file and round-trips', () => {
   const dir = freshDir();
   const pidFile = join(dir, 'autopilotd.pid');
   assert.equal(instanceRecordPath(pidFile), `${pidFile}.instance`);
   assert.equal(readInstanceRecord(pidFile), null);
-  writeInstanceRecord(pidFile, { ...record, worker: null });
-  assert.deepEqual(readInstanceRecord(pidFile), { ...record, worker: null });
+  writeInstanceRecord(pidFile, { ...record, config_path: null });
+  assert.deepEqual(readInstanceRecord(pidFile), { ...record, config_path: null });
   writeInstanceRecord(pidFile, record);
   assert.deepEqual(JSON.parse(readFileSync(`${pidFile}.instance`, 'utf8')), record);
   assert.deepEqual(readInstanceRecord(pidFile), record);
@@ -155,9 +156,8 @@ test('readInstanceRecord treats a torn or malformed record as stale (null)', () 
     JSON.stringify({ ...record, pid: 0 }),
     JSON.stringify({ ...record, instance_id: '' }),
     JSON.stringify({ ...record, started_at: 'yesterday' }),
-    JSON.stringify({ ...record, worker: { pid: 5, pgid: 5 } }),
-    JSON.stringify({ ...record, worker: { pid: 5, pgid: -1, generation: 0 } }),
-    JSON.stringify({ pid: 5, instance_id: 'x', started_at: record.started_at }),
+    JSON.stringify({ ...record, socket_path: 'relative.sock' }),
+    JSON.stringify({ ...record, config_path: 7 }),
   ];
   for (const text of malformed) {
     writeFileSync(`${pidFile}.instance`, text);
@@ -165,9 +165,22 @@ test('readInstanceRecord treats a torn or malformed record as stale (null)', () 
   }
 });
 
+test('a record from before socket_path and config_path existed still reads, with both unknown', () => {
+  const pidFile = join(freshDir(), 'autopilotd.pid');
+  const { socket_path: _s, config_path: _c, ...old } = record;
+  writeFileSync(`${pidFile}.instance`, JSON.stringify(old));
+  assert.deepEqual(readInstanceRecord(pidFile), { ...record, socket_path: null, config_path: null });
+});
+
+test('a record from before issue #14 with a worker field reads without it', () => {
+  const pidFile = join(freshDir(), 'autopilotd.pid');
+  writeFileSync(`${pidFile}.instance`, JSON.stringify({ ...record, worker: { pid: 4300, pgid: 4300, generation: 3 } }));
+  assert.deepEqual(readInstanceRecord(pidFile), record);
+});
+
 test('writeInstanceRecord refuses a malformed record', () => {
   const pidFile = join(freshDir(), 'autopilotd.pid');
-  assert.throws(() => writeInstanceRecord(pidFile, { ...record, worker: { pid: 1, pgid: 1, generation: -1 } }), TypeError);
+  assert.throws(() => writeInstanceRecord(pidFile, { ...record, pid: -1 }), TypeError);
   assert.equal(existsSync(`${pidFile}.instance`), false);
 });
 
@@ -183,10 +196,10 @@ test('removeInstanceRecord removes the record only when it belongs to our instan
 
 test('a reader never sees the instance record partially written while another process rewrites it', async () => {
   const pidFile = join(freshDir(), 'autopilotd.pid');
-  writeInstanceRecord(pidFile, { ...record, worker: null });
+  writeInstanceRecord(pidFile, { ...record, config_path: null });
   const seen = await readWhileAnotherProcessRewrites(
     `${pidFile}.instance`,
-    `m.writeInstanceRecord(${JSON.stringify(pidFile)}, ${JSON.stringify({ ...record, worker: null })});
+    `m.writeInstanceRecord(${JSON.stringify(pidFile)}, ${JSON.stringify({ ...record, config_path: null })});
      m.writeInstanceRecord(${JSON.stringify(pidFile)}, ${JSON.stringify(record)});`,
     150,
   );
@@ -198,7 +211,7 @@ test('a reader never sees the instance record partially written while another pr
       assert.fail(`torn read: ${JSON.stringify(content)}`);
     }
     assert.ok(
-      [JSON.stringify({ ...record, worker: null }), JSON.stringify(record)].includes(JSON.stringify(parsed)),
+      [JSON.stringify({ ...record, config_path: null }), JSON.stringify(record)].includes(JSON.stringify(parsed)),
       `unexpected record ${content}`,
     );
   }
