@@ -5,6 +5,7 @@ import { sendRequest } from '../control/client.js';
 import type { StatusData } from '../control/protocol.js';
 import { readLastLines } from '../os/log-tail.js';
 import { followFile } from '../os/log-follow.js';
+import { escapeForTerminal } from '../log/terminal-text.js';
 import { daemonLogPath } from '../daemon/log-path.js';
 import { loadForCommand, type ParsedCommand } from './args.js';
 import { CliFailure, EXIT, UsageError } from './exit-codes.js';
@@ -25,9 +26,7 @@ export async function logsCommand(p: ParsedCommand): Promise<number> {
   if (!existsSync(path) && !p.values.follow) {
     throw new CliFailure(`no log file at ${path}.\nUnder systemd the daemon logs to the journal: journalctl --user -u autopilotd`, EXIT.failure);
   }
-  const print = (batch: string[]): void => {
-    for (const line of batch) process.stdout.write(`${line}\n`);
-  };
+  const print = linePrinter(process.stdout);
   if (!p.values.follow) {
     print(readLastLines(path, lines, config.logs.max_files));
     return EXIT.ok;
@@ -39,6 +38,20 @@ export async function logsCommand(p: ParsedCommand): Promise<number> {
   // The follower prints the last lines itself, from the file it then follows: no gap, no overlap.
   await followFile(path, print, abort.signal, 200, { initialLines: lines, maxFiles: config.logs.max_files });
   return EXIT.ok;
+}
+
+/**
+ * Writes lines to `out`, one write per batch. To a terminal, control characters in them (worker
+ * output may hold ESC, CR, NUL) are made visible; to a pipe or file the text goes unchanged, for
+ * scripts.
+ */
+function linePrinter(out: NodeJS.WriteStream): (batch: string[]) => void {
+  const toTerminal = out.isTTY === true;
+  return (batch) => {
+    if (batch.length === 0) return;
+    const text = `${batch.join('\n')}\n`;
+    out.write(toTerminal ? escapeForTerminal(text) : text);
+  };
 }
 
 /** The running daemon's log target, or null when none answers (then the file is all there is). */
