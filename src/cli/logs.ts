@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { ControlError } from '../control/protocol.js';
 import { readLastLines } from '../os/log-tail.js';
 import { followFile } from '../os/log-follow.js';
+import { escapeForTerminal } from '../log/terminal-text.js';
 import { daemonLogPath } from '../daemon/log-path.js';
 import type { ParsedCommand } from './args.js';
 import { findDaemon, loadToFindDaemon, type ConfigForFinding } from './find-daemon.js';
@@ -27,9 +28,7 @@ export async function logsCommand(p: ParsedCommand): Promise<number> {
   if (!existsSync(path) && !p.values.follow) {
     throw new CliFailure(`no log file at ${path}.\nUnder systemd the daemon logs to the journal: journalctl --user -u autopilotd`, EXIT.failure);
   }
-  const print = (batch: string[]): void => {
-    for (const line of batch) process.stdout.write(`${line}\n`);
-  };
+  const print = linePrinter(process.stdout);
   if (!p.values.follow) {
     print(readLastLines(path, lines, config.logs.max_files));
     return EXIT.ok;
@@ -41,6 +40,20 @@ export async function logsCommand(p: ParsedCommand): Promise<number> {
   // The follower prints the last lines itself, from the file it then follows: no gap, no overlap.
   await followFile(path, print, abort.signal, 200, { initialLines: lines, maxFiles: config.logs.max_files });
   return EXIT.ok;
+}
+
+/**
+ * Writes lines to `out`, one write per batch. To a terminal, control characters in them (worker
+ * output may hold ESC, CR, NUL) are made visible; to a pipe or file the text goes unchanged, for
+ * scripts.
+ */
+function linePrinter(out: NodeJS.WriteStream): (batch: string[]) => void {
+  const toTerminal = out.isTTY === true;
+  return (batch) => {
+    if (batch.length === 0) return;
+    const text = `${batch.join('\n')}\n`;
+    out.write(toTerminal ? escapeForTerminal(text) : text);
+  };
 }
 
 /** The running daemon's log target, or null when none answers (then the file is all there is). */

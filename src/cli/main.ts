@@ -5,6 +5,7 @@ import { VERSION } from '../version.js';
 import { COMMAND_HELP, MAIN_HELP } from './help.js';
 import { CliFailure, EXIT, UsageError } from './exit-codes.js';
 import { parseCommandLine } from './args.js';
+import { escapeForTerminal } from '../log/terminal-text.js';
 
 async function run(argv: string[]): Promise<number> {
   const parsed = parseCommandLine(argv);
@@ -38,21 +39,29 @@ async function main(): Promise<void> {
   process.exitCode = code;
 }
 
+/**
+ * Error output. On a terminal its control characters are made visible: a failed `start` quotes
+ * the last log lines, worker output included, and that must not drive the terminal (#14).
+ */
+function writeError(text: string): void {
+  process.stderr.write(process.stderr.isTTY === true ? escapeForTerminal(text) : text);
+}
+
 function reportError(err: unknown): number {
   if (err instanceof UsageError) {
-    process.stderr.write(`autopilotd: ${err.message}\nTry 'autopilotd --help'.\n`);
+    writeError(`autopilotd: ${err.message}\nTry 'autopilotd --help'.\n`);
     return err.exitCode;
   }
   const e = err as Error & { exitCode?: unknown; code?: unknown };
   if (e?.code === 'config_invalid' && typeof e.exitCode === 'number') {
-    process.stderr.write(`autopilotd: invalid configuration:\n${e.message}\n`);
+    writeError(`autopilotd: invalid configuration:\n${e.message}\n`);
     return e.exitCode;
   }
   if (err instanceof CliFailure) {
-    if (err.message) process.stderr.write(`autopilotd: ${err.message}\n`);
+    if (err.message) writeError(`autopilotd: ${err.message}\n`);
     return err.exitCode;
   }
-  process.stderr.write(`autopilotd: internal error: ${e?.stack ?? String(err)}\n`);
+  writeError(`autopilotd: internal error: ${e?.stack ?? String(err)}\n`);
   return EXIT.failure;
 }
 

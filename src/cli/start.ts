@@ -7,6 +7,7 @@ import { homedir } from 'node:os';
 import type { LoadedConfig } from '../config/types.js';
 import { sendRequest } from '../control/client.js';
 import type { StatusData } from '../control/protocol.js';
+import { closeInheritedFds } from '../os/inherited-fds.js';
 import { readLastLines } from '../os/log-tail.js';
 import type { DaemonOptions, StartupOutcome } from '../daemon/daemon.js';
 import { daemonLogPath, daemonStderrPath } from '../daemon/log-path.js';
@@ -33,14 +34,24 @@ export async function startCommand(p: ParsedCommand): Promise<number> {
 }
 
 async function runForeground(p: ParsedCommand, loaded: LoadedConfig): Promise<number> {
-  const { runDaemon } = await import('../daemon/daemon.js');
   const daemonized = p.values.daemonized === true;
+  // Before the worker is spawned, so that it gets fds 0-2 and nothing else (#14). READY_FD needs
+  // no care: Node marks an inherited fd that low O_CLOEXEC (see os/inherited-fds.ts).
+  closeInheritedFds(daemonized ? new Set([READY_FD]) : new Set());
+  const { runDaemon } = await import('../daemon/daemon.js');
   const options: DaemonOptions = {
     loaded,
+    // With the caller's cwd, captured before the chdir below: a reload resolves a relative
+    // --config, --workdir or AUTOPILOTD_CONFIG as the start did.
     reloadInput: reloadInputOf(p),
     mode: daemonized ? 'background' : 'foreground',
   };
-  if (daemonized) options.onStartup = reportToParent;
+  if (daemonized) {
+    options.onStartup = reportToParent;
+    // A detached daemon that kept the caller's cwd would keep its filesystem busy (no unmount)
+    // and a deleted directory alive. Every path in the loaded configuration is absolute by now.
+    process.chdir('/');
+  }
   return runDaemon(options);
 }
 

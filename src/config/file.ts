@@ -10,6 +10,7 @@ import { resolveConfigPath } from './paths.js';
 import { FIELD_BY_KEY, keysOf, SECTIONS } from './schema.js';
 import { closestMatch } from './suggest.js';
 import { describeValue } from './toml-text.js';
+import { decodeUtf8Text } from './utf8-text.js';
 
 export const CONFIG_ENV = 'AUTOPILOTD_CONFIG';
 export const CONFIG_FLAG = '--config';
@@ -54,9 +55,9 @@ export function chooseConfigFile(
 
 export function readFileLayer(choice: ConfigFileChoice, problems: ConfigProblem[]): FileLayer {
   const file = choice.path;
-  let source: string;
+  let bytes: Buffer;
   try {
-    source = fs.readFileSync(file, 'utf8');
+    bytes = fs.readFileSync(file);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (choice.named === null && (code === 'ENOENT' || code === 'ENOTDIR')) {
@@ -67,6 +68,17 @@ export function readFileLayer(choice: ConfigFileChoice, problems: ConfigProblem[
     problems.push({ ...origin, key: '', expected: 'a readable TOML file', got: JSON.stringify(file), reason });
     return { path: file, complete: false, values: [], locator: null };
   }
+  const decoded = decodeUtf8Text(bytes);
+  if (!decoded.ok) {
+    const got = decoded.badBytes.length === 1 ? 'byte' : 'bytes';
+    const hex = [...decoded.badBytes].map((b) => `0x${b.toString(16).padStart(2, '0')}`).join(' ');
+    problems.push({
+      source: 'file', file, line: decoded.line, column: decoded.column, key: '', expected: 'UTF-8 text', got: `${got} ${hex}`,
+      hint: 'save the file as UTF-8',
+    });
+    return { path: file, complete: false, values: [], locator: null };
+  }
+  const source = decoded.text;
   let document: Record<string, unknown>;
   try {
     document = parse(source, { integersAsBigInt: true, unsafeKeyBehaviour: 'keep' });

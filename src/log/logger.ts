@@ -3,6 +3,7 @@
 
 import { fstatSync } from 'node:fs';
 import { FORMATS, LOG_LEVELS, renderEvent, type LogEvent, type LogLevel } from './events.js';
+import { escapeForTerminal } from './terminal-text.js';
 
 export interface LineSink {
   /** `line` ends with '\n'. Must not throw. */
@@ -93,15 +94,20 @@ export function isJournaldStream(env: Record<string, string | undefined>, fd = 2
   }
 }
 
-/** Writes to stderr; after EPIPE (reader gone) output becomes a no-op instead of crashing the daemon. */
-export function stderrSink(stream: NodeJS.WriteStream = process.stderr): LineSink {
+/**
+ * Writes to stderr; after EPIPE (reader gone) output becomes a no-op instead of crashing the daemon.
+ * On a terminal, control characters in a line are made visible (a worker's error text or path in
+ * an event must not drive the terminal); to a pipe, a file or journald lines go unchanged.
+ */
+export function stderrSink(stream: Pick<NodeJS.WriteStream, 'on' | 'write' | 'isTTY'> = process.stderr): LineSink {
+  const toTerminal = stream.isTTY === true;
   let broken = false;
   stream.on('error', () => {
     broken = true;
   });
   return {
     write(line) {
-      if (!broken) stream.write(line);
+      if (!broken) stream.write(toTerminal ? escapeForTerminal(line) : line);
     },
   };
 }

@@ -7,6 +7,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'smol-toml';
 import { daemonInTempDir, makeTempDir, runCli, writeConfig } from '../helpers/daemon.js';
+import { sandbox } from '../helpers/sandbox.js';
 import { VERSION } from '../../src/version.js';
 
 test('--version prints the version', async () => {
@@ -67,6 +68,18 @@ test('a bad config file: exit 78 naming file, key and line, and nothing is start
   } finally {
     dir.cleanup();
   }
+});
+
+test('a config file that is not UTF-8: exit 78 naming the line, and nothing is started (#14)', async (t) => {
+  // A sandbox, so that code which did start a daemon here is cleaned up by PID, not left running.
+  const box = sandbox(t);
+  // A Latin-1 "ü" (0xfc) in a comment: even where it would change nothing, the file is not TOML.
+  writeFileSync(box.configPath, Buffer.concat([readFileSync(box.configPath), Buffer.from('# f'), Buffer.from([0xfc]), Buffer.from('r den Worker\n')]));
+  const line = readFileSync(box.configPath, 'latin1').split('\n').length - 1;
+  const r = await box.cli(['start']);
+  assert.equal(r.code, 78, r.stderr);
+  assert.equal(r.stderr, `autopilotd: invalid configuration:\n${box.configPath}:${line}:4: expected UTF-8 text, got byte 0xfc; save the file as UTF-8\n`);
+  assert.deepEqual(readdirSync(box.dir), ['daemon.toml'], 'no pid file, socket or log was created');
 });
 
 test('a bad environment override: exit 78 naming the variable', async () => {

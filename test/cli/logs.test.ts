@@ -4,7 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI, cleanEnv, REPO_ROOT } from '../helpers/daemon.js';
@@ -108,4 +108,78 @@ test('logs -f prints the last lines, then new worker lines as they come, across 
   follower.kill('SIGINT');
   assert.deepEqual(await exited, [0, null], `logs -f ends cleanly on SIGINT; stderr: ${err}`);
   assert.equal((await box.cli(['stop'])).code, 0);
+});
+
+/** Worker output that would drive a terminal: colour, a CR that redraws the line as a fake error, NUL, 8-bit CSI. */
+const HOSTILE_SCRIPT = String.raw`printf 'hostile \033[31mred\033[0m\r2026-01-01T00:00:00.000Z ERROR fake\0nul\n'; printf 'c1 \302\233x\n'; echo "hostile done"; exec sleep 1000`;
+const HOSTILE_SHOWN = String.raw`hostile \x1b[31mred\x1b[0m\r2026-01-01T00:00:00.000Z ERROR fake\x00nul`;
+
+/** `command` run by `script` on a new pseudo-terminal: its output as the terminal received it. */
+function onTerminal(command: string[], env: Record<string, string>): { child: ReturnType<typeof spawn>; output: () => string; exited: Promise<number | null> } {
+  const quoted = command.map((arg) => `'${arg.replace(/'/g, `'\\''`)}'`).join(' ');
+  const child = spawn('script', ['-q', '-e', '-c', quoted, '/dev/null'], { cwd: REPO_ROOT, env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString('latin1')));
+  child.stderr!.on('data', (c: Buffer) => (out += c.toString('latin1')));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  return { child, output: () => out, exited };
+}
+
+/** Asserts that the terminal got no control character but the CR LF that ends each line. */
+function assertInert(output: string): void {
+  assert.doesNotMatch(output.replace(/\r\n/g, '\n'), /[\x00-\x08\x0b-\x1f\x7f-\x9f]/, `raw control characters reached the terminal:\n${JSON.stringify(output)}`);
+}
+
+test('logs and logs -f escape control characters of worker output on a terminal, and pass them unchanged to a pipe (#14)', async (t) => {
+  const hasScript = spawnSync('script', ['--version']).status === 0;
+  if (!hasScript) {
+    t.skip('needs script(1) from util-linux for a pseudo-terminal');
+    return;
+  }
+  const box = sandbox(t, { body: `[worker]\ncommand = ["sh", "-c", ${JSON.stringify(HOSTILE_SCRIPT)}]\nstop_timeout_ms = 2000\n` });
+  await box.start();
+  await box.waitForLog(/ worker\[1\] hostile done$/);
+
+  const piped = await box.cli(['logs']);
+  assert.equal(piped.code, 0, piped.stderr);
+  assert.ok(piped.stdout.includes(' worker[1] hostile \x1b[31mred\x1b[0m\r2026-01-01T00:00:00.000Z ERROR fake\0nul\n'), 'a pipe gets the bytes as logged');
+  assert.ok(piped.stdout.includes(' worker[1] c1 \u009bx\n'));
+
+  const env = { [SANDBOX_ENV]: box.id };
+  const once = onTerminal([process.execPath, CLI, 'logs', '--config', box.configPath], env);
+  assert.equal(await once.exited, 0, once.output());
+  const shown = Buffer.from(once.output(), 'latin1').toString('utf8');
+  assertInert(shown);
+  assert.ok(shown.includes(` worker[1] ${HOSTILE_SHOWN}\r\n`), shown);
+  assert.ok(shown.includes(' worker[1] c1 \\u009bx\r\n'), shown);
+
+  const follow = onTerminal([process.execPath, CLI, 'logs', '-f', '--config', box.configPath], env);
+  t.after(() => void follow.child.kill('SIGKILL'));
+  await waitFor(() => `logs -f on a terminal to print the worker's lines; so far:\n${JSON.stringify(follow.output())}`, () => follow.output().includes('hostile done'));
+  const restart = await box.cli(['restart-worker']);
+  assert.equal(restart.code, 0, restart.stderr);
+  await waitFor(() => `logs -f to print generation 2's lines; so far:\n${JSON.stringify(follow.output())}`, () => follow.output().includes(' worker[2] hostile done'));
+  // The follower is the CLI that script's shell started; end it by PID as a user's Ctrl-C would.
+  const cli = box.processes().find((p) => p.argv.includes('logs') && p.argv.includes('-f') && p.argv[0] === process.execPath);
+  assert.ok(cli, `the logs -f process: ${JSON.stringify(box.processes())}`);
+  process.kill(cli.pid, 'SIGINT');
+  assert.equal(await follow.exited, 0, follow.output());
+  const followed = Buffer.from(follow.output(), 'latin1').toString('utf8');
+  assertInert(followed);
+  assert.ok(followed.includes(` worker[1] ${HOSTILE_SHOWN}\r\n`), followed);
+  assert.ok(followed.includes(` worker[2] ${HOSTILE_SHOWN}\r\n`), 'new lines, not only the last ones at start');
+  assert.equal((await box.cli(['stop'])).code, 0);
+});
+
+test('an error message on a terminal has its control characters escaped too (#14)', async (t) => {
+  if (spawnSync('script', ['--version']).status !== 0) {
+    t.skip('needs script(1) from util-linux for a pseudo-terminal');
+    return;
+  }
+  const box = sandbox(t);
+  // A failed start quotes log lines, worker output included; a bad -n quotes what was given.
+  const run = onTerminal([process.execPath, CLI, 'logs', '-n', '\x1b[2J\r9', '--config', box.configPath], { [SANDBOX_ENV]: box.id });
+  assert.equal(await run.exited, 64, run.output());
+  assertInert(run.output());
+  assert.match(run.output(), /-n expects a whole number, got '\\x1b\[2J\\r9'\r\n/);
 });

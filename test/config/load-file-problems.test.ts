@@ -1,5 +1,6 @@
 // Bad configuration files: each must fail with a ConfigError naming the file, the line and the key.
 import * as assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { loadConfig } from '../../src/config/load.js';
 import { expectConfigError, makeTempHome } from './temp-home.js';
@@ -164,4 +165,28 @@ test('a file that cannot be parsed skips the pair rules instead of judging half 
     loadConfig({ flags: { configPath: file }, env: { AUTOPILOTD_MEMORY_MIN_AVAILABLE_BYTES: '512MiB' }, homeDir: home.dir, cwd: home.dir }),
   );
   assert.deepEqual(error.problems.map((p) => p.key), ['']);
+});
+
+test('a config file that is not UTF-8 is rejected at the bad byte, instead of reaching the worker as U+FFFD (#14)', (t) => {
+  const home = makeTempHome(t);
+  const file = home.write('daemon.toml', '');
+  // "Café" as an editor set to Latin-1 saves it.
+  writeFileSync(file, Buffer.concat([Buffer.from('[worker]\nstop_timeout_ms = 2000\nenv = { GREETING = "Caf'), Buffer.from([0xe9]), Buffer.from('" }\n')]));
+  const error = expectConfigError(() => loadConfig({ flags: { configPath: file }, env: {}, homeDir: home.dir, cwd: home.dir }));
+  assert.equal(error.exitCode, 78);
+  assert.deepEqual(error.problems, [{
+    source: 'file', file, line: 3, column: 24, key: '', expected: 'UTF-8 text', got: 'byte 0xe9', hint: 'save the file as UTF-8',
+  }]);
+  assert.equal(error.message, `${file}:3:24: expected UTF-8 text, got byte 0xe9; save the file as UTF-8`);
+});
+
+test('a config file that starts with a byte order mark is read, and its columns do not count the mark', (t) => {
+  const home = makeTempHome(t);
+  const file = home.write('daemon.toml', '\ufeffproject = "p"\n[memory]\npoll_interval_ms = 1000\n');
+  const loaded = loadConfig({ flags: { configPath: file }, env: {}, homeDir: home.dir, cwd: home.dir });
+  assert.equal(loaded.config.project, 'p');
+  assert.equal(loaded.config.memory.poll_interval_ms, 1000);
+  const broken = home.write('broken.toml', '\ufeffbogus = 1\n');
+  const error = expectConfigError(() => loadConfig({ flags: { configPath: broken }, env: {}, homeDir: home.dir, cwd: home.dir }));
+  assert.deepEqual(error.problems.map((p) => [p.key, p.line, p.column]), [['bogus', 1, 1]]);
 });

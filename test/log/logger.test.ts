@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openSync, closeSync, fstatSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Logger, isJournaldStream, type LineSink } from '../../src/log/logger.js';
+import { EventEmitter } from 'node:events';
+import { Logger, isJournaldStream, stderrSink, type LineSink } from '../../src/log/logger.js';
 import { FORMATS, renderEvent } from '../../src/log/events.js';
 import { makeTempDir } from '../helpers/daemon.js';
 
@@ -74,4 +75,29 @@ test('the worker output is written whatever the daemon log level', () => {
   log.line('info', 'daemon detail');
   log.workerOutput('worker[2] compiling');
   assert.deepEqual(sink.lines, ['2026-11-25T10:00:00.000Z INFO  worker[2] compiling\n']);
+});
+
+/** A stand-in for process.stderr that records what was written. */
+function fakeStderr(isTTY: boolean): EventEmitter & { isTTY: boolean; written: string[]; write(text: string): boolean } {
+  const stream = Object.assign(new EventEmitter(), { isTTY, written: [] as string[], write: (text: string) => stream.written.push(text) > 0 });
+  return stream;
+}
+
+test('on a terminal stderr, control characters in a line are made visible; on a pipe they pass unchanged (#14)', () => {
+  const event = { kind: 'worker-spawn-failed', generation: 1, reason: 'command not found: \x1b]0;pwned\x07x\rINFO ok' } as const;
+  const terminal = fakeStderr(true);
+  new Logger(stderrSink(terminal as unknown as NodeJS.WriteStream), 'plain', 'info', () => at).emit(event);
+  assert.deepEqual(terminal.written, ['2026-11-25T10:00:00.000Z ERROR worker spawn failed: command not found: \\x1b]0;pwned\\x07x\\rINFO ok generation=1\n']);
+  const pipe = fakeStderr(false);
+  new Logger(stderrSink(pipe as unknown as NodeJS.WriteStream), 'plain', 'info', () => at).emit(event);
+  assert.deepEqual(pipe.written, ['2026-11-25T10:00:00.000Z ERROR worker spawn failed: command not found: \x1b]0;pwned\x07x\rINFO ok generation=1\n']);
+});
+
+test('stderrSink stops writing after a stream error (the reader is gone) instead of throwing', () => {
+  const stream = fakeStderr(true);
+  const sink = stderrSink(stream as unknown as NodeJS.WriteStream);
+  sink.write('one\n');
+  stream.emit('error', Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+  sink.write('two\n');
+  assert.deepEqual(stream.written, ['one\n']);
 });
