@@ -7,6 +7,7 @@ import { loadForCommand, type ParsedCommand } from './args.js';
 import { CliFailure, EXIT, UsageError } from './exit-codes.js';
 import { findDaemon, loadToFindDaemon, type ConfigForFinding, type FoundDaemon } from './find-daemon.js';
 import { formatStatus } from './format-status.js';
+import { escapeForTerminal } from '../log/terminal-text.js';
 import { parseDuration } from './duration.js';
 
 /** Actions wait for the daemon to finish them, which can take a worker's whole stop grace. */
@@ -36,7 +37,9 @@ export async function controlCommand(p: ParsedCommand): Promise<number> {
     }
     switch (p.command) {
       case 'status': {
-        process.stdout.write(p.values.json ? `${JSON.stringify(found.status, null, 2)}\n` : formatStatus(found.status, Date.now()));
+        // The worker's argv and spawn error are anybody's text: escaped on a terminal, as logs are.
+        const human = formatStatus(found.status, Date.now());
+        process.stdout.write(p.values.json ? `${JSON.stringify(found.status, null, 2)}\n` : process.stdout.isTTY === true ? escapeForTerminal(human) : human);
         return EXIT.ok;
       }
       case 'stop': return await stop(found, stopTimeoutMs);

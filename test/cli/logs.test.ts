@@ -183,3 +183,18 @@ test('an error message on a terminal has its control characters escaped too (#14
   assertInert(run.output());
   assert.match(run.output(), /-n expects a whole number, got '\\x1b\[2J\\r9'\r\n/);
 });
+
+test('status on a terminal escapes control characters of the worker argv (#14)', async (t) => {
+  if (spawnSync('script', ['--version']).status !== 0) {
+    t.skip('needs script(1) from util-linux for a pseudo-terminal');
+    return;
+  }
+  // The argv is shown as given; an ESC in it would clear the operator's screen.
+  const box = sandbox(t, { body: `[worker]\ncommand = ["sh", "-c", "exec sleep 1000", "\\u001b[2J\\rfake"]\nstop_timeout_ms = 2000\n` });
+  await box.start();
+  const run = onTerminal([process.execPath, CLI, 'status', '--config', box.configPath], { [SANDBOX_ENV]: box.id });
+  assert.equal(await run.exited, 0, run.output());
+  assertInert(run.output());
+  assert.ok(run.output().includes('\\x1b[2J\\rfake'), run.output());
+  assert.equal((await box.cli(['stop'])).code, 0);
+});
