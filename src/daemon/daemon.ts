@@ -3,7 +3,6 @@
 // file only orders them and owns their lifetimes.
 
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Config, ConfigFlags, LoadedConfig } from '../config/types.js';
 import { loadConfig } from '../config/load.js';
@@ -14,6 +13,7 @@ import { Logger, isJournaldStream, stderrSink, type LineSink } from '../log/logg
 import { acquireInstanceLock, type InstanceLock } from '../os/instance-lock.js';
 import { readInstanceRecord, removeInstanceRecord, removePidFile, writeInstanceRecord, writePidFile } from '../os/pid-file.js';
 import { RotatingLogFile } from '../os/log-file.js';
+import { ensurePrivateDir } from '../os/private-dir.js';
 import { ProcTable } from '../os/proc-table.js';
 import { findTree, protectedPidsOf } from '../os/process-tree.js';
 import { stopTree } from '../os/tree-stop.js';
@@ -64,12 +64,13 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   const protectedPids = (): ReadonlySet<number> => protectedPidsOf(table, process.pid);
   const record = { pid: process.pid, instance_id: instanceId, started_at: new Date(startedAtMs).toISOString() };
   try {
+    // First, so the previous record is read only from a directory no other user can write to.
+    ensurePrivateDir(dirname(config.pid_file));
     await stopOrphanTree(config, table, uid, protectedPids, logger);
-    mkdirSync(dirname(config.pid_file), { recursive: true, mode: 0o700 });
     writePidFile(config.pid_file, process.pid);
     writeInstanceRecord(config.pid_file, { ...record, worker: null });
   } catch (err) {
-    // E.g. pid_file under a regular file. Release the lock: its listener would otherwise keep this
+    // E.g. pid_file names a directory. Release the lock: its listener would otherwise keep this
     // process (and the lock) alive forever, and `start` would wait for an outcome that never comes.
     const message = `cannot start: ${(err as Error).message}`;
     logger.line('error', message);
@@ -266,7 +267,7 @@ function applyReload(current: Config, next: Config, logger: Logger): Config {
  * workers. Only the marker is trusted here: the recorded PID and PGID may have been reused since.
  */
 async function stopOrphanTree(config: Config, table: ProcTable, uid: number, protectedPids: () => ReadonlySet<number>, logger: Logger): Promise<void> {
-  const previous = readInstanceRecord(config.pid_file);
+  const previous = readInstanceRecord(config.pid_file, (reason) => logger.emit({ kind: 'instance-record-ignored', reason }));
   if (previous === null) return;
   const identity = { rootPid: null, pgid: null, instanceId: previous.instance_id, uid, protectedPids: protectedPids() };
   const members = findTree(table, identity);

@@ -15,6 +15,7 @@ export type LogEvent =
   | { kind: 'config-reloaded'; path: string | null }
   | { kind: 'config-reload-rejected'; message: string }
   | { kind: 'orphan-tree-found'; instanceId: string; previousPid: number; pids: number[] }
+  | { kind: 'instance-record-ignored'; reason: string }
   | { kind: 'worker-spawned'; generation: number; pid: number; argv: string[]; cwd: string }
   | { kind: 'worker-spawn-failed'; generation: number; reason: string }
   | { kind: 'worker-exited'; generation: number; pid: number; code: number | null; signal: string | null; uptimeMs: number }
@@ -61,6 +62,7 @@ export const FORMATS: Formats = {
   'daemon-force-stop': { level: 'warn', text: (e) => ['forcing stop: killing the worker tree now', { reason: e.reason }] },
   'config-reloaded': { level: 'info', text: (e) => ['configuration reloaded', { config: e.path ?? '(defaults)' }] },
   'config-reload-rejected': { level: 'error', text: (e) => [`configuration reload rejected, keeping the old one: ${e.message}`] },
+  'instance-record-ignored': { level: 'warn', text: (e) => [`instance record ignored, no orphaned tree is looked for: ${e.reason}`] },
   'orphan-tree-found': { level: 'warn', text: (e) => ['worker tree of a previous daemon found; stopping it before starting', { instance: e.instanceId, previous_pid: e.previousPid, pids: e.pids }] },
   'worker-spawned': { level: 'info', text: (e) => ['worker spawned', { generation: e.generation, pid: e.pid, argv: e.argv, cwd: e.cwd }] },
   'worker-spawn-failed': { level: 'error', text: (e) => [`worker spawn failed: ${e.reason}`, { generation: e.generation }] },

@@ -4,11 +4,18 @@
 // so a reader sees the old content or the new one, never an empty or half-written file.
 // Removal is compare-then-unlink; that is safe only because the instance lock
 // (instance-lock.ts) keeps a second daemon from writing these files concurrently.
+//
+// Both live in a private directory (private-dir.ts; the daemon makes sure of it first) and are
+// 0600: the record names an instance id, and whoever could read or plant one could have a daemon
+// stop another's tree (issue #14, item 7). They are read as private-file.ts reads: never through a
+// symbolic link, and a file that is not ours or not a regular file counts as no file.
 import { randomBytes } from 'node:crypto';
-import { closeSync, fchmodSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { PRIVATE_FILE_MODE, readPrivateFile } from './private-file.js';
 
-const FILE_MODE = 0o644;
+/** A new temp file, never an existing name or a link: O_EXCL fails on any entry, O_NOFOLLOW says so. */
+const TEMP_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 /** Linux PID_MAX_LIMIT (2^22): anything larger cannot be a PID. */
 const PID_MAX = 4_194_304;
 
@@ -59,9 +66,12 @@ export function writeInstanceRecord(pidFilePath: string, record: InstanceRecord)
   writeFileAtomic(instanceRecordPath(pidFilePath), JSON.stringify(pickRecordFields(record)) + '\n');
 }
 
-/** The record, or null when it is missing or malformed (treated as stale, like a garbage PID file). */
-export function readInstanceRecord(pidFilePath: string): InstanceRecord | null {
-  const text = readIfExists(instanceRecordPath(pidFilePath));
+/**
+ * The record, or null when it is missing or malformed (treated as stale, like a garbage PID file),
+ * or is not a regular file of ours: then `onIgnored` is told why, and nothing in it is trusted.
+ */
+export function readInstanceRecord(pidFilePath: string, onIgnored?: (reason: string) => void): InstanceRecord | null {
+  const text = readIfExists(instanceRecordPath(pidFilePath), onIgnored);
   if (text === null) return null;
   let parsed: unknown;
   try {
@@ -98,13 +108,20 @@ function isInstanceRecord(value: unknown): value is InstanceRecord {
   return isPid(w.pid) && isPid(w.pgid) && typeof w.generation === 'number' && Number.isInteger(w.generation) && w.generation >= 0;
 }
 
-function readIfExists(path: string): string | null {
+/** The content of our file at path; null when it is missing, or not ours (told to onIgnored). */
+function readIfExists(path: string, onIgnored?: (reason: string) => void): string | null {
+  let read;
   try {
-    return readFileSync(path, 'utf8');
+    read = readPrivateFile(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw withPath(err, 'read', path);
   }
+  if (read === null) return null;
+  if ('refused' in read) {
+    onIgnored?.(read.refused);
+    return null;
+  }
+  return read.text;
 }
 
 /** Node's message for a failed read(2) (EISDIR, EIO) names no path; this one does. */
@@ -130,10 +147,10 @@ function unlinkIfExists(path: string): boolean {
 function writeFileAtomic(path: string, content: string): void {
   const dir = dirname(path);
   const tempPath = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const fd = openSync(tempPath, 'wx', FILE_MODE);
+  const fd = openSync(tempPath, TEMP_FLAGS, PRIVATE_FILE_MODE);
   try {
     try {
-      fchmodSync(fd, FILE_MODE); // openSync's mode is masked by the umask.
+      fchmodSync(fd, PRIVATE_FILE_MODE); // openSync's mode is masked by the umask.
       const bytes = Buffer.from(content, 'utf8');
       let written = 0;
       while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);
