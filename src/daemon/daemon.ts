@@ -11,7 +11,7 @@ import { ControlError, type Command } from '../control/protocol.js';
 import { ControlServer } from '../control/server.js';
 import { Logger, isJournaldStream, stderrSink, type LineSink } from '../log/logger.js';
 import { acquireInstanceLock, type InstanceLock } from '../os/instance-lock.js';
-import { readInstanceRecord, removeInstanceRecord, removePidFile, writeInstanceRecord, writePidFile } from '../os/pid-file.js';
+import { readInstanceRecord, removeInstanceRecord, removePidFile, writeInstanceRecord, writePidFile, type InstanceRecord } from '../os/pid-file.js';
 import { RotatingLogFile } from '../os/log-file.js';
 import { ensurePrivateDir } from '../os/private-dir.js';
 import { ProcTable } from '../os/proc-table.js';
@@ -62,8 +62,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   // `start` CLI, exits at once) and a dead ancestor's pid, later reused by a worker descendant,
   // must not shield that descendant from a stop.
   const protectedPids = (): ReadonlySet<number> => protectedPidsOf(table, process.pid);
-  const record = { pid: process.pid, instance_id: instanceId, started_at: new Date(startedAtMs).toISOString() };
+  let record: Omit<InstanceRecord, 'worker'>;
   try {
+    record = { pid: process.pid, instance_id: instanceId, started_at: new Date(startedAtMs).toISOString(), start_ticks: ownStartTicks(table) };
     // First, so the previous record is read only from a directory no other user can write to.
     ensurePrivateDir(dirname(config.pid_file));
     await stopOrphanTree(config, table, uid, protectedPids, logger);
@@ -225,6 +226,13 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   process.off('uncaughtException', onFatal);
   process.off('unhandledRejection', onFatal);
   return code;
+}
+
+/** This process's start time in clock ticks, as /proc shows it to whoever checks the record. */
+function ownStartTicks(table: ProcTable): number {
+  const self = table.read(process.pid);
+  if (self === null) throw new Error(`cannot read /proc/${process.pid}/stat: our own process is not listed`);
+  return self.startTimeTicks;
 }
 
 function workerSummary(supervisor: WorkerSupervisor): { state: string; pid: number | null; generation: number } {

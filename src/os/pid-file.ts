@@ -31,6 +31,11 @@ export interface InstanceRecord {
   instance_id: string;
   /** ISO 8601 timestamp of the daemon start. */
   started_at: string;
+  /**
+   * The daemon's start time in clock ticks since boot (/proc/<pid>/stat field 22): with `pid`, it
+   * tells the daemon that wrote the record apart from a later process that got the same PID.
+   */
+  start_ticks: number;
   worker: InstanceWorkerRecord | null;
 }
 
@@ -93,8 +98,8 @@ function isPid(value: unknown): value is number {
 }
 
 /** Exactly the record's fields, so neither extra keys in a file nor on an object travel on. */
-function pickRecordFields({ pid, instance_id, started_at, worker }: InstanceRecord): InstanceRecord {
-  return { pid, instance_id, started_at, worker: worker && { pid: worker.pid, pgid: worker.pgid, generation: worker.generation } };
+function pickRecordFields({ pid, instance_id, started_at, start_ticks, worker }: InstanceRecord): InstanceRecord {
+  return { pid, instance_id, started_at, start_ticks, worker: worker && { pid: worker.pid, pgid: worker.pgid, generation: worker.generation } };
 }
 
 function isInstanceRecord(value: unknown): value is InstanceRecord {
@@ -102,6 +107,7 @@ function isInstanceRecord(value: unknown): value is InstanceRecord {
   const r = value as Record<string, unknown>;
   if (!isPid(r.pid) || typeof r.instance_id !== 'string' || r.instance_id === '') return false;
   if (typeof r.started_at !== 'string' || Number.isNaN(Date.parse(r.started_at))) return false;
+  if (typeof r.start_ticks !== 'number' || !Number.isSafeInteger(r.start_ticks) || r.start_ticks < 0) return false;
   if (r.worker === null) return true;
   if (typeof r.worker !== 'object' || r.worker === undefined) return false;
   const w = r.worker as Record<string, unknown>;

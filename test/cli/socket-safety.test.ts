@@ -141,7 +141,8 @@ test('a stale PID file (dead process, another program, garbage) is replaced, and
   t.after(() => void other.kill('SIGKILL'));
   const dead = spawn('true', { stdio: 'ignore' });
   await new Promise((resolve) => dead.on('exit', resolve));
-  const staleRecord = { pid: other.pid, instance_id: 'stale-instance', started_at: new Date().toISOString(), worker: { pid: other.pid, pgid: other.pid, generation: 1 } };
+  // start_ticks matches no process: the daemon that wrote the record is gone, its pid reused.
+  const staleRecord = { pid: other.pid, instance_id: 'stale-instance', started_at: new Date().toISOString(), start_ticks: 1, worker: { pid: other.pid, pgid: other.pid, generation: 1 } };
 
   const cases: [string, () => void][] = [
     ['a dead pid', () => writeFileSync(box.pidFile, `${dead.pid}\n`)],

@@ -96,7 +96,7 @@ export class Sandbox {
     }
   }
 
-  instanceRecord(): { pid: number; instance_id: string; worker: { pid: number; pgid: number; generation: number } | null } | null {
+  instanceRecord(): { pid: number; instance_id: string; start_ticks: number; worker: { pid: number; pgid: number; generation: number } | null } | null {
     const path = `${this.pidFile}.instance`;
     if (!existsSync(path)) return null;
     return JSON.parse(readFileSync(path, 'utf8')) as ReturnType<Sandbox['instanceRecord']>;

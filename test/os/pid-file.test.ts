@@ -23,6 +23,7 @@ const record: InstanceRecord = {
   pid: 4242,
   instance_id: 'a1b2c3',
   started_at: '2025-01-02T03:04:05.678Z',
+  start_ticks: 123456,
   worker: { pid: 4300, pgid: 4300, generation: 3 },
 };
 
@@ -155,6 +156,9 @@ test('readInstanceRecord treats a torn or malformed record as stale (null)', () 
     JSON.stringify({ ...record, pid: 0 }),
     JSON.stringify({ ...record, instance_id: '' }),
     JSON.stringify({ ...record, started_at: 'yesterday' }),
+    JSON.stringify({ ...record, start_ticks: -1 }),
+    JSON.stringify({ ...record, start_ticks: '123456' }),
+    JSON.stringify({ ...record, start_ticks: undefined }),
     JSON.stringify({ ...record, worker: { pid: 5, pgid: 5 } }),
     JSON.stringify({ ...record, worker: { pid: 5, pgid: -1, generation: 0 } }),
     JSON.stringify({ pid: 5, instance_id: 'x', started_at: record.started_at }),
