@@ -273,10 +273,17 @@ function applyReload(current: Config, next: Config, logger: Logger): Config {
  * After a daemon was killed with SIGKILL its worker tree may live on. Its instance id is in the
  * record beside the PID file; stop every process carrying that marker before spawning: never two
  * workers. Only the marker is trusted here: the recorded PID and PGID may have been reused since.
+ * The record itself is trusted only as our own file in our private directory (pid-file.ts).
  */
 async function stopOrphanTree(config: Config, table: ProcTable, uid: number, protectedPids: () => ReadonlySet<number>, logger: Logger): Promise<void> {
   const previous = readInstanceRecord(config.pid_file, (reason) => logger.emit({ kind: 'instance-record-ignored', reason }));
   if (previous === null) return;
+  // Never act on a record whose daemon still runs (issue #14, item 7): that tree is its own, not an
+  // orphan. The record is left where it is.
+  if (isAlive(table, previous)) {
+    logger.emit({ kind: 'instance-record-live', instanceId: previous.instance_id, previousPid: previous.pid });
+    return;
+  }
   const identity = { rootPid: null, pgid: null, instanceId: previous.instance_id, uid, protectedPids: protectedPids() };
   const members = findTree(table, identity);
   if (members.length > 0) {
@@ -284,4 +291,10 @@ async function stopOrphanTree(config: Config, table: ProcTable, uid: number, pro
     await stopTree({ table, identity, graceMs: config.worker.stop_timeout_ms });
   }
   removeInstanceRecord(config.pid_file, previous.instance_id);
+}
+
+/** Whether the daemon that wrote the record runs: its pid, with the start time it recorded, not a zombie. */
+function isAlive(table: ProcTable, record: InstanceRecord): boolean {
+  const daemon = table.read(record.pid);
+  return daemon !== null && daemon.startTimeTicks === record.start_ticks && daemon.state !== 'Z' && daemon.state !== 'X';
 }

@@ -16,6 +16,7 @@ export type LogEvent =
   | { kind: 'config-reload-rejected'; message: string }
   | { kind: 'orphan-tree-found'; instanceId: string; previousPid: number; pids: number[] }
   | { kind: 'instance-record-ignored'; reason: string }
+  | { kind: 'instance-record-live'; instanceId: string; previousPid: number }
   | { kind: 'worker-spawned'; generation: number; pid: number; argv: string[]; cwd: string }
   | { kind: 'worker-spawn-failed'; generation: number; reason: string }
   | { kind: 'worker-exited'; generation: number; pid: number; code: number | null; signal: string | null; uptimeMs: number }
@@ -63,6 +64,7 @@ export const FORMATS: Formats = {
   'config-reloaded': { level: 'info', text: (e) => ['configuration reloaded', { config: e.path ?? '(defaults)' }] },
   'config-reload-rejected': { level: 'error', text: (e) => [`configuration reload rejected, keeping the old one: ${e.message}`] },
   'instance-record-ignored': { level: 'warn', text: (e) => [`instance record ignored, no orphaned tree is looked for: ${e.reason}`] },
+  'instance-record-live': { level: 'warn', text: (e) => ['the instance record names a daemon that still runs; its worker tree is left alone', { instance: e.instanceId, pid: e.previousPid }] },
   'orphan-tree-found': { level: 'warn', text: (e) => ['worker tree of a previous daemon found; stopping it before starting', { instance: e.instanceId, previous_pid: e.previousPid, pids: e.pids }] },
   'worker-spawned': { level: 'info', text: (e) => ['worker spawned', { generation: e.generation, pid: e.pid, argv: e.argv, cwd: e.cwd }] },
   'worker-spawn-failed': { level: 'error', text: (e) => [`worker spawn failed: ${e.reason}`, { generation: e.generation }] },
