@@ -3,6 +3,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { homedir } from 'node:os';
 import type { ConfigFlags, LoadedConfig } from '../config/types.js';
+import type { RuntimeDirPlan } from './runtime-dirs.js';
 import { UsageError } from './exit-codes.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -74,12 +75,34 @@ export async function loadForCommand(p: ParsedCommand, opts: { findDaemonOnly?: 
   if (typeof p.values.project === 'string') flags.project = p.values.project;
   if (typeof p.values.workdir === 'string') flags.workdir = p.values.workdir;
   if (p.rest !== null) flags.workerCommand = p.rest;
+  let loaded: LoadedConfig;
   try {
-    return loadConfig({ flags, env: process.env, homeDir: homedir(), cwd: process.cwd() });
+    loaded = loadConfig({ flags, env: process.env, homeDir: homedir(), cwd: process.cwd() });
   } catch (err) {
     const bestEffort = (err as { bestEffort?: LoadedConfig | null }).bestEffort;
     if (!opts.findDaemonOnly || !bestEffort) throw err;
     process.stderr.write(`autopilotd: warning: the configuration has problems (autopilotd config check); finding the daemon with the rest:\n${(err as Error).message}\n`);
-    return bestEffort;
+    loaded = bestEffort;
   }
+  const plan = CLIENT_DIR_CHECKS[p.command];
+  if (plan !== undefined) {
+    const { assertRuntimeDirs } = await import('./runtime-dirs.js');
+    assertRuntimeDirs(loaded, plan);
+  }
+  return loaded;
 }
+
+/**
+ * What a client command trusts, checked before it is used (exit 78 when unsafe): the socket's
+ * directory, since whoever can replace the socket answers `status` and "stops" on `stop`; for
+ * `logs`, also logs.dir, whose files it prints. `start` and `config` check for themselves.
+ */
+const CLIENT_DIR_CHECKS: Record<string, RuntimeDirPlan | undefined> = {
+  stop: { socket_path: 'check' },
+  status: { socket_path: 'check' },
+  'restart-worker': { socket_path: 'check' },
+  'stop-worker': { socket_path: 'check' },
+  'start-worker': { socket_path: 'check' },
+  reload: { socket_path: 'check' },
+  logs: { socket_path: 'check', 'logs.dir': 'check' },
+};

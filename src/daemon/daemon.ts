@@ -248,7 +248,11 @@ function makeLogger(config: Config, mode: DaemonOptions['mode']): { logger: Logg
       path: daemonLogPath(config),
       maxFileBytes: config.logs.max_file_bytes,
       maxFiles: config.logs.max_files,
-      onProblem: (message) => logger?.line('warn', `log: ${message}`),
+      // Also to the raw output (autopilotd.stderr.log): the log file is what is failing.
+      onProblem: (message) => {
+        process.stderr.write(`autopilotd: log: ${message}\n`);
+        logger?.emit({ kind: 'log-problem', message });
+      },
     });
     const sink: LineSink = { write: (line) => logFile.write(line) };
     logger = new Logger(sink, 'plain', config.log_level);
