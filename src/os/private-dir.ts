@@ -93,7 +93,12 @@ function walk(dir: string, uid: number, create: boolean): PrivateDirProblem | nu
   const pending = components(target);
   let current = '/';
   let links = 0;
-  const rootProblem = parentProblem(lstatSync('/'), uid);
+  const root = lstatSync('/');
+  if (pending.length === 0) {
+    if (root.uid !== uid) return problem('foreign_owner', '/', `/ is owned by another user (${describeStats(root)})`);
+    return (root.mode & 0o022) === 0 ? null : problem('writable', '/', `/ is writable by group or others (${describeStats(root)})`);
+  }
+  const rootProblem = parentProblem(root, uid);
   if (rootProblem !== null) return problem('unsafe_parent', '/', `${target} is under /, ${rootProblem}`);
   while (pending.length > 0) {
     const name = pending.shift()!;
