@@ -3,6 +3,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { homedir } from 'node:os';
 import type { ConfigFlags, LoadedConfig } from '../config/types.js';
+import type { RuntimeDirPlan } from './runtime-dirs.js';
 import { UsageError } from './exit-codes.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -80,3 +81,26 @@ export function configFlagsOf(p: ParsedCommand): ConfigFlags {
   if (p.rest !== null) flags.workerCommand = p.rest;
   return flags;
 }
+
+/** Refuses (exit 78) what a client command would trust and another user could replace. */
+export async function assertClientDirs(p: ParsedCommand, loaded: LoadedConfig): Promise<void> {
+  const plan = CLIENT_DIR_CHECKS[p.command];
+  if (plan === undefined) return;
+  const { assertRuntimeDirs } = await import('./runtime-dirs.js');
+  assertRuntimeDirs(loaded, plan);
+}
+
+/**
+ * What a client command trusts, checked before it is used (exit 78 when unsafe): the socket's
+ * directory, since whoever can replace the socket answers `status` and "stops" on `stop`; for
+ * `logs`, also logs.dir, whose files it prints. `start` and `config` check for themselves.
+ */
+const CLIENT_DIR_CHECKS: Record<string, RuntimeDirPlan | undefined> = {
+  stop: { socket_path: 'check' },
+  status: { socket_path: 'check' },
+  'restart-worker': { socket_path: 'check' },
+  'stop-worker': { socket_path: 'check' },
+  'start-worker': { socket_path: 'check' },
+  reload: { socket_path: 'check' },
+  logs: { socket_path: 'check', 'logs.dir': 'check' },
+};

@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { sendRequest } from '../control/client.js';
 import { ControlError, type Command } from '../control/protocol.js';
-import { loadForCommand, type ParsedCommand } from './args.js';
+import { assertClientDirs, loadForCommand, type ParsedCommand } from './args.js';
 import { CliFailure, EXIT, UsageError } from './exit-codes.js';
 import { findDaemon, loadToFindDaemon, type ConfigForFinding, type FoundDaemon } from './find-daemon.js';
 import { formatStatus } from './format-status.js';
@@ -16,9 +16,7 @@ const ACTION_MARGIN_MS = 30_000;
 export async function controlCommand(p: ParsedCommand): Promise<number> {
   // reload sends the file to the daemon to apply: a broken one is reported here (exit 78), as the
   // daemon would reject it. The other commands only need to reach the daemon.
-  const target: ConfigForFinding = p.command === 'reload'
-    ? { loaded: await loadForCommand(p), problems: null, locationKnown: true }
-    : await loadToFindDaemon(p);
+  const target: ConfigForFinding = p.command === 'reload' ? await loadForReload(p) : await loadToFindDaemon(p);
   const { config } = target.loaded;
   const actionTimeoutMs = config.worker.stop_timeout_ms + ACTION_MARGIN_MS;
   // Command-line mistakes are usage errors, found before the daemon is asked anything.
@@ -66,6 +64,12 @@ export async function controlCommand(p: ParsedCommand): Promise<number> {
     throw new CliFailure(`${p.command} failed: ${err.message} (${err.code})`, EXIT.failure);
   }
   throw new UsageError(`unknown command '${p.command}'`);
+}
+
+async function loadForReload(p: ParsedCommand): Promise<ConfigForFinding> {
+  const loaded = await loadForCommand(p);
+  await assertClientDirs(p, loaded);
+  return { loaded, problems: null, locationKnown: true };
 }
 
 function describeAction(command: string, data: Record<string, unknown>): string {

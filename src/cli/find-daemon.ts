@@ -8,13 +8,15 @@
 // are valid; the instance record, only when the pid file agrees with it, the pid is a live process
 // of this user, and the recorded socket answers with a status naming that very pid.
 
+import { dirname } from 'node:path';
 import { sendRequest } from '../control/client.js';
 import type { StatusData } from '../control/protocol.js';
 import type { LoadedConfig } from '../config/types.js';
 import { readInstanceRecord, readPidFile, type InstanceRecord } from '../os/pid-file.js';
+import { checkPrivateDir } from '../os/private-dir.js';
 import { ProcTable } from '../os/proc-table.js';
 import { isLiveProcessOf } from '../os/process-alive.js';
-import { loadForCommand, type ParsedCommand } from './args.js';
+import { assertClientDirs, loadForCommand, type ParsedCommand } from './args.js';
 import { CliFailure, EXIT } from './exit-codes.js';
 
 /** Where the daemon listens, and its status as it answered there. */
@@ -47,16 +49,19 @@ const LOCATION_KEYS = new Set(['socket_path', 'pid_file']);
 export async function loadToFindDaemon(p: ParsedCommand): Promise<ConfigForFinding> {
   const { ConfigError } = await import('../config/load.js');
   const { CONFIG_ENV, CONFIG_FLAG } = await import('../config/file.js');
+  let target: ConfigForFinding;
   try {
-    return { loaded: await loadForCommand(p), problems: null, locationKnown: true };
+    target = { loaded: await loadForCommand(p), problems: null, locationKnown: true };
   } catch (err) {
     if (!(err instanceof ConfigError) || err.bestEffort === null) throw err;
     const namedFileUnreadable = err.problems.some((q) => q.key === '' && (q.flag === CONFIG_FLAG || q.envName === CONFIG_ENV));
     if (namedFileUnreadable) throw err;
     const fileUnread = err.problems.some((q) => q.source === 'file' && q.key === '');
     const locationInvalid = err.problems.some((q) => LOCATION_KEYS.has(q.key));
-    return { loaded: err.bestEffort, problems: err.message, locationKnown: !fileUnread && !locationInvalid };
+    target = { loaded: err.bestEffort, problems: err.message, locationKnown: !fileUnread && !locationInvalid };
   }
+  await assertClientDirs(p, target.loaded);
+  return target;
 }
 
 /**
@@ -123,6 +128,8 @@ export async function daemonFromPidFile(pidFile: string, timeoutMs?: number): Pr
   const record = readOrNull(() => readInstanceRecord(pidFile));
   if (pid === null || record === null || record.pid !== pid || record.socket_path === null) return null;
   if (!isLiveProcessOf(new ProcTable(), pid, process.getuid!())) return null;
+  // The configured socket's directory was checked (assertClientDirs); the recorded one is checked here.
+  if (checkPrivateDir(dirname(record.socket_path)) !== null) return null;
   const status = await statusAt(record.socket_path, timeoutMs);
   if (status === null || status.daemon.pid !== pid) return null;
   return { socketPath: record.socket_path, status, record };

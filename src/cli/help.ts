@@ -52,7 +52,9 @@ Under systemd the log is in the journal instead: journalctl --user -u autopilotd
   config: `Usage: autopilotd config check [--config P]
        autopilotd config show [--config P]
 
-check: validates the configuration; exit 0 when valid, 78 (with every problem listed) when not.
+check: validates the configuration, and checks that the socket's, the PID file's and the log
+       directory are private (creating nothing); exit 0 when valid, 78 (with every problem
+       listed) when not.
 show:  prints the effective configuration and where each value came from.
 `,
 };

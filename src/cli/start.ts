@@ -2,18 +2,20 @@
 // detached daemon and waits on a pipe (fd 3) for its word that it listens and the worker spawned.
 
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants, ftruncateSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import type { LoadedConfig } from '../config/types.js';
 import { sendRequest } from '../control/client.js';
 import type { StatusData } from '../control/protocol.js';
 import { closeInheritedFds } from '../os/inherited-fds.js';
 import { readLastLines } from '../os/log-tail.js';
+import { openPrivateFile, UnsafeFileError } from '../os/private-file.js';
 import type { DaemonOptions, StartupOutcome } from '../daemon/daemon.js';
 import { daemonLogPath, daemonStderrPath } from '../daemon/log-path.js';
 import { configFlagsOf, loadForCommand, type ParsedCommand } from './args.js';
 import { CliFailure, EXIT } from './exit-codes.js';
 import { daemonFromPidFile, movedNotice } from './find-daemon.js';
+import { assertRuntimeDirs, logFileConfigError } from './runtime-dirs.js';
 
 /** The fd on which a daemonized child reports its startup outcome to `autopilotd start`. */
 const READY_FD = 3;
@@ -28,6 +30,10 @@ export const DAEMON_NODE_FLAGS = ['--lite-mode', '--no-expose-wasm', '--max-semi
 
 export async function startCommand(p: ParsedCommand): Promise<number> {
   const loaded = await loadForCommand(p);
+  const foreground = p.values.foreground === true && p.values.daemonized !== true;
+  // Before anything starts: a directory another user could change is a configuration error (exit
+  // 78). A foreground daemon writes no log file, so logs.dir is only looked at, not created.
+  assertRuntimeDirs(loaded, { socket_path: 'create', pid_file: 'create', 'logs.dir': foreground ? 'check' : 'create' });
   // A daemonized child runs in the foreground whatever else its argv says: it must never fork again.
   if (p.values.foreground || p.values.daemonized) return runForeground(p, loaded);
   return daemonize(loaded);
@@ -82,12 +88,9 @@ async function daemonize(loaded: LoadedConfig): Promise<number> {
     if (recorded.socketPath !== config.socket_path) process.stderr.write(movedNotice(recorded, loaded));
     throw new CliFailure(`already running (pid ${recorded.record.pid}, socket ${recorded.socketPath})`, EXIT.failure);
   }
-  mkdirSync(config.logs.dir, { recursive: true, mode: 0o700 });
   const logPath = daemonLogPath(config);
   const stderrPath = daemonStderrPath(config);
-  // Crash traces accumulate there only if the daemon keeps dying; past a bound, start it afresh.
-  const stderrTooBig = existsSync(stderrPath) && statSync(stderrPath).size > MAX_STDERR_FILE_BYTES;
-  const logFd = openSync(stderrPath, stderrTooBig ? 'w' : 'a', 0o600);
+  const logFd = openRawOutputFile(loaded, stderrPath);
   const nodeFlags = [...new Set([...process.execArgv, ...DAEMON_NODE_FLAGS])];
   // Right after `start`, before the user's arguments: anything after `--` is the worker's argv.
   const [command, ...userArgs] = process.argv.slice(2);
@@ -160,6 +163,29 @@ function readOutcome(child: ReturnType<typeof spawn>, timeoutMs: number): Promis
 
 /** Bound on the raw-output file before a start truncates it. */
 const MAX_STDERR_FILE_BYTES = 1024 * 1024;
+
+/**
+ * The detached daemon's stdout and stderr, appended to. Opened without following a symbolic link
+ * and checked on the fd (private-file.ts); crash traces accumulate there only if the daemon keeps
+ * dying, so past a bound the file is cut through that same fd: reopening the path with 'w' would
+ * truncate whatever a link planted there points to (issue #14, item 6).
+ */
+function openRawOutputFile(loaded: LoadedConfig, path: string): number {
+  let opened;
+  try {
+    opened = openPrivateFile(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT);
+  } catch (err) {
+    if (err instanceof UnsafeFileError) throw logFileConfigError(loaded, err.text);
+    throw err;
+  }
+  try {
+    if (opened.stats.size > BigInt(MAX_STDERR_FILE_BYTES)) ftruncateSync(opened.fd, 0);
+  } catch (err) {
+    closeSync(opened.fd);
+    throw err;
+  }
+  return opened.fd;
+}
 
 /** The daemon's raw output since it was started, when there is any (a crash trace). */
 function rawOutput(path: string): string {

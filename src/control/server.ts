@@ -7,7 +7,7 @@ import { encodeReply, errorReply } from './protocol.js';
 import {
   bindSocket,
   clearStaleSocket,
-  ensurePrivateDir,
+  ensureSocketDir,
   removeOwnSocket,
   type SocketIdentity,
 } from './socket-file.js';
@@ -79,7 +79,7 @@ export class ControlServer {
     for (const key of ['maxConnections', 'idleTimeoutMs', 'maxLineBytes'] as const) {
       if (!Number.isInteger(opts[key]) || opts[key] < 1) throw new RangeError(`${key} must be a positive integer, got ${opts[key]}`);
     }
-    ensurePrivateDir(path.dirname(opts.socketPath));
+    ensureSocketDir(path.dirname(opts.socketPath));
     const staleRemoved = await clearStaleSocket(opts.socketPath);
     // allowHalfOpen: a client that ends its side after the request still gets its reply.
     const server = net.createServer({ allowHalfOpen: true });

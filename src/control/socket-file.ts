@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { currentUid, ensurePrivateDir, PrivateDirError, privateDirRequirement } from '../os/private-dir.js';
 
 export type SocketSetupCode =
   | 'unsafe_socket_dir'
@@ -35,34 +36,19 @@ function errnoOf(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | null)?.code;
 }
 
-function currentUid(): number {
-  // process.getuid exists on every POSIX platform; this daemon is Linux only.
-  return (process.getuid as () => number)();
-}
-
 /**
- * Creates the socket directory (0700, parents by umask) if missing, then refuses it when it is
- * not ours or is writable by group/others: whoever can write there can replace our socket.
+ * Makes the socket's directory private (private-dir.ts): created 0700 if missing, refused when it
+ * or the way to it lets another user replace our socket with theirs.
  */
-export function ensurePrivateDir(dir: string): void {
-  fs.mkdirSync(path.dirname(dir), { recursive: true });
+export function ensureSocketDir(dir: string): void {
   try {
-    fs.mkdirSync(dir, { mode: 0o700 });
-    // mkdir's mode is filtered by umask; a umask like 0o277 would leave us unable to use it.
-    fs.chmodSync(dir, 0o700);
+    ensurePrivateDir(dir);
   } catch (err) {
-    if (errnoOf(err) !== 'EEXIST') throw err;
-  }
-  const st = fs.statSync(dir);
-  const mode = st.mode & 0o7777;
-  const uid = currentUid();
-  if (!st.isDirectory() || st.uid !== uid || (mode & 0o022) !== 0) {
-    const what = st.isDirectory() ? 'directory' : 'non-directory';
+    if (!(err instanceof PrivateDirError)) throw err;
     throw new SocketSetupError(
       'unsafe_socket_dir',
-      dir,
-      `unsafe socket directory ${dir}: ${what} owned by uid ${st.uid} with mode 0${mode.toString(8)}; ` +
-        `it must be a directory owned by uid ${uid} and not writable by group or others`,
+      err.problem.path,
+      `unsafe socket directory: ${err.problem.text}; it must be ${privateDirRequirement(currentUid())}`,
     );
   }
 }

@@ -3,7 +3,6 @@
 // file only orders them and owns their lifetimes.
 
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Config, ConfigFlags, LoadedConfig } from '../config/types.js';
 import { loadConfig } from '../config/load.js';
@@ -11,10 +10,10 @@ import { ConfigError } from '../config/errors.js';
 import { ControlError, type Command } from '../control/protocol.js';
 import { ControlServer } from '../control/server.js';
 import { Logger, isJournaldStream, stderrSink, type LineSink } from '../log/logger.js';
-import { ensurePrivateDir } from '../control/socket-file.js';
 import { acquireInstanceLock, lockPathFor, type InstanceLock } from '../os/instance-lock.js';
-import { readInstanceRecord, removeInstanceRecord, removePidFile, writeInstanceRecord, writePidFile } from '../os/pid-file.js';
+import { readInstanceRecord, removeInstanceRecord, removePidFile, writeInstanceRecord, writePidFile, type InstanceRecord } from '../os/pid-file.js';
 import { RotatingLogFile } from '../os/log-file.js';
+import { ensurePrivateDir } from '../os/private-dir.js';
 import { ProcTable } from '../os/proc-table.js';
 import { isLiveProcessOf } from '../os/process-alive.js';
 import { findTree, protectedPidsOf } from '../os/process-tree.js';
@@ -68,12 +67,13 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   // `start` CLI, exits at once) and a dead ancestor's pid, later reused by a worker descendant,
   // must not shield that descendant from a stop.
   const protectedPids = (): ReadonlySet<number> => protectedPidsOf(table, process.pid);
-  const record = {
-    pid: process.pid, instance_id: instanceId, started_at: new Date(startedAtMs).toISOString(),
-    // What a client needs to find this daemon once the configuration has changed or broken.
-    socket_path: config.socket_path, config_path: opts.loaded.path,
-  };
+  let record: InstanceRecord;
   try {
+    record = {
+      pid: process.pid, instance_id: instanceId, started_at: new Date(startedAtMs).toISOString(), start_ticks: ownStartTicks(table),
+      // What a client needs to find this daemon once the configuration has changed or broken.
+      socket_path: config.socket_path, config_path: opts.loaded.path,
+    };
     await stopOrphanTree(config, table, uid, protectedPids, logger);
     writePidFile(config.pid_file, process.pid);
     writeInstanceRecord(config.pid_file, record);
@@ -233,6 +233,13 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   return code;
 }
 
+/** This process's start time in clock ticks, as /proc shows it to whoever checks the record. */
+function ownStartTicks(table: ProcTable): number {
+  const self = table.read(process.pid);
+  if (self === null) throw new Error(`cannot read /proc/${process.pid}/stat: our own process is not listed`);
+  return self.startTimeTicks;
+}
+
 function workerSummary(supervisor: WorkerSupervisor): { state: string; pid: number | null; generation: number } {
   const w = supervisor.state;
   return { state: w.state, pid: w.pid, generation: w.generation };
@@ -246,7 +253,11 @@ function makeLogger(config: Config, mode: DaemonOptions['mode']): { logger: Logg
       path: daemonLogPath(config),
       maxFileBytes: config.logs.max_file_bytes,
       maxFiles: config.logs.max_files,
-      onProblem: (message) => logger?.line('warn', `log: ${message}`),
+      // Also to the raw output (autopilotd.stderr.log): the log file is what is failing.
+      onProblem: (message) => {
+        process.stderr.write(`autopilotd: log: ${message}\n`);
+        logger?.emit({ kind: 'log-problem', message });
+      },
     });
     const sink: LineSink = { write: (line) => logFile.write(line) };
     logger = new Logger(sink, 'plain', config.log_level);
@@ -275,10 +286,8 @@ function takeInstanceLocks(config: Config): InstanceLock[] {
   const locks: InstanceLock[] = [];
   try {
     for (const guarded of new Set([config.pid_file, config.socket_path])) {
-      const dir = dirname(guarded);
-      // TODO(private-files): one strict private-directory check for both (src/os/private-dir.ts).
-      if (guarded === config.socket_path) ensurePrivateDir(dir);
-      else mkdirSync(dir, { recursive: true, mode: 0o700 });
+      // Private first: the lock file, and later the previous record, are trusted only from there.
+      ensurePrivateDir(dirname(guarded));
       locks.push(acquireInstanceLock(lockPathFor(guarded)));
     }
   } catch (err) {
@@ -291,17 +300,16 @@ function takeInstanceLocks(config: Config): InstanceLock[] {
 /**
  * After a daemon was killed with SIGKILL its worker tree may live on. Its instance id is in the
  * record beside the PID file; stop every process carrying that marker before spawning: never two
- * workers. The marker finds the tree; the recorded daemon pid only ever holds the stop back (it
- * may have been reused since, and then an orphan tree is left running rather than a live one stopped).
+ * workers. The marker finds the tree; the recorded daemon (pid and start time) only ever holds the
+ * stop back. The record itself is trusted only as our own file in our private directory (pid-file.ts).
  */
 async function stopOrphanTree(config: Config, table: ProcTable, uid: number, protectedPids: () => ReadonlySet<number>, logger: Logger): Promise<void> {
-  const previous = readInstanceRecord(config.pid_file);
+  const previous = readInstanceRecord(config.pid_file, (reason) => logger.emit({ kind: 'instance-record-ignored', reason }));
   if (previous === null) return;
   // Holding the pid file's lock, the record's daemon should be dead. Should: one that lost its lock
   // (someone removed the lock file) or predates it is alive, and its tree is its live worker, no
-  // orphan. A start never stops that. A pid of ours or of an ancestor was reused: that one is dead.
-  const reused = protectedPids().has(previous.pid);
-  if (!reused && isLiveProcessOf(table, previous.pid, uid)) {
+  // orphan (issue #14, items 3 and 7). A start never stops that; the record is left where it is.
+  if (isAlive(table, previous, uid, protectedPids())) {
     logger.emit({ kind: 'previous-daemon-alive', instanceId: previous.instance_id, previousPid: previous.pid });
     return;
   }
@@ -312,4 +320,15 @@ async function stopOrphanTree(config: Config, table: ProcTable, uid: number, pro
     await stopTree({ table, identity, graceMs: config.worker.stop_timeout_ms });
   }
   removeInstanceRecord(config.pid_file, previous.instance_id);
+}
+
+/** Whether the daemon that wrote the record runs: its pid, with the start time it recorded, not a zombie. */
+/**
+ * Whether the record's daemon still runs: a live process of ours with the recorded start time (a
+ * record from before issue #14 has none: then any live process of ours at that pid). A pid of
+ * this daemon or of an ancestor was reused: that one is dead.
+ */
+function isAlive(table: ProcTable, record: InstanceRecord, uid: number, protectedPids: ReadonlySet<number>): boolean {
+  if (protectedPids.has(record.pid) || !isLiveProcessOf(table, record.pid, uid)) return false;
+  return record.start_ticks === null || table.read(record.pid)?.startTimeTicks === record.start_ticks;
 }

@@ -15,7 +15,8 @@ export type LogEvent =
   | { kind: 'config-reloaded'; path: string | null }
   | { kind: 'config-reload-rejected'; message: string }
   | { kind: 'orphan-tree-found'; instanceId: string; previousPid: number; pids: number[] }
-  /** The previous record's daemon pid is alive: its tree is no orphan, whatever the lock said. */
+  | { kind: 'instance-record-ignored'; reason: string }
+  /** The previous record's daemon is alive: its tree is no orphan, whatever the lock said. */
   | { kind: 'previous-daemon-alive'; instanceId: string; previousPid: number }
   | { kind: 'worker-spawned'; generation: number; pid: number; argv: string[]; cwd: string }
   | { kind: 'worker-spawn-failed'; generation: number; reason: string }
@@ -63,6 +64,7 @@ export const FORMATS: Formats = {
   'daemon-force-stop': { level: 'warn', text: (e) => ['forcing stop: killing the worker tree now', { reason: e.reason }] },
   'config-reloaded': { level: 'info', text: (e) => ['configuration reloaded', { config: e.path ?? '(defaults)' }] },
   'config-reload-rejected': { level: 'error', text: (e) => [`configuration reload rejected, keeping the old one: ${e.message}`] },
+  'instance-record-ignored': { level: 'warn', text: (e) => [`instance record ignored, no orphaned tree is looked for: ${e.reason}`] },
   'orphan-tree-found': { level: 'warn', text: (e) => ['worker tree of a previous daemon found; stopping it before starting', { instance: e.instanceId, previous_pid: e.previousPid, pids: e.pids }] },
   'previous-daemon-alive': { level: 'warn', text: (e) => ['the previous daemon named by the pid file is still alive; leaving its worker tree alone', { instance: e.instanceId, previous_pid: e.previousPid }] },
   'worker-spawned': { level: 'info', text: (e) => ['worker spawned', { generation: e.generation, pid: e.pid, argv: e.argv, cwd: e.cwd }] },

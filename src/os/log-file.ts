@@ -5,22 +5,17 @@
 // once, and the first successful write afterwards starts with a "dropped N lines" notice.
 //
 // Each write is one write(2) on an O_APPEND fd, so concurrent writers interleave whole lines.
-// Before each write the path is stat'ed: if another writer rotated or someone removed the file
+// Before each write the path is lstat'ed: if another writer rotated or someone removed the file
 // (or its directory), we follow the path instead of appending to an inode nobody will read.
-import {
-  closeSync,
-  constants,
-  fstatSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-  writeSync,
-  type BigIntStats,
-} from 'node:fs';
+//
+// The file is opened as private-file.ts opens files: never through a symbolic link, and only when
+// it is a regular file of ours with one link; anything else is not written (issue #14, item 6):
+// its lines are dropped and the problem reported, as for a full disk. A missing directory is
+// made again as a private one (private-dir.ts).
+import { closeSync, constants, lstatSync, readdirSync, renameSync, unlinkSync, writeSync, type BigIntStats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { ensurePrivateDir } from './private-dir.js';
+import { openPrivateFile } from './private-file.js';
 
 export interface RotatingLogFileOptions {
   path: string;
@@ -33,8 +28,6 @@ export interface RotatingLogFileOptions {
   droppedNotice?: (droppedLines: number, errno: string) => string;
 }
 
-const DIR_MODE = 0o700;
-const FILE_MODE = 0o600;
 const OPEN_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT;
 
 export function defaultDroppedNotice(droppedLines: number, errno: string): string {
@@ -127,10 +120,9 @@ export class RotatingLogFile {
 
   /** An fd on the file currently at `path`, rotated first if `bytes` would not fit. */
   #fdFor(bytes: number): number {
-    let stats = statOrNull(this.path);
+    let stats = lstatOrNull(this.path);
     if (this.#fd !== null && (stats === null || !this.#isOpenFile(stats))) this.#closeFd();
     if (this.#fd === null) stats = this.#open();
-    // Only regular files rotate; a character device (say /dev/null) is written as is.
     if (stats !== null && stats.isFile() && stats.size > 0n && stats.size + BigInt(bytes) > BigInt(this.#maxFileBytes)) {
       this.#rotate();
       this.#open();
@@ -144,18 +136,17 @@ export class RotatingLogFile {
   }
 
   #open(): BigIntStats {
-    let fd: number;
+    let opened: { fd: number; stats: BigIntStats };
     try {
-      fd = openSync(this.path, OPEN_FLAGS, FILE_MODE);
+      opened = openPrivateFile(this.path, OPEN_FLAGS);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      mkdirSync(dirname(this.path), { recursive: true, mode: DIR_MODE });
-      fd = openSync(this.path, OPEN_FLAGS, FILE_MODE);
+      ensurePrivateDir(dirname(this.path));
+      opened = openPrivateFile(this.path, OPEN_FLAGS);
     }
-    this.#fd = fd;
-    const stats = fstatSync(fd, { bigint: true });
-    this.#fileId = { dev: stats.dev, ino: stats.ino };
-    return stats;
+    this.#fd = opened.fd;
+    this.#fileId = { dev: opened.stats.dev, ino: opened.stats.ino };
+    return opened.stats;
   }
 
   #closeFd(): void {
@@ -199,9 +190,10 @@ function capLine(bytes: Buffer, maxBytes: number): Buffer {
   return Buffer.concat([bytes.subarray(0, end), Buffer.from('\n')]);
 }
 
-function statOrNull(path: string): BigIntStats | null {
+/** lstat: a symbolic link put in the file's place is not the open file, so it is never followed. */
+function lstatOrNull(path: string): BigIntStats | null {
   try {
-    return statSync(path, { bigint: true });
+    return lstatSync(path, { bigint: true });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;

@@ -4,11 +4,18 @@
 // so a reader sees the old content or the new one, never an empty or half-written file.
 // Removal is compare-then-unlink; that is safe only because the instance lock
 // (instance-lock.ts) keeps a second daemon from writing these files concurrently.
+//
+// Both live in a private directory (private-dir.ts; the daemon makes sure of it first) and are
+// 0600: the record names an instance id, and whoever could read or plant one could have a daemon
+// stop another's tree (issue #14, item 7). They are read as private-file.ts reads: never through a
+// symbolic link, and a file that is not ours or not a regular file counts as no file.
 import { randomBytes } from 'node:crypto';
-import { closeSync, fchmodSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { PRIVATE_FILE_MODE, readPrivateFile } from './private-file.js';
 
-const FILE_MODE = 0o644;
+/** A new temp file, never an existing name or a link: O_EXCL fails on any entry, O_NOFOLLOW says so. */
+const TEMP_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 /** Linux PID_MAX_LIMIT (2^22): anything larger cannot be a PID. */
 const PID_MAX = 4_194_304;
 
@@ -23,6 +30,12 @@ export interface InstanceRecord {
    */
   socket_path: string | null;
   config_path: string | null;
+  /**
+   * The daemon's start time in clock ticks since boot (/proc/<pid>/stat field 22): with `pid`, it
+   * tells the daemon that wrote the record apart from a later process that got the same PID.
+   * null in a record written before issue #14.
+   */
+  start_ticks: number | null;
 }
 
 export function writePidFile(path: string, pid: number): void {
@@ -57,9 +70,12 @@ export function writeInstanceRecord(pidFilePath: string, record: InstanceRecord)
   writeFileAtomic(instanceRecordPath(pidFilePath), JSON.stringify(pickRecordFields(record)) + '\n');
 }
 
-/** The record, or null when it is missing or malformed (treated as stale, like a garbage PID file). */
-export function readInstanceRecord(pidFilePath: string): InstanceRecord | null {
-  const text = readIfExists(instanceRecordPath(pidFilePath));
+/**
+ * The record, or null when it is missing or malformed (treated as stale, like a garbage PID file),
+ * or is not a regular file of ours: then `onIgnored` is told why, and nothing in it is trusted.
+ */
+export function readInstanceRecord(pidFilePath: string, onIgnored?: (reason: string) => void): InstanceRecord | null {
+  const text = readIfExists(instanceRecordPath(pidFilePath), onIgnored);
   if (text === null) return null;
   let parsed: unknown;
   try {
@@ -81,9 +97,9 @@ function isPid(value: unknown): value is number {
 }
 
 /** Exactly the record's fields, so neither extra keys in a file nor on an object travel on. */
-function pickRecordFields({ pid, instance_id, started_at, socket_path, config_path }: InstanceRecord): InstanceRecord {
-  // `?? null`: a record from before issue #14 has no paths, and still names an orphan tree.
-  return { pid, instance_id, started_at, socket_path: socket_path ?? null, config_path: config_path ?? null };
+function pickRecordFields({ pid, instance_id, started_at, socket_path, config_path, start_ticks }: InstanceRecord): InstanceRecord {
+  // `?? null`: a record from before issue #14 has neither, and still names an orphan tree.
+  return { pid, instance_id, started_at, socket_path: socket_path ?? null, config_path: config_path ?? null, start_ticks: start_ticks ?? null };
 }
 
 function isInstanceRecord(value: unknown): value is InstanceRecord {
@@ -91,6 +107,8 @@ function isInstanceRecord(value: unknown): value is InstanceRecord {
   const r = value as Record<string, unknown>;
   if (!isPid(r.pid) || typeof r.instance_id !== 'string' || r.instance_id === '') return false;
   if (typeof r.started_at !== 'string' || Number.isNaN(Date.parse(r.started_at))) return false;
+  const ticks = r.start_ticks;
+  if (ticks !== null && ticks !== undefined && (typeof ticks !== 'number' || !Number.isSafeInteger(ticks) || ticks < 0)) return false;
   return isPathOrUnknown(r.socket_path) && isPathOrUnknown(r.config_path);
 }
 
@@ -99,13 +117,20 @@ function isPathOrUnknown(value: unknown): boolean {
   return value === null || value === undefined || (typeof value === 'string' && value.startsWith('/'));
 }
 
-function readIfExists(path: string): string | null {
+/** The content of our file at path; null when it is missing, or not ours (told to onIgnored). */
+function readIfExists(path: string, onIgnored?: (reason: string) => void): string | null {
+  let read;
   try {
-    return readFileSync(path, 'utf8');
+    read = readPrivateFile(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw withPath(err, 'read', path);
   }
+  if (read === null) return null;
+  if ('refused' in read) {
+    onIgnored?.(read.refused);
+    return null;
+  }
+  return read.text;
 }
 
 /** Node's message for a failed read(2) (EISDIR, EIO) names no path; this one does. */
@@ -131,10 +156,10 @@ function unlinkIfExists(path: string): boolean {
 function writeFileAtomic(path: string, content: string): void {
   const dir = dirname(path);
   const tempPath = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const fd = openSync(tempPath, 'wx', FILE_MODE);
+  const fd = openSync(tempPath, TEMP_FLAGS, PRIVATE_FILE_MODE);
   try {
     try {
-      fchmodSync(fd, FILE_MODE); // openSync's mode is masked by the umask.
+      fchmodSync(fd, PRIVATE_FILE_MODE); // openSync's mode is masked by the umask.
       const bytes = Buffer.from(content, 'utf8');
       let written = 0;
       while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);

@@ -6,8 +6,8 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { StatusData } from '../../src/control/protocol.js';
 import { VERSION } from '../../src/version.js';
 import { CLI, cleanEnv, isAlive } from '../helpers/daemon.js';
@@ -153,15 +153,15 @@ test('every command finds the daemon through AUTOPILOTD_CONFIG and environment o
 
 test('start fails with exit 1 and the last log lines when the daemon cannot start, without waiting for a timeout', async (t) => {
   const box = sandbox(t);
-  const blocker = join(box.dir, 'not-a-dir');
-  writeFileSync(blocker, '');
-  // pid_file below a regular file: every write there fails with ENOTDIR.
-  writeFileSync(box.configPath, readFileSync(box.configPath, 'utf8').replace(toml(box.pidFile), toml(join(blocker, 'd.pid'))));
+  // A user's file where the socket goes: only the daemon finds out, when it would bind there, and
+  // it keeps the file rather than replacing it.
+  mkdirSync(dirname(box.socketPath), { mode: 0o700 });
+  writeFileSync(box.socketPath, 'not a socket\n');
   const began = Date.now();
   const r = await box.cli(['start']);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /^autopilotd: cannot start: .*not-a-dir.*\n/);
-  assert.match(r.stderr.split('\n')[0]!, /EEXIST|ENOTDIR/);
+  assert.match(r.stderr.split('\n')[0]!, /^autopilotd: .*\/d\.sock exists and is not a socket .*refusing to replace it$/);
+  assert.equal(readFileSync(box.socketPath, 'utf8'), 'not a socket\n');
   assert.match(r.stderr, new RegExp(`last log lines from ${box.logPath}:\\n  .* INFO  daemon started pid=\\d+ `));
   assert.ok(Date.now() - began < 10_000, 'the failure was reported at once, not after the startup timeout');
   await waitFor(() => `the failed daemon to exit: ${JSON.stringify(box.processes())}`, () => box.processes().length === 0);

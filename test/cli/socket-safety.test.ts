@@ -44,31 +44,29 @@ function connectAsNobody(path: string): Promise<string> {
 }
 
 const unsafeDirs: [string, (dir: string) => void, RegExp][] = [
-  ['owned by another user', (dir) => chownSync(dir, NOBODY, NOBODY), /directory owned by uid 65534 with mode 0700/],
-  ['group-writable', (dir) => chmodSync(dir, 0o770), /directory owned by uid 0 with mode 0770/],
-  ['writable by others', (dir) => chmodSync(dir, 0o757), /directory owned by uid 0 with mode 0757/],
+  ['owned by another user', (dir) => chownSync(dir, NOBODY, NOBODY), /is owned by another user \(directory owned by uid 65534 with mode 0700\)/],
+  ['group-writable', (dir) => chmodSync(dir, 0o770), /is writable by group or others \(directory owned by uid 0 with mode 0770\)/],
+  ['writable by others', (dir) => chmodSync(dir, 0o757), /is writable by group or others \(directory owned by uid 0 with mode 0757\)/],
 ];
 
 for (const [what, spoil, detail] of unsafeDirs) {
-  test(`start refuses a socket directory ${what}, in the background and in the foreground, and leaves it as it was`, async (t) => {
+  test(`start refuses a socket directory ${what} as a configuration error, in the background and in the foreground, and leaves it as it was`, async (t) => {
     const box = sandbox(t);
     const sockDir = join(box.dir, 'run');
     mkdirSync(sockDir, { mode: 0o700 });
     spoil(sockDir);
     const before = statSync(sockDir);
-    const message = new RegExp(`unsafe socket directory ${sockDir}: ${detail.source}; it must be a directory owned by uid 0 and not writable by group or others`);
+    // Exit 78, naming the file and line of socket_path, the directory, what is wrong and what is expected.
+    const message = new RegExp(`^autopilotd: invalid configuration:\n${box.configPath}:2:1: socket_path: unsafe socket directory: ${sockDir} ${detail.source}; expected a directory owned by uid 0, not a symbolic link, not writable by group or others, under directories that only root or uid 0 can change\n$`);
 
-    const bg = await box.cli(['start']);
-    assert.equal(bg.code, 1);
-    assert.match(bg.stderr.split('\n')[0]!, message);
-    assert.match(bg.stderr, /\nlast log lines from .*autopilotd\.log:\n/);
+    for (const args of [['start'], ['start', '--foreground'], ['config', 'check'], ['status']]) {
+      const r = await box.cli(args);
+      assert.equal(r.code, 78, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message, args.join(' '));
+    }
 
-    const fg = await box.cli(['start', '--foreground']);
-    assert.equal(fg.code, 1);
-    assert.match(fg.stderr, message);
-
-    await waitFor(() => `the refused daemons to exit: ${JSON.stringify(box.processes())}`, () => box.processes().length === 0);
-    assert.doesNotMatch(box.log(), /worker spawned/, 'no worker was started');
+    assert.deepEqual(box.processes(), [], 'nothing was started');
+    assert.equal(box.log(), '', 'not even a log line');
     assert.equal(existsSync(box.pidFile), false, 'no pid file is left behind');
     assert.equal(existsSync(box.socketPath), false);
     const after = statSync(sockDir);
@@ -141,7 +139,8 @@ test('a stale PID file (dead process, another program, garbage) is replaced, and
   t.after(() => void other.kill('SIGKILL'));
   const dead = spawn('true', { stdio: 'ignore' });
   await new Promise((resolve) => dead.on('exit', resolve));
-  const staleRecord = { pid: other.pid, instance_id: 'stale-instance', started_at: new Date().toISOString() };
+  // start_ticks matches no process: the daemon that wrote the record is gone, its pid reused.
+  const staleRecord = { pid: other.pid, instance_id: 'stale-instance', started_at: new Date().toISOString(), start_ticks: 1 };
 
   const cases: [string, () => void][] = [
     ['a dead pid', () => writeFileSync(box.pidFile, `${dead.pid}\n`)],

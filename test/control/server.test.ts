@@ -39,7 +39,7 @@ describe('ControlServer.listen', () => {
     assert.deepEqual(fs.readdirSync(path.dirname(f.socketPath)), ['d.sock']);
   });
 
-  it('creates missing parents with the umask and only the last component 0700', async (t) => {
+  it('creates missing parents 0700 too, whatever the umask (issue #14: the way to the socket must be private)', async (t) => {
     const f = fixture(t);
     const socketPath = path.join(f.dir, 'a', 'b', 'd.sock');
     const previous = process.umask(0o022);
@@ -49,7 +49,7 @@ describe('ControlServer.listen', () => {
     } finally {
       process.umask(previous);
     }
-    assert.equal(modeOf(path.join(f.dir, 'a')), 0o755);
+    assert.equal(modeOf(path.join(f.dir, 'a')), 0o700);
     assert.equal(modeOf(path.join(f.dir, 'a', 'b')), 0o700);
     assert.equal(modeOf(socketPath), 0o600);
   });
@@ -82,6 +82,29 @@ describe('ControlServer.listen', () => {
     const err = await rejectsWith(f.start(), 'unsafe_socket_dir');
     assert.match(err.message, /owned by uid 65534/);
     assert.deepEqual(fs.readdirSync(runDir), []);
+  });
+
+  it('refuses a socket directory that is a symbolic link, even to a private directory (issue #14)', async (t) => {
+    const f = fixture(t);
+    const runDir = path.dirname(f.socketPath);
+    fs.mkdirSync(path.join(f.dir, 'real'), { mode: 0o700 });
+    fs.symlinkSync(path.join(f.dir, 'real'), runDir);
+    const err = await rejectsWith(f.start(), 'unsafe_socket_dir');
+    assert.equal(err.path, runDir);
+    assert.match(err.message, new RegExp(`^unsafe socket directory: ${runDir} is a symbolic link to ${path.join(f.dir, 'real')}; it must be a directory owned by uid \\d+, not a symbolic link`));
+    assert.deepEqual(fs.readdirSync(path.join(f.dir, 'real')), []);
+  });
+
+  it('refuses a socket directory under a directory others can write without the sticky bit (issue #14)', async (t) => {
+    const f = fixture(t);
+    const open = path.join(f.dir, 'open');
+    fs.mkdirSync(open);
+    fs.chmodSync(open, 0o777);
+    const socketPath = path.join(open, 'run', 'd.sock');
+    const err = await rejectsWith(ControlServer.listen({ socketPath, handler: async () => ({}) }), 'unsafe_socket_dir');
+    assert.equal(err.path, open);
+    assert.match(err.message, /which others can write without the sticky bit \(directory owned by uid \d+ with mode 0777\)/);
+    assert.equal(fs.existsSync(path.join(open, 'run')), false);
   });
 
   it('replaces a stale socket left by a daemon that was killed', async (t) => {

@@ -96,7 +96,7 @@ export class Sandbox {
     }
   }
 
-  instanceRecord(): { pid: number; instance_id: string; socket_path: string | null; config_path: string | null } | null {
+  instanceRecord(): { pid: number; instance_id: string; socket_path: string | null; config_path: string | null; start_ticks: number | null } | null {
     const path = `${this.pidFile}.instance`;
     if (!existsSync(path)) return null;
     return JSON.parse(readFileSync(path, 'utf8')) as ReturnType<Sandbox['instanceRecord']>;

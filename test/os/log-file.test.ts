@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawn,  } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import {
   chmodSync,
+  chownSync,
   existsSync,
-  
-  
   readdirSync,
   readFileSync,
   rmSync,
@@ -111,50 +110,138 @@ test('creates missing directories with mode 0700', () => {
   assert.equal(statSync(join(dir, 'a', 'b')).mode & 0o777, 0o700);
 });
 
-test('a full disk (a symlink to /dev/full) drops lines without throwing, reports once, then recovers with a dropped-lines notice', () => {
+/** Past this many bytes a file of the child in runWithFullDisk takes no more writes. */
+const FILE_SIZE_LIMIT = 4096;
+const noPrlimit = spawnSync('sh', ['-c', 'command -v prlimit']).status === 0 ? false : 'needs prlimit (util-linux) to stand in for a full disk';
+
+/**
+ * Runs `body` (an async function body returning JSON) in a child whose files cannot grow past
+ * FILE_SIZE_LIMIT (RLIMIT_FSIZE; Node ignores SIGXFSZ): a log file filled to the limit by `fill()`
+ * then fails every write with EFBIG, as a full disk fails them with ENOSPC. The log must be a
+ * regular file of ours, so a symbolic link to /dev/full no longer stands in (issue #14).
+ */
+function runWithFullDisk(path: string, body: string): unknown {
+  const script = `
+    const { RotatingLogFile } = await import(process.env.LOG_FILE_MODULE);
+    const fs = await import('node:fs');
+    const path = process.env.LOG_PATH;
+    const fill = () => fs.writeFileSync(path, 'f'.repeat(${FILE_SIZE_LIMIT}));
+    ${sequenceLine.toString()}
+    const result = await (async () => { ${body} })();
+    process.stdout.write(JSON.stringify(result));
+  `;
+  const child = spawnSync('prlimit', [`--fsize=${FILE_SIZE_LIMIT}`, process.execPath, '--input-type=module', '-e', script], {
+    env: { ...process.env, LOG_FILE_MODULE, LOG_PATH: path },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  assert.equal(child.status, 0, `the writer failed: ${child.stderr}`);
+  return JSON.parse(child.stdout) as unknown;
+}
+
+test('a full disk drops lines without throwing, reports once, then recovers with a dropped-lines notice', { skip: noPrlimit }, () => {
   const path = join(freshDir(), 'daemon.log');
-  symlinkSync('/dev/full', path);
-  const problems: string[] = [];
-  const log = new RotatingLogFile({ path, maxFileBytes: 1000, maxFiles: 3, onProblem: (m) => problems.push(m) });
-  for (let seq = 0; seq < 5; seq += 1) log.write(sequenceLine(seq));
-  assert.equal(log.droppedLines, 5);
-  assert.equal(problems.length, 1, `problems: ${problems.join(' | ')}`);
-  assert.match(problems[0] ?? '', /ENOSPC/);
-  assert.ok(problems[0]?.includes(path), problems[0]);
-
-  unlinkSync(path); // Space is back.
-  log.write(sequenceLine(5));
-  log.write(sequenceLine(6));
-  assert.equal(readFileSync(path, 'utf8'), `autopilotd: dropped 5 log lines (ENOSPC)\n${sequenceLine(5)}${sequenceLine(6)}`);
-  assert.equal(log.droppedLines, 5);
-
-  // A new streak is reported again, and its notice counts only its own lines.
-  unlinkSync(path);
-  symlinkSync('/dev/full', path);
-  log.write(sequenceLine(7));
-  assert.equal(problems.length, 2);
-  unlinkSync(path);
-  log.write(sequenceLine(8));
-  log.close();
-  assert.equal(readFileSync(path, 'utf8'), `autopilotd: dropped 1 log lines (ENOSPC)\n${sequenceLine(8)}`);
-  assert.equal(log.droppedLines, 6);
+  const result = runWithFullDisk(path, `
+    const problems = [];
+    fill();
+    const log = new RotatingLogFile({ path, maxFileBytes: 1000000, maxFiles: 3, onProblem: (m) => problems.push(m) });
+    for (let seq = 0; seq < 5; seq += 1) log.write(sequenceLine(seq));
+    const full = { dropped: log.droppedLines, problems: [...problems] };
+    fs.unlinkSync(path); // Space is back.
+    log.write(sequenceLine(5));
+    log.write(sequenceLine(6));
+    const recovered = { dropped: log.droppedLines, content: fs.readFileSync(path, 'utf8') };
+    // A new streak is reported again, and its notice counts only its own lines.
+    fill();
+    log.write(sequenceLine(7));
+    const again = { problems: problems.length };
+    fs.unlinkSync(path);
+    log.write(sequenceLine(8));
+    log.close();
+    return { full, recovered, again, last: { dropped: log.droppedLines, content: fs.readFileSync(path, 'utf8') } };
+  `) as {
+    full: { dropped: number; problems: string[] };
+    recovered: { dropped: number; content: string };
+    again: { problems: number };
+    last: { dropped: number; content: string };
+  };
+  assert.equal(result.full.dropped, 5);
+  assert.equal(result.full.problems.length, 1, `problems: ${result.full.problems.join(' | ')}`);
+  assert.match(result.full.problems[0] ?? '', /EFBIG/);
+  assert.ok(result.full.problems[0]?.includes(path), result.full.problems[0]);
+  assert.equal(result.recovered.content, `autopilotd: dropped 5 log lines (EFBIG)\n${sequenceLine(5)}${sequenceLine(6)}`);
+  assert.equal(result.recovered.dropped, 5);
+  assert.equal(result.again.problems, 2);
+  assert.equal(result.last.content, `autopilotd: dropped 1 log lines (EFBIG)\n${sequenceLine(8)}`);
+  assert.equal(result.last.dropped, 6);
 });
 
-test('a custom notice keeps a JSON-lines log parseable after drops', () => {
+test('a custom notice keeps a JSON-lines log parseable after drops', { skip: noPrlimit }, () => {
   const path = join(freshDir(), 'daemon.log');
-  symlinkSync('/dev/full', path);
-  const log = new RotatingLogFile({
-    path,
-    maxFileBytes: 1000,
-    maxFiles: 2,
-    droppedNotice: (droppedLines, errno) => JSON.stringify({ kind: 'log_lines_dropped', droppedLines, errno }) + '\n',
-  });
-  log.write('{"n":1}\n');
+  const content = runWithFullDisk(path, `
+    fill();
+    const log = new RotatingLogFile({
+      path,
+      maxFileBytes: 1000000,
+      maxFiles: 2,
+      droppedNotice: (droppedLines, errno) => JSON.stringify({ kind: 'log_lines_dropped', droppedLines, errno }) + '\\n',
+    });
+    log.write('{"n":1}\\n');
+    fs.unlinkSync(path);
+    log.write('{"n":2}\\n');
+    log.close();
+    return fs.readFileSync(path, 'utf8');
+  `) as string;
+  const records = content.trimEnd().split('\n').map((l) => JSON.parse(l) as unknown);
+  assert.deepEqual(records, [{ kind: 'log_lines_dropped', droppedLines: 1, errno: 'EFBIG' }, { n: 2 }]);
+});
+
+test('a symbolic link at the log path is not followed: its target is not written, lines are dropped and reported (issue #14)', () => {
+  const dir = freshDir();
+  const path = join(dir, 'daemon.log');
+  writeFileSync(join(dir, 'target'), 'secret\n');
+  symlinkSync(join(dir, 'target'), path);
+  const problems: string[] = [];
+  const log = new RotatingLogFile({ path, maxFileBytes: 1000, maxFiles: 3, onProblem: (m) => problems.push(m) });
+  log.write('one\n');
+  log.write('two\n');
+  assert.equal(log.droppedLines, 2);
+  assert.equal(problems.length, 1);
+  assert.match(problems[0] ?? '', new RegExp(`^cannot write log file ${path}: unsafe file: ${path} is a symbolic link to ${join(dir, 'target')}; `));
+  assert.equal(readFileSync(join(dir, 'target'), 'utf8'), 'secret\n');
   unlinkSync(path);
-  log.write('{"n":2}\n');
+  log.write('three\n');
   log.close();
-  const records = readFileSync(path, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as unknown);
-  assert.deepEqual(records, [{ kind: 'log_lines_dropped', droppedLines: 1, errno: 'ENOSPC' }, { n: 2 }]);
+  assert.equal(readFileSync(path, 'utf8'), 'autopilotd: dropped 2 log lines (unsafe_file)\nthree\n');
+  assert.equal(statSync(path).mode & 0o777, 0o600);
+});
+
+test('a symbolic link put in place of the open log file is not followed either (issue #14)', () => {
+  const dir = freshDir();
+  const path = join(dir, 'daemon.log');
+  writeFileSync(join(dir, 'target'), 'secret\n');
+  const log = new RotatingLogFile({ path, maxFileBytes: 10_000, maxFiles: 3 });
+  log.write('before\n');
+  unlinkSync(path);
+  symlinkSync(join(dir, 'target'), path);
+  log.write('after\n');
+  log.close();
+  assert.equal(log.droppedLines, 1);
+  assert.equal(readFileSync(join(dir, 'target'), 'utf8'), 'secret\n');
+});
+
+test('a log file owned by another user is not written, even when everybody may write it (issue #14)', { skip: process.getuid?.() !== 0 ? 'needs root to chown to another user' : false }, () => {
+  const path = join(freshDir(), 'daemon.log');
+  writeFileSync(path, 'theirs\n');
+  chmodSync(path, 0o666);
+  chownSync(path, 65534, 65534);
+  const problems: string[] = [];
+  const log = new RotatingLogFile({ path, maxFileBytes: 1000, maxFiles: 3, onProblem: (m) => problems.push(m) });
+  log.write('root only\n');
+  log.close();
+  assert.equal(readFileSync(path, 'utf8'), 'theirs\n');
+  assert.equal(log.droppedLines, 1);
+  assert.match(problems[0] ?? '', new RegExp(`unsafe file: ${path} is owned by uid 65534 \\(regular file, mode 0666\\)`));
 });
 
 test('a removed log directory is created again and nothing is written into the deleted file', () => {

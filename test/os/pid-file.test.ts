@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn,  } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
@@ -25,6 +25,7 @@ const record: InstanceRecord = {
   started_at: '2025-01-02T03:04:05.678Z',
   socket_path: '/run/user/1000/autopilotd/autopilotd.sock',
   config_path: '/home/u/.autopilot/daemon.toml',
+  start_ticks: 123456,
 };
 
 /**
@@ -58,17 +59,17 @@ async function readWhileAnotherProcessRewrites(path: string, writerBody: string,
   return seen;
 }
 
-test('writePidFile writes "<pid>\\n" with mode 0644 whatever the umask, and leaves no temp file', () => {
+test('writePidFile writes "<pid>\\n" with mode 0600 whatever the umask, and leaves no temp file', () => {
   const dir = freshDir();
   const path = join(dir, 'autopilotd.pid');
-  const previousUmask = process.umask(0o077);
+  const previousUmask = process.umask(0);
   try {
     writePidFile(path, 1234);
   } finally {
     process.umask(previousUmask);
   }
   assert.equal(readFileSync(path, 'utf8'), '1234\n');
-  assert.equal(statSync(path).mode & 0o777, 0o644);
+  assert.equal(statSync(path).mode & 0o777, 0o600);
   writePidFile(path, 56);
   assert.equal(readFileSync(path, 'utf8'), '56\n');
   assert.deepEqual(readdirSync(dir), ['autopilotd.pid']);
@@ -142,7 +143,7 @@ test('the instance record lives beside the PID file and round-trips', () => {
   writeInstanceRecord(pidFile, record);
   assert.deepEqual(JSON.parse(readFileSync(`${pidFile}.instance`, 'utf8')), record);
   assert.deepEqual(readInstanceRecord(pidFile), record);
-  assert.equal(statSync(`${pidFile}.instance`).mode & 0o777, 0o644);
+  assert.equal(statSync(`${pidFile}.instance`).mode & 0o777, 0o600, 'issue #14: the instance id is nobody else\'s to read');
   assert.deepEqual(readdirSync(dir), ['autopilotd.pid.instance']);
 });
 
@@ -158,6 +159,8 @@ test('readInstanceRecord treats a torn or malformed record as stale (null)', () 
     JSON.stringify({ ...record, started_at: 'yesterday' }),
     JSON.stringify({ ...record, socket_path: 'relative.sock' }),
     JSON.stringify({ ...record, config_path: 7 }),
+    JSON.stringify({ ...record, start_ticks: -1 }),
+    JSON.stringify({ ...record, start_ticks: '123456' }),
   ];
   for (const text of malformed) {
     writeFileSync(`${pidFile}.instance`, text);
@@ -172,10 +175,50 @@ test('a record from before socket_path and config_path existed still reads, with
   assert.deepEqual(readInstanceRecord(pidFile), { ...record, socket_path: null, config_path: null });
 });
 
+test('a record from before start_ticks existed still reads, with it unknown', () => {
+  const pidFile = join(freshDir(), 'autopilotd.pid');
+  const { start_ticks: _t, ...old } = record;
+  writeFileSync(`${pidFile}.instance`, JSON.stringify(old));
+  assert.deepEqual(readInstanceRecord(pidFile), { ...record, start_ticks: null });
+});
+
 test('a record from before issue #14 with a worker field reads without it', () => {
   const pidFile = join(freshDir(), 'autopilotd.pid');
   writeFileSync(`${pidFile}.instance`, JSON.stringify({ ...record, worker: { pid: 4300, pgid: 4300, generation: 3 } }));
   assert.deepEqual(readInstanceRecord(pidFile), record);
+});
+
+test('a record or PID file that is a symbolic link is not read through, and writing replaces the link, not its target (issue #14)', () => {
+  const dir = freshDir();
+  const pidFile = join(dir, 'autopilotd.pid');
+  writeFileSync(join(dir, 'elsewhere'), JSON.stringify(record));
+  symlinkSync(join(dir, 'elsewhere'), `${pidFile}.instance`);
+  writeFileSync(join(dir, 'pid-elsewhere'), '4242\n');
+  symlinkSync(join(dir, 'pid-elsewhere'), pidFile);
+  const ignored: string[] = [];
+  assert.equal(readInstanceRecord(pidFile, (reason) => ignored.push(reason)), null);
+  assert.deepEqual(ignored, [`${pidFile}.instance is a symbolic link to ${join(dir, 'elsewhere')}`]);
+  assert.equal(readPidFile(pidFile), null);
+  assert.equal(removePidFile(pidFile, 4242), false, 'a link is not our PID file');
+
+  writePidFile(pidFile, 7);
+  writeInstanceRecord(pidFile, record);
+  assert.equal(lstatSync(pidFile).isFile(), true);
+  assert.equal(readFileSync(join(dir, 'pid-elsewhere'), 'utf8'), '4242\n');
+  assert.equal(readFileSync(join(dir, 'elsewhere'), 'utf8'), JSON.stringify(record));
+  assert.deepEqual(readInstanceRecord(pidFile), record);
+});
+
+test('a record another user owns is ignored, naming why, and not removed (issue #14)', { skip: process.getuid?.() !== 0 ? 'needs root to chown to another user' : false }, () => {
+  const pidFile = join(freshDir(), 'autopilotd.pid');
+  writeFileSync(`${pidFile}.instance`, JSON.stringify(record));
+  chmodSync(`${pidFile}.instance`, 0o644);
+  chownSync(`${pidFile}.instance`, 65534, 65534);
+  const ignored: string[] = [];
+  assert.equal(readInstanceRecord(pidFile, (reason) => ignored.push(reason)), null);
+  assert.deepEqual(ignored, [`${pidFile}.instance is owned by uid 65534 (regular file, mode 0644)`]);
+  assert.equal(removeInstanceRecord(pidFile, record.instance_id), false);
+  assert.equal(existsSync(`${pidFile}.instance`), true);
 });
 
 test('writeInstanceRecord refuses a malformed record', () => {
