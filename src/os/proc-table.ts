@@ -15,7 +15,17 @@ export interface ProcessInfo {
   /** Start time in clock ticks since boot: with pid, identifies one process over its life. */
   startTimeTicks: number;
   rssBytes: number;
+  /** PF_KTHREAD in the stat flags: a kernel thread, which has no memory, environment or user program. */
+  kernelThread: boolean;
 }
+
+/**
+ * What /proc/<pid>/environ says of one NAME=VALUE entry. `empty`: zero bytes, which is what a
+ * process with no memory (kernel thread, exiting) shows, and what any process shows while inside
+ * execve: between the switch to its new memory and the copy of its new environment (exec_mmap to
+ * create_elf_tables) it has none. null: the process is gone or its environ is not readable.
+ */
+export type EnvMarker = 'present' | 'absent' | 'empty' | null;
 
 export interface MemInfo {
   totalBytes: number;
@@ -47,9 +57,12 @@ const NINE = 0x39;
 const F_PPID = 1;
 const F_PGRP = 2;
 const F_SESSION = 3;
+const F_FLAGS = 6;
 const F_STARTTIME = 19;
 const F_RSS = 21;
 const LAST_FIELD = F_RSS;
+/** From <linux/sched.h>; part of the kernel ABI shown in stat since Linux 2.6. */
+const PF_KTHREAD = 0x00200000;
 
 export interface PidCursor {
   lastPid: number;
@@ -119,9 +132,16 @@ export class ProcTable {
 
   /**
    * Whether NAME=VALUE is one of the NUL-separated entries of /proc/<pid>/environ (the environment
-   * the process was exec'd with). null when the process is gone or its environ is not readable.
+   * the process was exec'd with). null when the process is gone or its environ is not readable;
+   * an empty environ is `false` (see envMarker to tell it apart).
    */
   hasEnvMarker(pid: number, name: string, value: string): boolean | null {
+    const marker = this.envMarker(pid, name, value);
+    return marker === null ? null : marker === 'present';
+  }
+
+  /** hasEnvMarker, telling an empty environ (`empty`) from one without the entry (`absent`). */
+  envMarker(pid: number, name: string, value: string): EnvMarker {
     // Searching for "\0NAME=VALUE\0" matches whole entries only; a NUL is put before the first
     // entry, and one after the last in case the process rewrote its environment without one.
     const needle = Buffer.from(`\0${name}=${value}\0`);
@@ -133,16 +153,19 @@ export class ProcTable {
     try {
       buf[0] = 0;
       let kept = 1;
+      let total = 0;
       for (;;) {
         // One byte stays free for the NUL appended at the end of the data.
         const n = this.readChunk(fd, path, kept, buf.length - kept - 1);
         if (n === null) return null;
+        total += n;
         const end = kept + n;
         if (n === 0) {
+          if (total === 0) return 'empty';
           buf[end] = 0;
-          return buf.subarray(0, end + 1).indexOf(needle) !== -1;
+          return buf.subarray(0, end + 1).indexOf(needle) !== -1 ? 'present' : 'absent';
         }
-        if (buf.subarray(0, end).indexOf(needle) !== -1) return true;
+        if (buf.subarray(0, end).indexOf(needle) !== -1) return 'present';
         // Keep a tail shorter than the needle so a match across two chunks is still found.
         kept = Math.min(end, needle.length - 1);
         buf.copy(buf, 0, end - kept, end);
@@ -244,6 +267,7 @@ export class ProcTable {
       comm: buf.toString('utf8', open + 1, close),
       startTimeTicks: fields[F_STARTTIME] ?? 0,
       rssBytes: (fields[F_RSS] ?? 0) * this.pageBytes,
+      kernelThread: ((fields[F_FLAGS] ?? 0) & PF_KTHREAD) !== 0,
     };
   }
 

@@ -17,12 +17,13 @@ interface FakeStat {
   sid?: number;
   startTimeTicks?: number;
   rssPages?: number;
+  flags?: number;
 }
 
 /** A stat line with all 52 fields, in the kernel's format. */
 function statLine(s: FakeStat): string {
   const after = [
-    s.state ?? 'S', s.ppid ?? 1, s.pgid ?? s.pid, s.sid ?? s.pid, 0, -1, 4194560, 100, 0, 0, 0, 5, 3, 0, 0, 20, 0, 1, 0,
+    s.state ?? 'S', s.ppid ?? 1, s.pgid ?? s.pid, s.sid ?? s.pid, 0, -1, s.flags ?? 4194560, 100, 0, 0, 0, 5, 3, 0, 0, 20, 0, 1, 0,
     s.startTimeTicks ?? 1000, 12345678, s.rssPages ?? 10, '18446744073709551615',
   ];
   while (after.length < 50) after.push(0);
@@ -68,7 +69,7 @@ describe('ProcTable on a fake /proc', () => {
     fake.addProcess({ pid: 43, comm: ') (', ppid: 42 });
     const table = new ProcTable(fake.root);
     assert.deepEqual(table.read(42), {
-      pid: 42, ppid: 7, pgid: 40, sid: 30, state: 'R', comm: 'a) b (c', startTimeTicks: 98765, rssBytes: 3 * table.pageBytes,
+      pid: 42, ppid: 7, pgid: 40, sid: 30, state: 'R', comm: 'a) b (c', startTimeTicks: 98765, rssBytes: 3 * table.pageBytes, kernelThread: false,
     });
     assert.equal(table.read(43)?.comm, ') (');
     assert.equal(table.read(43)?.ppid, 42);
@@ -145,6 +146,24 @@ describe('ProcTable on a fake /proc', () => {
     assert.equal(table.hasEnvMarker(6, 'AUTOPILOTD_INSTANCE', 'abc'), null);
   });
 
+  test('envMarker tells an empty environ (inside execve, or no memory) from one without the marker', () => {
+    const fake = fakeProc();
+    fake.addProcess({ pid: 1 }, { environ: 'AUTOPILOTD_INSTANCE=abc\0' });
+    fake.addProcess({ pid: 2 }, { environ: 'PATH=/bin\0' });
+    fake.addProcess({ pid: 3 }, { environ: '' });
+    const table = new ProcTable(fake.root);
+    assert.deepEqual([1, 2, 3, 4].map((pid) => table.envMarker(pid, 'AUTOPILOTD_INSTANCE', 'abc')), ['present', 'absent', 'empty', null]);
+  });
+
+  test('tells a kernel thread by PF_KTHREAD in the stat flags', () => {
+    const fake = fakeProc();
+    fake.addProcess({ pid: 2, ppid: 0, pgid: 0, sid: 0, flags: 0x208040 }); // kthreadd, as the kernel shows it
+    fake.addProcess({ pid: 3, ppid: 0, pgid: 0, sid: 0, flags: 0x400100 }); // a process whose session is outside the pid namespace
+    const table = new ProcTable(fake.root);
+    assert.equal(table.read(2)?.kernelThread, true);
+    assert.equal(table.read(3)?.kernelThread, false);
+  });
+
   test('finds the environment marker in an environ larger than the read buffer, across chunk boundaries', () => {
     const fake = fakeProc();
     const table = new ProcTable(fake.root);
@@ -204,6 +223,16 @@ describe('ProcTable on the real /proc', () => {
     const nodeRss = process.memoryUsage().rss;
     assert.ok(me.rssBytes > nodeRss * 0.8 && me.rssBytes < nodeRss * 1.25, `rss ${me.rssBytes} vs Node's ${nodeRss}`);
     assert.ok(table.scan().some((p) => p.pid === process.pid));
+    assert.equal(me.kernelThread, false);
+  });
+
+  test('marks kthreadd and its kernel threads, when this pid namespace shows them', (t) => {
+    const kthreadd = table.read(2);
+    if (kthreadd?.comm !== 'kthreadd') return t.skip('kernel threads are not visible here (a pid namespace)');
+    assert.equal(kthreadd.kernelThread, true);
+    // Not every child: a usermode helper (modprobe, ...) is forked by kthreadd and then exec's.
+    const workers = table.scan().filter((p) => p.ppid === 2 && p.comm.startsWith('kworker/'));
+    assert.ok(workers.length > 0 && workers.every((p) => p.kernelThread), 'every kworker is a kernel thread');
   });
 
   test('uses the page size the kernel reports', () => {
