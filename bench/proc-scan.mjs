@@ -56,7 +56,7 @@ process.on('SIGINT', () => {
 try {
   await waitFor(() => table.scan().filter((p) => p.pgid === pgid).length >= SLEEPERS + 1, 60_000, `${SLEEPERS} sleepers`);
   const processes = table.scan().length;
-  const identity = { rootPid: pgid, pgid, instanceId, uid: process.getuid(), protectedPids: protectedPidsOf(table, process.pid) };
+  const identity = { root: { pid: pgid, startTimeTicks: table.read(pgid).startTimeTicks }, pgid, instanceId, uid: process.getuid(), protectedPids: protectedPidsOf(table, process.pid) };
 
   const memory = [];
   const sampleMemory = (label) => {
@@ -79,7 +79,7 @@ try {
   const treeMs = repeat(Math.min(SCANS, 300), () => findTree(table, identity));
 
   await waitFor(() => table.scan().filter((p) => p.pgid === worker.pid && p.comm === 'sleep').length === TREE_CHILDREN, 10_000, 'the worker tree');
-  const treeIdentity = { ...identity, rootPid: worker.pid, pgid: worker.pid, instanceId: treeInstanceId };
+  const treeIdentity = { ...identity, root: { pid: worker.pid, startTimeTicks: table.read(worker.pid).startTimeTicks }, pgid: worker.pid, instanceId: treeInstanceId };
   const tracker = new TreeTracker(table);
   let nowMs = 0;
   const sampleTree = (stepMs) => {

@@ -268,7 +268,7 @@ function applyReload(current: Config, next: Config, logger: Logger): Config {
 async function stopOrphanTree(config: Config, table: ProcTable, uid: number, protectedPids: () => ReadonlySet<number>, logger: Logger): Promise<void> {
   const previous = readInstanceRecord(config.pid_file);
   if (previous === null) return;
-  const identity = { rootPid: null, pgid: null, instanceId: previous.instance_id, uid, protectedPids: protectedPids() };
+  const identity = { root: null, pgid: null, instanceId: previous.instance_id, uid, protectedPids: protectedPids() };
   const members = findTree(table, identity);
   if (members.length > 0) {
     logger.emit({ kind: 'orphan-tree-found', instanceId: previous.instance_id, previousPid: previous.pid, pids: members.map((p) => p.pid) });

@@ -7,7 +7,7 @@
 // waits for. So orphan zombies never accumulate in the daemon; a zombie is counted as gone here.
 import { performance } from 'node:perf_hooks';
 import type { ProcessInfo, ProcTable } from './proc-table.js';
-import { findTree, type TreeIdentity } from './process-tree.js';
+import { traceTree, type TreeIdentity } from './process-tree.js';
 import { signalGroup, signalIfSame, type SignalName } from './signal.js';
 
 export type TreeStopEvent =
@@ -45,7 +45,7 @@ export const KILL_MAX_ROUNDS = 20;
 export const KILL_CEILING_MS = 2000;
 
 export async function stopTree(opts: TreeStopOptions): Promise<TreeStopReport> {
-  const { table, identity, graceMs, force } = opts;
+  const { table, graceMs, force } = opts;
   const emit = opts.onEvent ?? (() => {});
   const startMs = performance.now();
   const forced = (): boolean => force?.aborted === true;
@@ -55,16 +55,23 @@ export async function stopTree(opts: TreeStopOptions): Promise<TreeStopReport> {
   const termed = new Set<string>();
   // Processes whose uid changed since findTree cached it: no longer the worker's, never signalled.
   const foreign = new Set<string>();
-  const scanTree = (procs: ProcessInfo[]): ProcessInfo[] =>
-    findTree(table, identity, procs).filter((p) => !foreign.has(keyOf(p)));
+  // The identity is refined at each look, from the previous look's members: the worker's pid and
+  // group id stop naming the tree once the kernel may have handed them to someone else (#14).
+  let identity = opts.identity;
+  let previous: ProcessInfo[] | null = null;
+  const look = (): Look => {
+    const procs = table.scan();
+    const traced = traceTree(table, identity, procs, { wholeScan: true, previous });
+    identity = traced.identity;
+    previous = traced.members;
+    return { procs, members: traced.members.filter((p) => !foreign.has(keyOf(p))) };
+  };
 
-  let procs = table.scan();
-  let members = scanTree(procs);
-  let groupSafe = isGroupSafe(identity, members, procs);
-
-  if (members.length > 0 && !forced()) {
+  let now = look();
+  if (now.members.length > 0 && !forced()) {
+    const groupSafe = isGroupSafe(identity, now.members, now.procs);
     const pids: number[] = [];
-    for (const p of send(table, identity, members, groupSafe, 'SIGTERM', foreign)) {
+    for (const p of send(table, identity, now.members, groupSafe, 'SIGTERM', foreign)) {
       pids.push(p.pid);
       termSent.add(p.pid);
       termed.add(keyOf(p));
@@ -74,11 +81,10 @@ export async function stopTree(opts: TreeStopOptions): Promise<TreeStopReport> {
     const graceEndMs = startMs + graceMs;
     while (!forced() && performance.now() < graceEndMs) {
       await sleep(Math.min(RESCAN_INTERVAL_MS, graceEndMs - performance.now()), force);
-      procs = table.scan();
-      members = scanTree(procs);
-      if (members.length === 0) break;
+      now = look();
+      if (now.members.length === 0) break;
       // Forked after the SIGTERM: they get their chance to exit cleanly too.
-      const fresh = members.filter((p) => !termed.has(keyOf(p)));
+      const fresh = now.members.filter((p) => !termed.has(keyOf(p)));
       if (fresh.length === 0) continue;
       const sent = send(table, identity, fresh, false, 'SIGTERM', foreign);
       for (const p of fresh) termed.add(keyOf(p));
@@ -92,15 +98,14 @@ export async function stopTree(opts: TreeStopOptions): Promise<TreeStopReport> {
   const killStartMs = performance.now();
   let survivors: number[] = [];
   for (let round = 0; ; round++) {
-    procs = table.scan();
-    members = scanTree(procs);
-    if (members.length === 0) break;
+    now = look();
+    if (now.members.length === 0) break;
     if (round >= KILL_MAX_ROUNDS || performance.now() - killStartMs >= KILL_CEILING_MS) {
-      survivors = members.map((p) => p.pid);
+      survivors = now.members.map((p) => p.pid);
       break;
     }
-    groupSafe = isGroupSafe(identity, members, procs);
-    const sent = send(table, identity, members, groupSafe, 'SIGKILL', foreign).map((p) => p.pid);
+    const groupSafe = isGroupSafe(identity, now.members, now.procs);
+    const sent = send(table, identity, now.members, groupSafe, 'SIGKILL', foreign).map((p) => p.pid);
     const fresh = sent.filter((pid) => !killSent.has(pid));
     for (const pid of sent) killSent.add(pid);
     if (round === 0) emit({ kind: 'kill_sent', pids: sent, afterMs: elapsedMs() });
@@ -112,6 +117,12 @@ export async function stopTree(opts: TreeStopOptions): Promise<TreeStopReport> {
   if (survivors.length === 0) emit({ kind: 'tree_gone', durationMs });
   else emit({ kind: 'survivors_remain', pids: survivors });
   return { durationMs, termSent: [...termSent], killSent: [...killSent], survivors };
+}
+
+interface Look {
+  /** The whole scan the look was made from. */
+  procs: ProcessInfo[];
+  members: ProcessInfo[];
 }
 
 /**

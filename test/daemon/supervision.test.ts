@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { CLI, FIXTURES, cleanEnv, daemonInTempDir, isAlive, makeTempDir, runCli, treeReportPids, writeConfig, type TreeReport } from '../helpers/daemon.js';
 import type { StatusData } from '../../src/control/protocol.js';
 import { waitFor } from '../helpers/wait.js';
+import { killSeen, see, spawnOnPid, statOf } from '../os/live-processes.js';
 
 const timeOf = (line: string): number => Date.parse(line.slice(0, 24));
 
@@ -216,4 +217,44 @@ initial_backoff_ms = 60000
   const status = JSON.parse(r.stdout) as StatusData;
   assert.equal(status.worker.state, 'backoff');
   assert.equal(status.memory?.tree_processes, 0, `the bystander is not part of the worker tree: ${JSON.stringify(status.memory?.top)}`);
+});
+
+test('stop-worker: a bystander that gets the stopped worker’s pid while the stop waits on an escapee is never signalled (#14)', async (t) => {
+  if (process.getuid!() !== 0) return t.skip('steering the next pid (ns_last_pid) needs root');
+  const graceMs = 4000;
+  const worker = ['sh', '-c', `setsid sh -c 'trap "" TERM; echo escapee $$; exec sleep 1000' & wait`];
+  const { daemon, configPath } = await daemonInTempDir(t, `
+[worker]
+command = ${JSON.stringify(worker)}
+stop_timeout_ms = ${graceMs}
+`);
+  const workerPid = Number(/pid=(\d+)/.exec(await daemon.waitForLine(/worker spawned generation=1 /))![1]);
+  const escapeePid = Number((await waitFor('the escapee to report', () => /^escapee (\d+)$/m.exec(daemon.stdout)))[1]);
+  await waitFor('the escapee to run sleep in its own session, ignoring SIGTERM', () => {
+    const s = statOf(escapeePid);
+    return s?.comm === 'sleep' && s.sid === escapeePid;
+  });
+  const escapee = see(escapeePid);
+
+  const stopped = runCli(['stop-worker', '--config', configPath], { timeoutMs: graceMs + 30_000 });
+  await daemon.waitForLine(/worker stopped with signal SIGTERM generation=1 /);
+  // The daemon has reaped the worker; the stop still waits out the grace for the escapee.
+  const child = await spawnOnPid(workerPid, ['sleep', '1000'], { stdio: 'ignore', env: cleanEnv() });
+  if (child === null) {
+    await stopped;
+    return t.skip(`another process took pid ${workerPid} before the bystander could`);
+  }
+  const bystander = see(workerPid);
+  t.after(() => killSeen(bystander));
+  const placedAt = daemon.lines.length;
+  if (daemon.matching(/SIGKILL sent/).length > 0) return t.skip('the grace ended before the bystander was in place');
+
+  const r = await stopped;
+  assert.equal(r.code, 0, r.stderr);
+  await daemon.waitForLine(/worker tree gone/, 15_000, placedAt);
+  const signalled = daemon.lines.slice(placedAt).filter((l) => /SIGTERM sent|SIGKILL sent|escaped tree members/.test(l));
+  assert.ok(isAlive(bystander.pid) && statOf(bystander.pid)?.startTime === bystander.startTime, 'the bystander on the old worker pid was killed');
+  assert.ok(!signalled.some((l) => new RegExp(`[[,]${bystander.pid}[\\],]`).test(l)), `the bystander ${bystander.pid} was signalled:\n${signalled.join('\n')}`);
+  assert.match(daemon.matching(/SIGKILL sent after/)[0] ?? '', new RegExp(`pids=\\[${escapeePid}\\]`), 'only the escapee needed SIGKILL');
+  assert.ok(!isAlive(escapee.pid) || statOf(escapee.pid)?.startTime !== escapee.startTime, 'the escapee survived');
 });
