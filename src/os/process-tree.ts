@@ -37,7 +37,7 @@ interface Facts {
   startTimeTicks: number;
   uid?: number | null;
   markerFor?: string;
-  marked?: boolean | null;
+  marked?: boolean;
 }
 
 // Per table, so a test's fake /proc never shares facts with the real one.
@@ -55,6 +55,11 @@ export interface TraceOptions {
    * returned), or null at a first look. `procs` must then hold every one of them still alive.
    */
   previous?: readonly ProcessInfo[] | null;
+  /**
+   * Read the environment of every process again unless it was already seen carrying the marker:
+   * for the looks a stop decides on (the first, and the one that finds the tree empty).
+   */
+  fresh?: boolean;
 }
 
 export interface TracedTree {
@@ -65,6 +70,11 @@ export interface TracedTree {
    * but descendants are found through them, so whoever follows the tree must keep following them.
    */
   foreign: ProcessInfo[];
+  /**
+   * Processes of this uid outside the tree whose environment said nothing (empty, e.g. inside
+   * execve, or unreadable): they may still turn out marked, so they are read again at each look.
+   */
+  undecided: ProcessInfo[];
   /** The identity as this look leaves it (refineIdentity): pass it to the next look at this tree. */
   identity: TreeIdentity;
 }
@@ -74,10 +84,10 @@ export interface TracedTree {
  * time), the processes in the worker's group or session while that id is trusted (refineIdentity),
  * the descendants of those by parent links, and every process carrying INSTANCE_ENV=instanceId in
  * its environment (setsid'd and double-forked escapees reparented to init) with its descendants.
- * Each environ and status is read once per process life; pass `procs` to reuse a scan.
+ * Pass `procs` to reuse a scan.
  */
-export function findTree(table: ProcTable, identity: TreeIdentity, procs: ProcessInfo[] = table.scan()): ProcessInfo[] {
-  return traceTree(table, identity, procs, { wholeScan: true }).members;
+export function findTree(table: ProcTable, identity: TreeIdentity, procs: ProcessInfo[] = table.scan(), opts: { fresh?: boolean } = {}): ProcessInfo[] {
+  return traceTree(table, identity, procs, { wholeScan: true, fresh: opts.fresh === true }).members;
 }
 
 /** findTree's rules, for a caller that follows the tree over successive looks (tree stop, TreeTracker). */
@@ -85,11 +95,13 @@ export function traceTree(table: ProcTable, identity: TreeIdentity, procs: Proce
   const facts = opts.wholeScan ? factsFor(table, procs) : cachedFacts(table);
   const refined = refineIdentity(identity, procs, opts.previous ?? null);
   const { root, pgid, protectedPids } = refined;
+  const fresh = opts.fresh === true;
 
   const live = new Map<number, ProcessInfo>();
   const children = new Map<number, ProcessInfo[]>();
   for (const p of procs) {
-    if (p.state === 'Z' || p.state === 'X' || protectedPids.has(p.pid)) continue;
+    // A kernel thread has no environment and descends from kthreadd: it can never be ours.
+    if (p.state === 'Z' || p.state === 'X' || p.kernelThread || protectedPids.has(p.pid)) continue;
     live.set(p.pid, p);
     const siblings = children.get(p.ppid);
     if (siblings === undefined) children.set(p.ppid, [p]);
@@ -112,8 +124,12 @@ export function traceTree(table: ProcTable, identity: TreeIdentity, procs: Proce
   for (const p of live.values()) {
     if (sameProcess(root, p) || (pgid !== null && (p.pgid === pgid || p.sid === pgid))) addWithDescendants(p);
   }
+  const unsure: ProcessInfo[] = [];
   for (const p of live.values()) {
-    if (!inTree.has(p.pid) && isMarked(table, facts, p, refined.instanceId)) addWithDescendants(p);
+    if (inTree.has(p.pid)) continue;
+    const verdict = markerOf(table, facts, p, refined, fresh);
+    if (verdict === 'marked') addWithDescendants(p);
+    else if (verdict === 'undecided') unsure.push(p);
   }
 
   const members: ProcessInfo[] = [];
@@ -124,7 +140,9 @@ export function traceTree(table: ProcTable, identity: TreeIdentity, procs: Proce
     if (uidOf(table, facts, p) === refined.uid) members.push(p);
     else foreign.push(p);
   }
-  return { members, foreign, identity: refined };
+  // A descendant of a marked process found later in the loop above is no longer undecided.
+  const undecided = unsure.filter((p) => !inTree.has(p.pid));
+  return { members, foreign, undecided, identity: refined };
 }
 
 /**
@@ -201,16 +219,28 @@ function factsOf(facts: Map<number, Facts>, p: ProcessInfo): Facts {
   return f;
 }
 
-// A process's environ is the one it was exec'd with, so the verdict holds until its next exec;
-// a worker process that exec's with a scrubbed environment is still caught by group, session or
-// ancestry, and only an escapee that did both is missed.
-function isMarked(table: ProcTable, facts: Map<number, Facts>, p: ProcessInfo, instanceId: string): boolean {
+// A process's environ is the one it was exec'd with, and exec keeps the start time, so a verdict
+// is kept for the process's life only where no exec can change it:
+// - marked: a process that ever carried our marker is ours, whatever it exec's next;
+// - unmarked, from an environment read whole: it changes only by an exec, and a worker process
+//   that exec's with a scrubbed environment is still caught by group, session or ancestry (only an
+//   escapee that did both is missed); `fresh` reads it again all the same;
+// - never from an empty or unreadable environ of our uid: that is what a process shows while
+//   inside execve (EnvMarker), so it is read again at every look. Another uid's process is never a
+//   member, so its verdict is kept whatever it was.
+function markerOf(table: ProcTable, facts: Map<number, Facts>, p: ProcessInfo, identity: TreeIdentity, fresh: boolean): 'marked' | 'unmarked' | 'undecided' {
   const f = factsOf(facts, p);
-  if (f.markerFor !== instanceId) {
-    f.markerFor = instanceId;
-    f.marked = table.hasEnvMarker(p.pid, INSTANCE_ENV, instanceId);
+  if (f.markerFor === identity.instanceId && f.marked !== undefined && (f.marked || !fresh)) return f.marked ? 'marked' : 'unmarked';
+  const read = table.envMarker(p.pid, INSTANCE_ENV, identity.instanceId);
+  if (read === 'empty' || read === null) {
+    if (uidOf(table, facts, p) === identity.uid) {
+      delete f.marked;
+      return 'undecided';
+    }
   }
-  return f.marked === true;
+  f.markerFor = identity.instanceId;
+  f.marked = read === 'present';
+  return f.marked ? 'marked' : 'unmarked';
 }
 
 function uidOf(table: ProcTable, facts: Map<number, Facts>, p: ProcessInfo): number | null {

@@ -88,11 +88,12 @@ export class TreeTracker {
     const candidates: ProcessInfo[] = [];
     const followed = new Set<number>();
     // Members are re-read for fresh RSS and state, and to drop the gone (null) and zombies (which
-    // findTree skips); foreign ones (another uid) because descendants are found through them.
+    // findTree skips); foreign ones (another uid) because descendants are found through them;
+    // undecided ones because their environment may say more now (one inside execve has none).
     // A pid now held by another process (a new start time) makes that process a candidate like
     // any new one: it is judged by the same rules, not kept as a member.
     const last = this.tree;
-    for (const m of last === null ? [] : [...last.members, ...last.foreign]) {
+    for (const m of last === null ? [] : [...last.members, ...last.foreign, ...last.undecided]) {
       followed.add(m.pid);
       const p = this.table.read(m.pid);
       if (p !== null) candidates.push(p);

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, FIXTURES, cleanEnv, daemonInTempDir, isAlive, makeTempDir, runCli, treeReportPids, writeConfig, type TreeReport } from '../helpers/daemon.js';
@@ -217,6 +217,62 @@ initial_backoff_ms = 60000
   const status = JSON.parse(r.stdout) as StatusData;
   assert.equal(status.worker.state, 'backoff');
   assert.equal(status.memory?.tree_processes, 0, `the bystander is not part of the worker tree: ${JSON.stringify(status.memory?.top)}`);
+});
+
+/** Pids of the processes (not zombies) carrying AUTOPILOTD_INSTANCE=id, read from /proc directly. */
+function markedAlive(instanceId: string): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/environ`, 'latin1').split('\0').includes(`AUTOPILOTD_INSTANCE=${instanceId}`) && isAlive(Number(name))) pids.push(Number(name));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ESRCH' && code !== 'EACCES') throw err;
+    }
+  }
+  return pids;
+}
+
+test('in a crash loop each generation’s stop signals every escapee of that generation, and none survives (#14)', async (t) => {
+  // The worker forks a group child, a setsid'd child and a double-forked one, and exits at once,
+  // so the daemon looks for its tree while they exec: a read of an environment during an execve
+  // once marked an escapee as not ours for its whole life.
+  const generations = 40;
+  const { daemon } = await daemonInTempDir(t, `
+[worker]
+command = ["sh", ${JSON.stringify(join(FIXTURES, 'crash-escapees.sh'))}]
+stop_timeout_ms = 3000
+[restart]
+initial_backoff_ms = 1
+max_backoff_ms = 1
+max_consecutive_restarts = 1000
+`);
+  await daemon.waitForLine(new RegExp(`worker spawned generation=${generations + 1} `), 180_000);
+  daemon.child.kill('SIGTERM');
+  assert.deepEqual(await daemon.exited, { code: 0, signal: null });
+  const survivors = markedAlive(daemon.instanceId!);
+
+  // Every escapee that got as far as reporting itself was signalled by its own generation's stop:
+  // after that generation exited, before the next one was spawned.
+  const kids = [...daemon.stdout.matchAll(/^kid (\d+) (\w+) (\d+)$/gm)].map((m) => ({ generation: Number(m[1]), kind: m[2]!, pid: Number(m[3]) }));
+  for (const kind of ['group', 'setsid', 'double']) {
+    assert.ok(kids.some((k) => k.kind === kind), `some ${kind} escapee reported itself:\n${daemon.stdout}`);
+  }
+  const signalledBy = new Map<number, Set<number>>();
+  let generation = 0;
+  for (const line of daemon.lines) {
+    const spawned = /worker spawned generation=(\d+) /.exec(line);
+    if (spawned) generation = Number(spawned[1]);
+    const signalled = /(?:SIGTERM sent to the worker tree|SIGKILL sent after \d+ ms|escaped tree members found and killed) .*pids=\[([\d,]*)\]/.exec(line);
+    if (!signalled) continue;
+    const pids = signalledBy.get(generation) ?? new Set<number>();
+    for (const pid of signalled[1]!.split(',').filter((s) => s !== '')) pids.add(Number(pid));
+    signalledBy.set(generation, pids);
+  }
+  const missed = kids.filter((k) => k.generation <= generations && !signalledBy.get(k.generation)?.has(k.pid));
+  assert.deepEqual(missed, [], `escapees not signalled by their own generation's stop\n--- log ---\n${daemon.lines.join('\n')}`);
+  assert.deepEqual(survivors, [], 'no process carrying the instance marker survives');
 });
 
 test('stop-worker: a bystander that gets the stopped worker’s pid while the stop waits on an escapee is never signalled (#14)', async (t) => {

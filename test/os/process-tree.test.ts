@@ -293,3 +293,55 @@ describe('the worker identified by pid and start time, on a fake /proc (#14)', (
     assert.equal(refineIdentity(identity, fake.table.scan(), []), identity);
   });
 });
+
+describe('environment marker verdicts, on a fake /proc (#14)', () => {
+  const root = mkdtempSync(join(tmpdir(), 'autopilotd-fakeproc-'));
+  after(() => rmSync(root, { recursive: true, force: true }));
+  const identity: TreeIdentity = { root: null, pgid: null, instanceId: 'fake', uid: 1000, protectedPids: new Set([1]) };
+  const pidsOfTree = (table: ProcTable, opts: { fresh?: boolean } = {}): number[] => sorted(findTree(table, identity, table.scan(), opts).map((p) => p.pid));
+
+  test('an empty environ (a read during execve) is no verdict: the next look reads it again and finds the marker', () => {
+    const fake = fakeProcAt(root);
+    fake.add({ pid: 300, environ: '' });
+    const traced = traceTree(fake.table, identity, fake.table.scan(), { wholeScan: true });
+    assert.deepEqual(traced.members, []);
+    assert.deepEqual(traced.undecided.map((p) => p.pid), [300], 'reported as undecided');
+    fake.add({ pid: 300, environ: 'AUTOPILOTD_INSTANCE=fake\0' }); // same process: the execve is done
+    assert.deepEqual(pidsOfTree(fake.table), [300]);
+  });
+
+  test('an unreadable environ of our uid is no verdict either', () => {
+    const fake = fakeProcAt(root);
+    fake.add({ pid: 301, environ: null });
+    assert.deepEqual(pidsOfTree(fake.table), []);
+    fake.add({ pid: 301 });
+    assert.deepEqual(pidsOfTree(fake.table), [301]);
+  });
+
+  test('another uid’s empty environ is kept as a verdict, and is not undecided: it is never a member', () => {
+    const fake = fakeProcAt(root);
+    fake.add({ pid: 302, uid: 0, environ: '' });
+    const traced = traceTree(fake.table, identity, fake.table.scan(), { wholeScan: true });
+    assert.deepEqual([traced.members, traced.undecided], [[], []]);
+  });
+
+  test('a marked verdict is kept for the process’s life; an unmarked one too, except by a fresh look', () => {
+    const fake = fakeProcAt(root);
+    fake.add({ pid: 303 });
+    fake.add({ pid: 304, environ: 'OTHER=1\0' });
+    assert.deepEqual(pidsOfTree(fake.table), [303]);
+    // Both exec with the other's environment (the start time stays).
+    fake.add({ pid: 303, environ: 'OTHER=1\0' });
+    fake.add({ pid: 304 });
+    assert.deepEqual(pidsOfTree(fake.table), [303], 'cached verdicts');
+    assert.deepEqual(pidsOfTree(fake.table, { fresh: true }), [303, 304], 'a fresh look reads the unmarked again, and keeps the marked');
+  });
+
+  test('a kernel thread is never a member, nor undecided, whatever its environ shows', () => {
+    const fake = fakeProcAt(root);
+    fake.add({ pid: 2, ppid: 0, pgid: 0, sid: 0, kernelThread: true });
+    fake.add({ pid: 305, ppid: 2, pgid: 0, sid: 0, kernelThread: true, environ: '' });
+    const traced = traceTree(fake.table, identity, fake.table.scan(), { wholeScan: true, fresh: true });
+    assert.deepEqual([traced.members, traced.undecided], [[], []]);
+  });
+});

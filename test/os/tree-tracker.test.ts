@@ -339,6 +339,18 @@ describe('TreeTracker on a fake /proc', () => {
     assert.deepEqual(pidsAt(tracker, 1, false), [100, 300, 301]);
   });
 
+  test('an escapee whose environment read as empty (inside its execve) is read again by the next incremental sample (#14)', () => {
+    const fake = fakeProc();
+    fake.add({ pid: 1, ppid: 0 });
+    fake.add({ pid: 100, ppid: 1 });
+    const tracker = new TreeTracker(fake.table);
+    assert.deepEqual(pidsAt(tracker, 0, true), [100]);
+    fake.add({ pid: 300, ppid: 1, environ: '' });
+    assert.deepEqual(pidsAt(tracker, 1, false), [100]);
+    fake.add({ pid: 300, ppid: 1, marked: true }); // the same process, its execve done
+    assert.deepEqual(pidsAt(tracker, 2, false), [100, 300]);
+  });
+
   test('the worker’s pid taken by a new session leader after the worker exited is neither the root nor its group (#14)', () => {
     const fake = fakeProc();
     fake.add({ pid: 1, ppid: 0 });
