@@ -164,7 +164,7 @@ describe('ProcTable on a fake /proc', () => {
     assert.equal(table.read(3)?.kernelThread, false);
   });
 
-  test('finds the environment marker in an environ larger than the read buffer, across chunk boundaries', () => {
+  test('finds the environment marker in an environ larger than the read buffer, at any offset around its size', () => {
     const fake = fakeProc();
     const table = new ProcTable(fake.root);
     const bufferBytes = 64 * 1024;
@@ -177,6 +177,18 @@ describe('ProcTable on a fake /proc', () => {
       assert.equal(table.hasEnvMarker(7, 'AUTOPILOTD_INSTANCE', 'boundary-case'), true, `marker at ${offset}`);
       assert.equal(table.hasEnvMarker(7, 'AUTOPILOTD_INSTANCE', 'boundary'), false, `prefix at ${offset}`);
     }
+  });
+
+  test('reads an environ of up to 8 MiB whole, with the marker last; a larger one is not readable', () => {
+    const fake = fakeProc();
+    const table = new ProcTable(fake.root);
+    for (const bytes of [200_000, 1_600_000, 6_000_000]) {
+      fake.addProcess({ pid: 8 }, { environ: `PAD=${'x'.repeat(bytes)}\0AUTOPILOTD_INSTANCE=last\0` });
+      assert.equal(table.envMarker(8, 'AUTOPILOTD_INSTANCE', 'last'), 'present', `${bytes} bytes`);
+      assert.equal(table.envMarker(8, 'AUTOPILOTD_INSTANCE', 'other'), 'absent', `${bytes} bytes`);
+    }
+    fake.addProcess({ pid: 8 }, { environ: `PAD=${'x'.repeat(9 * 1024 * 1024)}\0AUTOPILOTD_INSTANCE=last\0` });
+    assert.equal(table.envMarker(8, 'AUTOPILOTD_INSTANCE', 'last'), null);
   });
 
   test('reports no memory pressure when the kernel has no PSI file', () => {
@@ -268,6 +280,22 @@ describe('ProcTable on the real /proc', () => {
     assert.equal(table.uidOf(pid), null);
     assert.equal(table.hasEnvMarker(pid, 'AUTOPILOTD_INSTANCE', id), null);
     assert.ok(!table.scan().some((p) => p.pid === pid));
+  });
+
+  test('finds the marker at the end of a real environ of 1.5 MiB', async () => {
+    const id = uniqueInstanceId('proc-table-large');
+    const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+    for (let i = 0; i < 24; i++) env[`PAD_${i}`] = 'x'.repeat(65_536);
+    env.AUTOPILOTD_INSTANCE = id; // last, well past the first 64 KiB
+    const child = spawn('sleep', ['1000'], { detached: true, stdio: 'ignore', env });
+    const exited = once(child, 'exit');
+    try {
+      await waitFor(() => table.read(child.pid!)?.comm === 'sleep', 'the child to exec sleep');
+      assert.equal(table.envMarker(child.pid!, 'AUTOPILOTD_INSTANCE', id), 'present');
+    } finally {
+      killGroup(child.pid!);
+      await exited;
+    }
   });
 
   test('reports total memory as the kernel does and available memory within it', () => {
