@@ -91,6 +91,9 @@ export async function stopTree(opts: TreeStopOptions): Promise<TreeStopReport> {
     }
     return { procs, members, settleMs };
   };
+  // Members TERMed through kill(-pgid), with that pgid: one that left the group before the signal
+  // (setsid right after the scan) was not reached, so it gets its own TERM once seen outside.
+  const termedByGroup = new Map<string, number>();
 
   // The first look reads every environment afresh: a verdict cached by an earlier look (the memory
   // guard's) may be from a read during an execve.
@@ -103,6 +106,7 @@ export async function stopTree(opts: TreeStopOptions): Promise<TreeStopReport> {
         pids.push(p.pid);
         termSent.add(p.pid);
         termed.add(keyOf(p));
+        if (groupSafe && p.pgid === identity.pgid) termedByGroup.set(keyOf(p), p.pgid);
       }
       emit({ kind: 'term_sent', pids, pgid: groupSafe ? identity.pgid : null });
     }
@@ -113,10 +117,13 @@ export async function stopTree(opts: TreeStopOptions): Promise<TreeStopReport> {
       now = look(false);
       if (now.members.length === 0 && now.settleMs <= 0) break;
       // Forked after the SIGTERM, or found only now: they get their chance to exit cleanly too.
-      const fresh = now.members.filter((p) => !termed.has(keyOf(p)));
+      const fresh = now.members.filter((p) => !termed.has(keyOf(p)) || leftGroup(termedByGroup, p));
       if (fresh.length === 0) continue;
       const sent = send(table, identity, fresh, false, 'SIGTERM', foreign);
-      for (const p of fresh) termed.add(keyOf(p));
+      for (const p of fresh) {
+        termed.add(keyOf(p));
+        termedByGroup.delete(keyOf(p));
+      }
       if (sent.length > 0) {
         for (const p of sent) termSent.add(p.pid);
         emit({ kind: 'term_sent', pids: sent.map((p) => p.pid), pgid: null });
@@ -165,6 +172,11 @@ interface Look {
    * (capped once the tree looks empty: UNDECIDED_SETTLE_MS); 0 or less when none is waited for.
    */
   settleMs: number;
+}
+
+function leftGroup(termedByGroup: Map<string, number>, p: ProcessInfo): boolean {
+  const pgid = termedByGroup.get(keyOf(p));
+  return pgid !== undefined && p.pgid !== pgid;
 }
 
 /**

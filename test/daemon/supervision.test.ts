@@ -273,6 +273,8 @@ max_consecutive_restarts = 1000
   const missed = kids.filter((k) => k.generation <= generations && !signalledBy.get(k.generation)?.has(k.pid));
   assert.deepEqual(missed, [], `escapees not signalled by their own generation's stop\n--- log ---\n${daemon.lines.join('\n')}`);
   assert.deepEqual(survivors, [], 'no process carrying the instance marker survives');
+  // No SIGTERM went astray: a kid that setsid'd just before its group was signalled gets its own.
+  assert.deepEqual(daemon.matching(/SIGKILL sent/), [], 'every escapee ended with its SIGTERM');
 });
 
 test('stop-worker: a bystander that gets the stopped worker’s pid while the stop waits on an escapee is never signalled (#14)', async (t) => {
