@@ -79,7 +79,7 @@ async function endDaemon(d) {
     clearTimeout(timer);
   }
   if (d.instanceId !== null) {
-    const identity = { rootPid: null, pgid: null, instanceId: d.instanceId, uid: process.getuid(), protectedPids: new Set([process.pid]) };
+    const identity = { root: null, pgid: null, instanceId: d.instanceId, uid: process.getuid(), protectedPids: new Set([process.pid]) };
     for (const p of findTree(new ProcTable(), identity)) {
       try {
         process.kill(p.pid, 'SIGKILL');

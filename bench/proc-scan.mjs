@@ -56,7 +56,7 @@ process.on('SIGINT', () => {
 try {
   await waitFor(() => table.scan().filter((p) => p.pgid === pgid).length >= SLEEPERS + 1, 60_000, `${SLEEPERS} sleepers`);
   const processes = table.scan().length;
-  const identity = { rootPid: pgid, pgid, instanceId, uid: process.getuid(), protectedPids: protectedPidsOf(table, process.pid) };
+  const identity = { root: { pid: pgid, startTimeTicks: table.read(pgid).startTimeTicks }, pgid, instanceId, uid: process.getuid(), protectedPids: protectedPidsOf(table, process.pid) };
 
   const memory = [];
   const sampleMemory = (label) => {
@@ -77,9 +77,15 @@ try {
   repeat(SCANS, () => table.scan());
   sampleMemory(`after ${3 * SCANS} scans`);
   const treeMs = repeat(Math.min(SCANS, 300), () => findTree(table, identity));
+  // A tree none of the sleepers belongs to: each look judges every process by its marker. A fresh
+  // look (a stop's first and last) reads every environ again; a cached one reads none.
+  const outsider = { ...identity, root: null, pgid: null, instanceId: `${instanceId}-none` };
+  findTree(table, outsider);
+  const outsiderCachedMs = repeat(Math.min(SCANS, 300), () => findTree(table, outsider));
+  const outsiderFreshMs = repeat(Math.min(SCANS, 300), () => findTree(table, outsider, table.scan(), { fresh: true }));
 
   await waitFor(() => table.scan().filter((p) => p.pgid === worker.pid && p.comm === 'sleep').length === TREE_CHILDREN, 10_000, 'the worker tree');
-  const treeIdentity = { ...identity, rootPid: worker.pid, pgid: worker.pid, instanceId: treeInstanceId };
+  const treeIdentity = { ...identity, root: { pid: worker.pid, startTimeTicks: table.read(worker.pid).startTimeTicks }, pgid: worker.pid, instanceId: treeInstanceId };
   const tracker = new TreeTracker(table);
   let nowMs = 0;
   const sampleTree = (stepMs) => {
@@ -108,6 +114,8 @@ try {
   row('ProcTable.scan()', scanMs);
   row('findTree(), environ verdicts cached (scan included)', treeMs);
   row('findTree(), first call: reads every environ', [firstTreeMs]);
+  row('findTree() of a tree no sleeper is in, verdicts cached (scan included)', outsiderCachedMs);
+  row('findTree() of a tree no sleeper is in, fresh: reads every environ (scan included)', outsiderFreshMs);
   row('alternative: spawn `ps -e -o ...` and wait', psMs);
   row(`TreeTracker.sample(), incremental (tree of ${TREE_CHILDREN + 1})`, trackerMs);
   row('TreeTracker.sample(), first: full scan, reads every environ', [trackerFirstMs]);

@@ -313,7 +313,7 @@ async function stopOrphanTree(config: Config, table: ProcTable, uid: number, pro
     logger.emit({ kind: 'previous-daemon-alive', instanceId: previous.instance_id, previousPid: previous.pid });
     return;
   }
-  const identity = { rootPid: null, pgid: null, instanceId: previous.instance_id, uid, protectedPids: protectedPids() };
+  const identity = { root: null, pgid: null, instanceId: previous.instance_id, uid, protectedPids: protectedPids() };
   const members = findTree(table, identity);
   if (members.length > 0) {
     logger.emit({ kind: 'orphan-tree-found', instanceId: previous.instance_id, previousPid: previous.pid, pids: members.map((p) => p.pid) });

@@ -7,7 +7,7 @@ import type { Config } from '../config/types.js';
 import type { MemoryStatus } from '../control/protocol.js';
 import type { Logger } from '../log/logger.js';
 import type { ProcessInfo, ProcTable } from '../os/proc-table.js';
-import { findTree, type TreeIdentity } from '../os/process-tree.js';
+import { findTree, sameProcess, type TreeIdentity } from '../os/process-tree.js';
 import { TreeTracker } from '../os/tree-tracker.js';
 import { signalIfSame } from '../os/signal.js';
 import {
@@ -170,7 +170,7 @@ export class MemoryGuardLoop {
         availableBytes: mem.availableBytes,
         totalBytes: mem.totalBytes,
         psi: table.pressure(),
-        tree: members.map((p) => ({ pid: p.pid, comm: p.comm, rssBytes: p.rssBytes, isWorkerMain: p.pid === identity.rootPid })),
+        tree: members.map((p) => ({ pid: p.pid, comm: p.comm, rssBytes: p.rssBytes, isWorkerMain: sameProcess(identity.root, p) })),
         extraCandidates,
       },
     };

@@ -10,7 +10,7 @@ import {
 import { spawnWorker } from '../os/worker-process.js';
 import { stopTree, type TreeStopEvent } from '../os/tree-stop.js';
 import type { ProcTable } from '../os/proc-table.js';
-import type { TreeIdentity } from '../os/process-tree.js';
+import type { ProcessKey, TreeIdentity } from '../os/process-tree.js';
 import { LineSplitter } from './line-splitter.js';
 
 export interface WorkerSupervisorDeps {
@@ -40,8 +40,8 @@ export class WorkerSupervisor {
   private readonly waiters = new Set<() => boolean>();
   /** Settles when the current worker's exit event has been handled (resolved at once when none runs). */
   private childExited: Promise<void> = Promise.resolve();
-  /** The process group of the latest worker: still needed to clear its tree after it exited. */
-  private lastPgid: number | null = null;
+  /** The latest worker (pid and start time); its pid is also its group's id, still needed to clear its tree after it exited. */
+  private lastWorker: ProcessKey | null = null;
   private stopAbort: AbortController | null = null;
   private readonly now: () => number;
 
@@ -64,12 +64,16 @@ export class WorkerSupervisor {
 
   /** The identity of the current (or last) worker tree, for the memory guard and tree stops. */
   treeIdentity(): TreeIdentity {
-    // The group id names the tree only while the tree can exist: once it is gone (backoff, failed,
-    // stopped, or a new spawn in flight) the kernel may give that number to any new process.
+    // Each id only while the worker can still hold it. Its pid until its exit event: libuv has
+    // reaped it by then, and the kernel may hand that pid out again. Its group id while its tree
+    // can exist (running, stopping): once the tree is gone (backoff, failed, stopped, or a new spawn
+    // in flight) the kernel may give that number to any new process. Between the two, tree stops
+    // and the tracker check at each look that the group id is still the tree's (refineIdentity).
     const s = this.model.state;
+    const worker = this.lastWorker;
     return {
-      rootPid: this.model.pid,
-      pgid: s === 'running' || s === 'stopping' ? this.lastPgid : null,
+      root: this.model.pid !== null && worker?.pid === this.model.pid ? worker : null,
+      pgid: s === 'running' || s === 'stopping' ? worker?.pid ?? null : null,
       instanceId: this.deps.instanceId,
       uid: this.deps.uid,
       protectedPids: this.deps.protectedPids(),
@@ -181,7 +185,15 @@ export class WorkerSupervisor {
     spawnWorker({ argv, cwd: config.working_dir, env, output: deps.output }, {
       onSpawned: (p) => {
         pid = p;
-        this.lastPgid = p; // setsid() made the worker its group's leader
+        // Node reports the spawn on the next tick, before libuv's SIGCHLD handler (which reaps, and
+        // then reports the exit) can run: the worker is not reaped yet, so no other process can
+        // have its pid, and this is its start time. setsid() made it its group's and session's
+        // leader, so its pid is their id too.
+        const startTimeTicks = deps.table.read(p)?.startTimeTicks;
+        if (startTimeTicks === undefined) {
+          deps.logger.emit({ kind: 'internal-error', message: `worker pid ${p}: /proc/${p}/stat not readable at spawn; its tree is found by the instance marker only` });
+        }
+        this.lastWorker = startTimeTicks === undefined ? null : { pid: p, startTimeTicks };
         deps.logger.emit({ kind: 'worker-spawned', generation, pid: p, argv, cwd: config.working_dir });
         deps.onSpawned?.({ pid: p, pgid: p, generation });
         this.dispatch({ kind: 'spawned', atMs: this.now(), pid: p });

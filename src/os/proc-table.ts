@@ -15,7 +15,17 @@ export interface ProcessInfo {
   /** Start time in clock ticks since boot: with pid, identifies one process over its life. */
   startTimeTicks: number;
   rssBytes: number;
+  /** PF_KTHREAD in the stat flags: a kernel thread, which has no memory, environment or user program. */
+  kernelThread: boolean;
 }
+
+/**
+ * What /proc/<pid>/environ says of one NAME=VALUE entry. `empty`: zero bytes, which is what a
+ * process with no memory (kernel thread, exiting) shows, and what any process shows while inside
+ * execve: between the switch to its new memory and the copy of its new environment (exec_mmap to
+ * create_elf_tables) it has none. null: the process is gone or its environ is not readable.
+ */
+export type EnvMarker = 'present' | 'absent' | 'empty' | null;
 
 export interface MemInfo {
   totalBytes: number;
@@ -28,8 +38,13 @@ export interface MemoryPressure {
   fullAvg10: number;
 }
 
-/** Fits any stat, status or meminfo in one read; environ is streamed through it in chunks. */
+/** Fits any stat, status or meminfo, and nearly every environ, in one read. */
 const BUFFER_BYTES = 64 * 1024;
+/**
+ * execve takes at most 6 MiB of arguments and environment (3/4 of _STK_LIM); a larger environ
+ * was moved there by prctl(PR_SET_MM) and is reported as not readable.
+ */
+const MAX_ENVIRON_BYTES = 8 * 1024 * 1024;
 /** Used only when <procRoot>/self/auxv cannot be read (e.g. a fake tree without it). */
 const FALLBACK_PAGE_BYTES = 4096;
 /** auxv key of the page size, from <elf.h>. */
@@ -47,9 +62,12 @@ const NINE = 0x39;
 const F_PPID = 1;
 const F_PGRP = 2;
 const F_SESSION = 3;
+const F_FLAGS = 6;
 const F_STARTTIME = 19;
 const F_RSS = 21;
 const LAST_FIELD = F_RSS;
+/** From <linux/sched.h>; part of the kernel ABI shown in stat since Linux 2.6. */
+const PF_KTHREAD = 0x00200000;
 
 export interface PidCursor {
   lastPid: number;
@@ -66,6 +84,8 @@ export class ProcTable {
    */
   readonly pageBytes: number;
   private readonly buf = Buffer.allocUnsafe(BUFFER_BYTES);
+  /** For the rare environ larger than `buf` (allocated on first need). */
+  private largeBuf: Buffer | null = null;
   private readonly fields = new Float64Array(LAST_FIELD + 1);
 
   constructor(procRoot = '/proc') {
@@ -119,9 +139,16 @@ export class ProcTable {
 
   /**
    * Whether NAME=VALUE is one of the NUL-separated entries of /proc/<pid>/environ (the environment
-   * the process was exec'd with). null when the process is gone or its environ is not readable.
+   * the process was exec'd with). null when the process is gone or its environ is not readable;
+   * an empty environ is `false` (see envMarker to tell it apart).
    */
   hasEnvMarker(pid: number, name: string, value: string): boolean | null {
+    const marker = this.envMarker(pid, name, value);
+    return marker === null ? null : marker === 'present';
+  }
+
+  /** hasEnvMarker, telling an empty environ (`empty`) from one without the entry (`absent`). */
+  envMarker(pid: number, name: string, value: string): EnvMarker {
     // Searching for "\0NAME=VALUE\0" matches whole entries only; a NUL is put before the first
     // entry, and one after the last in case the process rewrote its environment without one.
     const needle = Buffer.from(`\0${name}=${value}\0`);
@@ -129,27 +156,34 @@ export class ProcTable {
     const path = `${this.procRoot}/${pid}/environ`;
     const fd = this.open(path);
     if (fd === null) return null;
-    const buf = this.buf;
     try {
-      buf[0] = 0;
-      let kept = 1;
-      for (;;) {
+      // The whole environ in one read() call: the kernel holds the process's memory for one call
+      // only, so an execve (or exit) between two calls frees it and the second call returns 0, as
+      // at the end of a shorter environ, and a marker past the first part would be missed. When
+      // the data fills the buffer it may go on: read it again from the start with a larger one.
+      for (let buf: Buffer = this.buf; ; buf = this.environBuffer(buf.length * 2)) {
+        buf[0] = 0;
         // One byte stays free for the NUL appended at the end of the data.
-        const n = this.readChunk(fd, path, kept, buf.length - kept - 1);
+        const room = buf.length - 2;
+        const n = this.readAt(fd, path, buf, 1, room, 0);
         if (n === null) return null;
-        const end = kept + n;
-        if (n === 0) {
-          buf[end] = 0;
-          return buf.subarray(0, end + 1).indexOf(needle) !== -1;
+        if (n === room) {
+          if (buf.length >= MAX_ENVIRON_BYTES) return null;
+          continue;
         }
-        if (buf.subarray(0, end).indexOf(needle) !== -1) return true;
-        // Keep a tail shorter than the needle so a match across two chunks is still found.
-        kept = Math.min(end, needle.length - 1);
-        buf.copy(buf, 0, end - kept, end);
+        if (n === 0) return 'empty';
+        buf[n + 1] = 0;
+        return buf.subarray(0, n + 2).indexOf(needle) !== -1 ? 'present' : 'absent';
       }
     } finally {
       closeSync(fd);
     }
+  }
+
+  /** A buffer of at least `bytes` for environs larger than the shared one, kept for the next. */
+  private environBuffer(bytes: number): Buffer {
+    if (this.largeBuf === null || this.largeBuf.length < bytes) this.largeBuf = Buffer.allocUnsafe(Math.min(bytes, MAX_ENVIRON_BYTES));
+    return this.largeBuf;
   }
 
   memInfo(): MemInfo {
@@ -244,6 +278,7 @@ export class ProcTable {
       comm: buf.toString('utf8', open + 1, close),
       startTimeTicks: fields[F_STARTTIME] ?? 0,
       rssBytes: (fields[F_RSS] ?? 0) * this.pageBytes,
+      kernelThread: ((fields[F_FLAGS] ?? 0) & PF_KTHREAD) !== 0,
     };
   }
 
@@ -296,8 +331,12 @@ export class ProcTable {
   }
 
   private readChunk(fd: number, path: string, offset: number, maxBytes: number): number | null {
+    return this.readAt(fd, path, this.buf, offset, maxBytes, null);
+  }
+
+  private readAt(fd: number, path: string, buf: Buffer, offset: number, maxBytes: number, position: number | null): number | null {
     try {
-      return readSync(fd, this.buf, offset, maxBytes, null);
+      return readSync(fd, buf, offset, maxBytes, position);
     } catch (err) {
       // ESRCH: the process exited (and was reaped) after open; EACCES: environ of a process that
       // turned non-dumpable or changed credentials after open.

@@ -7,7 +7,7 @@
 // waits for. So orphan zombies never accumulate in the daemon; a zombie is counted as gone here.
 import { performance } from 'node:perf_hooks';
 import type { ProcessInfo, ProcTable } from './proc-table.js';
-import { findTree, type TreeIdentity } from './process-tree.js';
+import { traceTree, type TreeIdentity } from './process-tree.js';
 import { signalGroup, signalIfSame, type SignalName } from './signal.js';
 
 export type TreeStopEvent =
@@ -39,13 +39,21 @@ export interface TreeStopReport {
 
 /** How often the tree is rescanned while waiting for it to exit. */
 export const RESCAN_INTERVAL_MS = 50;
+/**
+ * A process of ours whose environment read as empty or unreadable (as inside an execve) is looked
+ * at again at least this much later before the tree is called empty; and once no member is left,
+ * the stop waits at most this long for that, so processes that keep exec'ing on a busy machine
+ * cannot hold it up. An execve takes well under a millisecond, a few with a large environment;
+ * this leaves room for a loaded machine.
+ */
+export const UNDECIDED_SETTLE_MS = 200;
 /** SIGKILL is repeated (members may fork while dying) for at most this many rounds... */
 export const KILL_MAX_ROUNDS = 20;
 /** ...and at most this long. */
 export const KILL_CEILING_MS = 2000;
 
 export async function stopTree(opts: TreeStopOptions): Promise<TreeStopReport> {
-  const { table, identity, graceMs, force } = opts;
+  const { table, graceMs, force } = opts;
   const emit = opts.onEvent ?? (() => {});
   const startMs = performance.now();
   const forced = (): boolean => force?.aborted === true;
@@ -55,33 +63,67 @@ export async function stopTree(opts: TreeStopOptions): Promise<TreeStopReport> {
   const termed = new Set<string>();
   // Processes whose uid changed since findTree cached it: no longer the worker's, never signalled.
   const foreign = new Set<string>();
-  const scanTree = (procs: ProcessInfo[]): ProcessInfo[] =>
-    findTree(table, identity, procs).filter((p) => !foreign.has(keyOf(p)));
-
-  let procs = table.scan();
-  let members = scanTree(procs);
-  let groupSafe = isGroupSafe(identity, members, procs);
-
-  if (members.length > 0 && !forced()) {
-    const pids: number[] = [];
-    for (const p of send(table, identity, members, groupSafe, 'SIGTERM', foreign)) {
-      pids.push(p.pid);
-      termSent.add(p.pid);
-      termed.add(keyOf(p));
+  // The identity is refined at each look, from the previous look's members: the worker's pid and
+  // group id stop naming the tree once the kernel may have handed them to someone else (#14).
+  let identity = opts.identity;
+  let previous: ProcessInfo[] | null = null;
+  const undecidedSinceMs = new Map<string, number>();
+  let emptySinceMs: number | null = null;
+  const look = (fresh: boolean): Look => {
+    const procs = table.scan();
+    const traced = traceTree(table, identity, procs, { wholeScan: true, previous, fresh });
+    identity = traced.identity;
+    previous = traced.members;
+    // A process whose environment said nothing may be inside execve: the tree is not called empty
+    // until each such process has been looked at again at least UNDECIDED_SETTLE_MS later.
+    const members = traced.members.filter((p) => !foreign.has(keyOf(p)));
+    const nowMs = performance.now();
+    let settleMs = 0;
+    for (const p of traced.undecided) {
+      const sinceMs = undecidedSinceMs.get(keyOf(p)) ?? nowMs;
+      undecidedSinceMs.set(keyOf(p), sinceMs);
+      settleMs = Math.max(settleMs, sinceMs + UNDECIDED_SETTLE_MS - nowMs);
     }
-    emit({ kind: 'term_sent', pids, pgid: groupSafe ? identity.pgid : null });
+    if (members.length > 0) emptySinceMs = null;
+    else {
+      emptySinceMs ??= nowMs;
+      settleMs = Math.min(settleMs, emptySinceMs + UNDECIDED_SETTLE_MS - nowMs);
+    }
+    return { procs, members, settleMs };
+  };
+  // Members TERMed through kill(-pgid), with that pgid: one that left the group before the signal
+  // (setsid right after the scan) was not reached, so it gets its own TERM once seen outside.
+  const termedByGroup = new Map<string, number>();
+
+  // The first look reads every environment afresh: a verdict cached by an earlier look (the memory
+  // guard's) may be from a read during an execve.
+  let now = look(true);
+  if (!forced() && (now.members.length > 0 || now.settleMs > 0)) {
+    if (now.members.length > 0) {
+      const groupSafe = isGroupSafe(identity, now.members, now.procs);
+      const pids: number[] = [];
+      for (const p of send(table, identity, now.members, groupSafe, 'SIGTERM', foreign)) {
+        pids.push(p.pid);
+        termSent.add(p.pid);
+        termed.add(keyOf(p));
+        if (groupSafe && p.pgid === identity.pgid) termedByGroup.set(keyOf(p), p.pgid);
+      }
+      emit({ kind: 'term_sent', pids, pgid: groupSafe ? identity.pgid : null });
+    }
 
     const graceEndMs = startMs + graceMs;
     while (!forced() && performance.now() < graceEndMs) {
       await sleep(Math.min(RESCAN_INTERVAL_MS, graceEndMs - performance.now()), force);
-      procs = table.scan();
-      members = scanTree(procs);
-      if (members.length === 0) break;
-      // Forked after the SIGTERM: they get their chance to exit cleanly too.
-      const fresh = members.filter((p) => !termed.has(keyOf(p)));
+      now = look(false);
+      if (now.members.length === 0 && now.settleMs <= 0) break;
+      // Forked after the SIGTERM, or found only now: they get their chance to exit cleanly too.
+      const fresh = now.members.filter((p) => !termed.has(keyOf(p)) || leftGroup(termedByGroup, p));
       if (fresh.length === 0) continue;
       const sent = send(table, identity, fresh, false, 'SIGTERM', foreign);
-      for (const p of fresh) termed.add(keyOf(p));
+      for (const p of fresh) {
+        termed.add(keyOf(p));
+        termedByGroup.delete(keyOf(p));
+      }
       if (sent.length > 0) {
         for (const p of sent) termSent.add(p.pid);
         emit({ kind: 'term_sent', pids: sent.map((p) => p.pid), pgid: null });
@@ -91,20 +133,27 @@ export async function stopTree(opts: TreeStopOptions): Promise<TreeStopReport> {
 
   const killStartMs = performance.now();
   let survivors: number[] = [];
+  let killedAny = false;
   for (let round = 0; ; round++) {
-    procs = table.scan();
-    members = scanTree(procs);
-    if (members.length === 0) break;
-    if (round >= KILL_MAX_ROUNDS || performance.now() - killStartMs >= KILL_CEILING_MS) {
-      survivors = members.map((p) => p.pid);
+    // Fresh too: this look may be the one that calls the tree empty.
+    now = look(true);
+    const atCeiling = round >= KILL_MAX_ROUNDS || performance.now() - killStartMs >= KILL_CEILING_MS;
+    if (now.members.length === 0) {
+      if (now.settleMs <= 0 || atCeiling) break;
+      await sleep(now.settleMs);
+      continue;
+    }
+    if (atCeiling) {
+      survivors = now.members.map((p) => p.pid);
       break;
     }
-    groupSafe = isGroupSafe(identity, members, procs);
-    const sent = send(table, identity, members, groupSafe, 'SIGKILL', foreign).map((p) => p.pid);
+    const groupSafe = isGroupSafe(identity, now.members, now.procs);
+    const sent = send(table, identity, now.members, groupSafe, 'SIGKILL', foreign).map((p) => p.pid);
     const fresh = sent.filter((pid) => !killSent.has(pid));
     for (const pid of sent) killSent.add(pid);
-    if (round === 0) emit({ kind: 'kill_sent', pids: sent, afterMs: elapsedMs() });
+    if (!killedAny) emit({ kind: 'kill_sent', pids: sent, afterMs: elapsedMs() });
     else if (fresh.length > 0) emit({ kind: 'survivors_killed', pids: fresh });
+    killedAny = true;
     await sleep(RESCAN_INTERVAL_MS);
   }
 
@@ -112,6 +161,22 @@ export async function stopTree(opts: TreeStopOptions): Promise<TreeStopReport> {
   if (survivors.length === 0) emit({ kind: 'tree_gone', durationMs });
   else emit({ kind: 'survivors_remain', pids: survivors });
   return { durationMs, termSent: [...termSent], killSent: [...killSent], survivors };
+}
+
+interface Look {
+  /** The whole scan the look was made from. */
+  procs: ProcessInfo[];
+  members: ProcessInfo[];
+  /**
+   * How long until every process whose marker this look could not decide has had its second look
+   * (capped once the tree looks empty: UNDECIDED_SETTLE_MS); 0 or less when none is waited for.
+   */
+  settleMs: number;
+}
+
+function leftGroup(termedByGroup: Map<string, number>, p: ProcessInfo): boolean {
+  const pgid = termedByGroup.get(keyOf(p));
+  return pgid !== undefined && p.pgid !== pgid;
 }
 
 /**

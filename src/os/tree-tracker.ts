@@ -14,7 +14,7 @@
 // pids in that range are read again. Where the cursor cannot be read, or it came round more than
 // once between two samples, the periodic full scan bounds such a miss.
 import type { PidCursor, ProcessInfo, ProcTable } from './proc-table.js';
-import { traceTree, type TracedTree, type TreeIdentity } from './process-tree.js';
+import { sameProcess, traceTree, type TracedTree, type TreeIdentity } from './process-tree.js';
 
 export interface TreeTrackerOptions {
   /** Longest time between two full scans; an incremental sample is taken in between. Default 5000. */
@@ -32,11 +32,13 @@ const DEFAULT_FULL_SCAN_INTERVAL_MS = 5000;
 
 export class TreeTracker {
   private readonly fullScanIntervalMs: number;
+  /** The identity as last passed in, to tell a new tree from the same one. */
   private identity: TreeIdentity | null = null;
   private lastFullScanAtMs = 0;
   /** Every pid of the last listing of /proc, readable or not (another user's, under hidepid=1). */
   private known = new Set<number>();
-  private tree: TracedTree = { members: [], foreign: [] };
+  /** The last sample's tree, with the identity as that sample refined it. */
+  private tree: TracedTree | null = null;
   /** The kernel's pid cursor when the last listing was taken. */
   private cursor: PidCursor | null = null;
 
@@ -53,12 +55,17 @@ export class TreeTracker {
    */
   sample(identity: TreeIdentity, nowMs: number): TreeSample {
     const last = this.identity;
-    const full = last === null || !sameIdentity(last, identity) || nowMs < this.lastFullScanAtMs
-      || nowMs - this.lastFullScanAtMs >= this.fullScanIntervalMs;
+    const same = last !== null && sameIdentity(last, identity);
+    const full = !same || nowMs < this.lastFullScanAtMs || nowMs - this.lastFullScanAtMs >= this.fullScanIntervalMs;
+    // What an earlier sample learnt holds as long as the tree is the same one: a dropped root or
+    // group stays dropped, and the last members vouch for the group id (refineIdentity).
+    const base = same && this.tree !== null ? this.tree.identity : identity;
+    const previous = last !== null && this.tree !== null && sameTree(last, identity) ? this.tree.members : null;
     // The cursor first: a pid handed out after it is read falls in the next sample's range.
     const cursor = this.table.pidCursor();
     const pids = this.table.listPids();
-    this.tree = full ? this.fullScan(identity, pids) : this.incremental(identity, pids, handedOutSince(this.cursor, cursor));
+    const procs = full ? this.readAll(pids) : this.candidates(pids, handedOutSince(this.cursor, cursor));
+    this.tree = traceTree(this.table, base, procs, { wholeScan: full, previous });
     this.cursor = cursor;
     this.known = new Set(pids);
     this.identity = identity;
@@ -68,23 +75,25 @@ export class TreeTracker {
 
   // The same reads as table.scan(), over the listing kept as `known`: taking `known` from the
   // readable processes only would re-try every unreadable pid at each sample.
-  private fullScan(identity: TreeIdentity, pids: number[]): TracedTree {
+  private readAll(pids: number[]): ProcessInfo[] {
     const procs: ProcessInfo[] = [];
     for (const pid of pids) {
       const p = this.table.read(pid);
       if (p !== null) procs.push(p);
     }
-    return traceTree(this.table, identity, procs, { wholeScan: true });
+    return procs;
   }
 
-  private incremental(identity: TreeIdentity, pids: number[], reissued: (pid: number) => boolean): TracedTree {
+  private candidates(pids: number[], reissued: (pid: number) => boolean): ProcessInfo[] {
     const candidates: ProcessInfo[] = [];
     const followed = new Set<number>();
     // Members are re-read for fresh RSS and state, and to drop the gone (null) and zombies (which
-    // findTree skips); foreign ones (another uid) because descendants are found through them.
+    // findTree skips); foreign ones (another uid) because descendants are found through them;
+    // undecided ones because their environment may say more now (one inside execve has none).
     // A pid now held by another process (a new start time) makes that process a candidate like
     // any new one: it is judged by the same rules, not kept as a member.
-    for (const m of [...this.tree.members, ...this.tree.foreign]) {
+    const last = this.tree;
+    for (const m of last === null ? [] : [...last.members, ...last.foreign, ...last.undecided]) {
       followed.add(m.pid);
       const p = this.table.read(m.pid);
       if (p !== null) candidates.push(p);
@@ -96,18 +105,24 @@ export class TreeTracker {
     }
     // Members are re-judged too, so the result is what findTree would return (e.g. an escapee
     // that neither carries the marker nor has a member parent any more is dropped, as findTree does).
-    return traceTree(this.table, identity, candidates, { wholeScan: false });
+    return candidates;
   }
 }
 
 function sameIdentity(a: TreeIdentity, b: TreeIdentity): boolean {
-  if (a.rootPid !== b.rootPid || a.pgid !== b.pgid || a.instanceId !== b.instanceId || a.uid !== b.uid) return false;
+  if (!sameTree(a, b)) return false;
+  if (a.root === null || b.root === null ? a.root !== b.root : !sameProcess(a.root, b.root)) return false;
   if (a.protectedPids === b.protectedPids) return true;
   if (a.protectedPids.size !== b.protectedPids.size) return false;
   for (const pid of a.protectedPids) {
     if (!b.protectedPids.has(pid)) return false;
   }
   return true;
+}
+
+/** The same worker group of the same daemon: the members found with one vouch for the other's group id. */
+function sameTree(a: TreeIdentity, b: TreeIdentity): boolean {
+  return a.pgid === b.pgid && a.instanceId === b.instanceId && a.uid === b.uid;
 }
 
 /** Whether a pid lies in the cyclic range (before, now] the kernel handed out between two cursors. */

@@ -28,7 +28,7 @@ test('npm run demo shows spawn, crash, backoff and restart, and Ctrl-C leaves no
   await daemon.waitForLine(/worker spawned generation=2 /, 20_000);
   assert.match(daemon.stdout, /agent gen 1: task 1 done/, 'the worker output passes through');
 
-  const identity = { rootPid: null, pgid: null, instanceId: daemon.instanceId!, uid: process.getuid!(), protectedPids: new Set([process.pid]) };
+  const identity = { root: null, pgid: null, instanceId: daemon.instanceId!, uid: process.getuid!(), protectedPids: new Set([process.pid]) };
   // The worker prints its "started" line once its helper process has been spawned.
   await waitFor('generation 2 to start its helper', () => daemon.stdout.includes('agent gen 2: started'));
   const tree = findTree(new ProcTable(), identity).map((p) => p.pid);

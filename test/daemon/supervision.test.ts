@@ -4,12 +4,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, FIXTURES, cleanEnv, daemonInTempDir, isAlive, makeTempDir, runCli, treeReportPids, writeConfig, type TreeReport } from '../helpers/daemon.js';
 import type { StatusData } from '../../src/control/protocol.js';
 import { waitFor } from '../helpers/wait.js';
+import { killSeen, see, spawnOnPid, statOf } from '../os/live-processes.js';
 
 const timeOf = (line: string): number => Date.parse(line.slice(0, 24));
 
@@ -216,4 +217,102 @@ initial_backoff_ms = 60000
   const status = JSON.parse(r.stdout) as StatusData;
   assert.equal(status.worker.state, 'backoff');
   assert.equal(status.memory?.tree_processes, 0, `the bystander is not part of the worker tree: ${JSON.stringify(status.memory?.top)}`);
+});
+
+/** Pids of the processes (not zombies) carrying AUTOPILOTD_INSTANCE=id, read from /proc directly. */
+function markedAlive(instanceId: string): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/environ`, 'latin1').split('\0').includes(`AUTOPILOTD_INSTANCE=${instanceId}`) && isAlive(Number(name))) pids.push(Number(name));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ESRCH' && code !== 'EACCES') throw err;
+    }
+  }
+  return pids;
+}
+
+test('in a crash loop each generation’s stop signals every escapee of that generation, and none survives (#14)', async (t) => {
+  // The worker forks a group child, a setsid'd child and a double-forked one, and exits at once,
+  // so the daemon looks for its tree while they exec: a read of an environment during an execve
+  // once marked an escapee as not ours for its whole life.
+  const generations = 40;
+  const { daemon } = await daemonInTempDir(t, `
+[worker]
+command = ["sh", ${JSON.stringify(join(FIXTURES, 'crash-escapees.sh'))}]
+stop_timeout_ms = 3000
+[restart]
+initial_backoff_ms = 1
+max_backoff_ms = 1
+max_consecutive_restarts = 1000
+`);
+  await daemon.waitForLine(new RegExp(`worker spawned generation=${generations + 1} `), 180_000);
+  daemon.child.kill('SIGTERM');
+  assert.deepEqual(await daemon.exited, { code: 0, signal: null });
+  const survivors = markedAlive(daemon.instanceId!);
+
+  // Every escapee was signalled by its own generation's stop: after that generation exited,
+  // before the next one was spawned.
+  const kids = [...daemon.stdout.matchAll(/^kid (\d+) (\w+) (\d+)$/gm)].map((m) => ({ generation: Number(m[1]), kind: m[2]!, pid: Number(m[3]) }));
+  for (let g = 1; g <= generations; g++) {
+    assert.deepEqual(kids.filter((k) => k.generation === g).map((k) => k.kind).sort(), ['double', 'group', 'setsid'], `generation ${g}'s kids:\n${daemon.stdout}`);
+  }
+  const signalledBy = new Map<number, Set<number>>();
+  let generation = 0;
+  for (const line of daemon.lines) {
+    const spawned = /worker spawned generation=(\d+) /.exec(line);
+    if (spawned) generation = Number(spawned[1]);
+    const signalled = /(?:SIGTERM sent to the worker tree|SIGKILL sent after \d+ ms|escaped tree members found and killed) .*pids=\[([\d,]*)\]/.exec(line);
+    if (!signalled) continue;
+    const pids = signalledBy.get(generation) ?? new Set<number>();
+    for (const pid of signalled[1]!.split(',').filter((s) => s !== '')) pids.add(Number(pid));
+    signalledBy.set(generation, pids);
+  }
+  const missed = kids.filter((k) => k.generation <= generations && !signalledBy.get(k.generation)?.has(k.pid));
+  assert.deepEqual(missed, [], `escapees not signalled by their own generation's stop\n--- log ---\n${daemon.lines.join('\n')}`);
+  assert.deepEqual(survivors, [], 'no process carrying the instance marker survives');
+  // No SIGTERM went astray: a kid that setsid'd just before its group was signalled gets its own.
+  assert.deepEqual(daemon.matching(/SIGKILL sent/), [], 'every escapee ended with its SIGTERM');
+});
+
+test('stop-worker: a bystander that gets the stopped worker’s pid while the stop waits on an escapee is never signalled (#14)', async (t) => {
+  if (process.getuid!() !== 0) return t.skip('steering the next pid (ns_last_pid) needs root');
+  const graceMs = 4000;
+  const worker = ['sh', '-c', `setsid sh -c 'trap "" TERM; echo escapee $$; exec sleep 1000' & wait`];
+  const { daemon, configPath } = await daemonInTempDir(t, `
+[worker]
+command = ${JSON.stringify(worker)}
+stop_timeout_ms = ${graceMs}
+`);
+  const workerPid = Number(/pid=(\d+)/.exec(await daemon.waitForLine(/worker spawned generation=1 /))![1]);
+  const escapeePid = Number((await waitFor('the escapee to report', () => /^escapee (\d+)$/m.exec(daemon.stdout)))[1]);
+  await waitFor('the escapee to run sleep in its own session, ignoring SIGTERM', () => {
+    const s = statOf(escapeePid);
+    return s?.comm === 'sleep' && s.sid === escapeePid;
+  });
+  const escapee = see(escapeePid);
+
+  const stopped = runCli(['stop-worker', '--config', configPath], { timeoutMs: graceMs + 30_000 });
+  await daemon.waitForLine(/worker stopped with signal SIGTERM generation=1 /);
+  // The daemon has reaped the worker; the stop still waits out the grace for the escapee.
+  const child = await spawnOnPid(workerPid, ['sleep', '1000'], { stdio: 'ignore', env: cleanEnv() });
+  if (child === null) {
+    await stopped;
+    return t.skip(`another process took pid ${workerPid} before the bystander could`);
+  }
+  const bystander = see(workerPid);
+  t.after(() => killSeen(bystander));
+  const placedAt = daemon.lines.length;
+  if (daemon.matching(/SIGKILL sent/).length > 0) return t.skip('the grace ended before the bystander was in place');
+
+  const r = await stopped;
+  assert.equal(r.code, 0, r.stderr);
+  await daemon.waitForLine(/worker tree gone/, 15_000, placedAt);
+  const signalled = daemon.lines.slice(placedAt).filter((l) => /SIGTERM sent|SIGKILL sent|escaped tree members/.test(l));
+  assert.ok(isAlive(bystander.pid) && statOf(bystander.pid)?.startTime === bystander.startTime, 'the bystander on the old worker pid was killed');
+  assert.ok(!signalled.some((l) => new RegExp(`[[,]${bystander.pid}[\\],]`).test(l)), `the bystander ${bystander.pid} was signalled:\n${signalled.join('\n')}`);
+  assert.match(daemon.matching(/SIGKILL sent after/)[0] ?? '', new RegExp(`pids=\\[${escapeePid}\\]`), 'only the escapee needed SIGKILL');
+  assert.ok(!isAlive(escapee.pid) || statOf(escapee.pid)?.startTime !== escapee.startTime, 'the escapee survived');
 });

@@ -143,7 +143,7 @@ export class ForegroundDaemon {
 export function killMarked(instanceId: string | null): number[] {
   if (instanceId === null) return [];
   const table = new ProcTable();
-  const identity = { rootPid: null, pgid: null, instanceId, uid: process.getuid!(), protectedPids: new Set([process.pid]) };
+  const identity = { root: null, pgid: null, instanceId, uid: process.getuid!(), protectedPids: new Set([process.pid]) };
   const left = findTree(table, identity).map((p) => p.pid);
   for (const pid of left) {
     try {

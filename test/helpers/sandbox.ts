@@ -164,7 +164,7 @@ export function sandbox(t: { after(fn: () => Promise<void>): void }, opts: Sandb
 
 /** Live processes of ours carrying AUTOPILOTD_INSTANCE=instanceId (a worker tree, escapees included). */
 export function markedPids(instanceId: string): number[] {
-  const identity = { rootPid: null, pgid: null, instanceId, uid: process.getuid!(), protectedPids: new Set([process.pid]) };
+  const identity = { root: null, pgid: null, instanceId, uid: process.getuid!(), protectedPids: new Set([process.pid]) };
   return findTree(new ProcTable(), identity).map((p) => p.pid).sort((a, b) => a - b);
 }
 

@@ -1,8 +1,8 @@
 // Helpers for tests that run real processes: start fixtures, wait on conditions with deadlines,
 // look processes up in /proc independently of the code under test, and end what was started.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -52,6 +52,13 @@ export function statOf(pid: number): StatView | null {
     sid: Number(f[3]),
     startTime: f[19] ?? '',
   };
+}
+
+/** The pid and start time of a running process, read independently of ProcTable. */
+export function processKey(pid: number): { pid: number; startTimeTicks: number } {
+  const stat = statOf(pid);
+  if (stat === null) throw new Error(`pid ${pid} is not running`);
+  return { pid, startTimeTicks: Number(stat.startTime) };
 }
 
 /** A process as first seen, so a later check cannot be fooled by its pid being reused. */
@@ -194,4 +201,24 @@ export function startBystander(): { seen: Seen; child: ChildProcess; stop: () =>
       await exited;
     },
   };
+}
+
+/**
+ * Spawns `argv` on pid `pid` by steering the kernel's next pid (/proc/sys/kernel/ns_last_pid; root
+ * only). Other processes fork too (tests run in parallel), so each miss is killed and it tries
+ * again; null when every attempt missed. The pid must be free (no process, group or session on it).
+ */
+export async function spawnOnPid(pid: number, argv: [string, ...string[]], opts: SpawnOptions, attempts = 50): Promise<ChildProcess | null> {
+  for (let i = 0; i < attempts; i++) {
+    writeFileSync('/proc/sys/kernel/ns_last_pid', String(pid - 1));
+    const child = spawn(argv[0], argv.slice(1), opts);
+    if (child.pid === undefined) throw new Error(`spawn ${argv[0]} failed`);
+    if (child.pid === pid) return child;
+    const exited = once(child, 'exit');
+    // A detached miss leads its own group: whatever it forked already goes with it.
+    if (opts.detached === true) killGroup(child.pid);
+    else child.kill('SIGKILL');
+    await exited;
+  }
+  return null;
 }

@@ -17,12 +17,13 @@ interface FakeStat {
   sid?: number;
   startTimeTicks?: number;
   rssPages?: number;
+  flags?: number;
 }
 
 /** A stat line with all 52 fields, in the kernel's format. */
 function statLine(s: FakeStat): string {
   const after = [
-    s.state ?? 'S', s.ppid ?? 1, s.pgid ?? s.pid, s.sid ?? s.pid, 0, -1, 4194560, 100, 0, 0, 0, 5, 3, 0, 0, 20, 0, 1, 0,
+    s.state ?? 'S', s.ppid ?? 1, s.pgid ?? s.pid, s.sid ?? s.pid, 0, -1, s.flags ?? 4194560, 100, 0, 0, 0, 5, 3, 0, 0, 20, 0, 1, 0,
     s.startTimeTicks ?? 1000, 12345678, s.rssPages ?? 10, '18446744073709551615',
   ];
   while (after.length < 50) after.push(0);
@@ -68,7 +69,7 @@ describe('ProcTable on a fake /proc', () => {
     fake.addProcess({ pid: 43, comm: ') (', ppid: 42 });
     const table = new ProcTable(fake.root);
     assert.deepEqual(table.read(42), {
-      pid: 42, ppid: 7, pgid: 40, sid: 30, state: 'R', comm: 'a) b (c', startTimeTicks: 98765, rssBytes: 3 * table.pageBytes,
+      pid: 42, ppid: 7, pgid: 40, sid: 30, state: 'R', comm: 'a) b (c', startTimeTicks: 98765, rssBytes: 3 * table.pageBytes, kernelThread: false,
     });
     assert.equal(table.read(43)?.comm, ') (');
     assert.equal(table.read(43)?.ppid, 42);
@@ -145,7 +146,25 @@ describe('ProcTable on a fake /proc', () => {
     assert.equal(table.hasEnvMarker(6, 'AUTOPILOTD_INSTANCE', 'abc'), null);
   });
 
-  test('finds the environment marker in an environ larger than the read buffer, across chunk boundaries', () => {
+  test('envMarker tells an empty environ (inside execve, or no memory) from one without the marker', () => {
+    const fake = fakeProc();
+    fake.addProcess({ pid: 1 }, { environ: 'AUTOPILOTD_INSTANCE=abc\0' });
+    fake.addProcess({ pid: 2 }, { environ: 'PATH=/bin\0' });
+    fake.addProcess({ pid: 3 }, { environ: '' });
+    const table = new ProcTable(fake.root);
+    assert.deepEqual([1, 2, 3, 4].map((pid) => table.envMarker(pid, 'AUTOPILOTD_INSTANCE', 'abc')), ['present', 'absent', 'empty', null]);
+  });
+
+  test('tells a kernel thread by PF_KTHREAD in the stat flags', () => {
+    const fake = fakeProc();
+    fake.addProcess({ pid: 2, ppid: 0, pgid: 0, sid: 0, flags: 0x208040 }); // kthreadd, as the kernel shows it
+    fake.addProcess({ pid: 3, ppid: 0, pgid: 0, sid: 0, flags: 0x400100 }); // a process whose session is outside the pid namespace
+    const table = new ProcTable(fake.root);
+    assert.equal(table.read(2)?.kernelThread, true);
+    assert.equal(table.read(3)?.kernelThread, false);
+  });
+
+  test('finds the environment marker in an environ larger than the read buffer, at any offset around its size', () => {
     const fake = fakeProc();
     const table = new ProcTable(fake.root);
     const bufferBytes = 64 * 1024;
@@ -158,6 +177,18 @@ describe('ProcTable on a fake /proc', () => {
       assert.equal(table.hasEnvMarker(7, 'AUTOPILOTD_INSTANCE', 'boundary-case'), true, `marker at ${offset}`);
       assert.equal(table.hasEnvMarker(7, 'AUTOPILOTD_INSTANCE', 'boundary'), false, `prefix at ${offset}`);
     }
+  });
+
+  test('reads an environ of up to 8 MiB whole, with the marker last; a larger one is not readable', () => {
+    const fake = fakeProc();
+    const table = new ProcTable(fake.root);
+    for (const bytes of [200_000, 1_600_000, 6_000_000]) {
+      fake.addProcess({ pid: 8 }, { environ: `PAD=${'x'.repeat(bytes)}\0AUTOPILOTD_INSTANCE=last\0` });
+      assert.equal(table.envMarker(8, 'AUTOPILOTD_INSTANCE', 'last'), 'present', `${bytes} bytes`);
+      assert.equal(table.envMarker(8, 'AUTOPILOTD_INSTANCE', 'other'), 'absent', `${bytes} bytes`);
+    }
+    fake.addProcess({ pid: 8 }, { environ: `PAD=${'x'.repeat(9 * 1024 * 1024)}\0AUTOPILOTD_INSTANCE=last\0` });
+    assert.equal(table.envMarker(8, 'AUTOPILOTD_INSTANCE', 'last'), null);
   });
 
   test('reports no memory pressure when the kernel has no PSI file', () => {
@@ -204,6 +235,16 @@ describe('ProcTable on the real /proc', () => {
     const nodeRss = process.memoryUsage().rss;
     assert.ok(me.rssBytes > nodeRss * 0.8 && me.rssBytes < nodeRss * 1.25, `rss ${me.rssBytes} vs Node's ${nodeRss}`);
     assert.ok(table.scan().some((p) => p.pid === process.pid));
+    assert.equal(me.kernelThread, false);
+  });
+
+  test('marks kthreadd and its kernel threads, when this pid namespace shows them', (t) => {
+    const kthreadd = table.read(2);
+    if (kthreadd?.comm !== 'kthreadd') return t.skip('kernel threads are not visible here (a pid namespace)');
+    assert.equal(kthreadd.kernelThread, true);
+    // Not every child: a usermode helper (modprobe, ...) is forked by kthreadd and then exec's.
+    const workers = table.scan().filter((p) => p.ppid === 2 && p.comm.startsWith('kworker/'));
+    assert.ok(workers.length > 0 && workers.every((p) => p.kernelThread), 'every kworker is a kernel thread');
   });
 
   test('uses the page size the kernel reports', () => {
@@ -239,6 +280,22 @@ describe('ProcTable on the real /proc', () => {
     assert.equal(table.uidOf(pid), null);
     assert.equal(table.hasEnvMarker(pid, 'AUTOPILOTD_INSTANCE', id), null);
     assert.ok(!table.scan().some((p) => p.pid === pid));
+  });
+
+  test('finds the marker at the end of a real environ of 1.5 MiB', async () => {
+    const id = uniqueInstanceId('proc-table-large');
+    const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+    for (let i = 0; i < 24; i++) env[`PAD_${i}`] = 'x'.repeat(65_536);
+    env.AUTOPILOTD_INSTANCE = id; // last, well past the first 64 KiB
+    const child = spawn('sleep', ['1000'], { detached: true, stdio: 'ignore', env });
+    const exited = once(child, 'exit');
+    try {
+      await waitFor(() => table.read(child.pid!)?.comm === 'sleep', 'the child to exec sleep');
+      assert.equal(table.envMarker(child.pid!, 'AUTOPILOTD_INSTANCE', id), 'present');
+    } finally {
+      killGroup(child.pid!);
+      await exited;
+    }
   });
 
   test('reports total memory as the kernel does and available memory within it', () => {

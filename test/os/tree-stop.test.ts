@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { describe, test } from 'node:test';
-import { ProcTable } from '../../src/os/proc-table.js';
+import { ProcTable, type ProcessInfo } from '../../src/os/proc-table.js';
 import { protectedPidsOf, type TreeIdentity } from '../../src/os/process-tree.js';
 import { stopTree, type TreeStopEvent } from '../../src/os/tree-stop.js';
-import { isAlive, killSeen, see, startBystander, startFixture, statOf, uniqueInstanceId, waitFor, type Seen } from './live-processes.js';
+import { isAlive, killSeen, processKey, see, spawnOnPid, startBystander, startFixture, statOf, uniqueInstanceId, waitFor, type Seen } from './live-processes.js';
 import type { TreeReport } from '../helpers/daemon.js';
 
 
@@ -20,7 +22,7 @@ async function startTree(label: string) {
   const fixture = await startFixture<TreeReport>('tree-worker.sh', instanceId);
   const r = fixture.report;
   const seen = [r.worker, ...r.children, r.setsidParent, r.setsid, r.daemon, r.termIgnorer].map(see);
-  const identity: TreeIdentity = { rootPid: r.worker, pgid: r.worker, instanceId, uid, protectedPids };
+  const identity: TreeIdentity = { root: processKey(r.worker), pgid: r.worker, instanceId, uid, protectedPids };
   // The TERM-ignorer must have exec'd (with TERM still ignored) before the test relies on it.
   await waitFor(() => statOf(r.termIgnorer)?.comm === 'sleep', 'the TERM-ignorer to exec sleep');
   return {
@@ -72,7 +74,7 @@ describe('stopTree', () => {
 
   test('resolves at once when the tree is already empty', async () => {
     const events: TreeStopEvent[] = [];
-    const identity: TreeIdentity = { rootPid: null, pgid: null, instanceId: uniqueInstanceId('empty'), uid, protectedPids };
+    const identity: TreeIdentity = { root: null, pgid: null, instanceId: uniqueInstanceId('empty'), uid, protectedPids };
     const startMs = performance.now();
     const report = await stopTree({ table, identity, graceMs: 60_000, onEvent: (e) => events.push(e) });
     assert.ok(performance.now() - startMs < 1000, 'waited although nothing was there to stop');
@@ -134,7 +136,7 @@ describe('stopTree', () => {
       assert.equal(statOf(r.foreign)?.pgid, r.worker, 'the foreign process is in the worker’s group');
       const own = [see(r.worker), see(r.own)];
       const events: TreeStopEvent[] = [];
-      const identity: TreeIdentity = { rootPid: r.worker, pgid: r.worker, instanceId, uid, protectedPids };
+      const identity: TreeIdentity = { root: processKey(r.worker), pgid: r.worker, instanceId, uid, protectedPids };
       const report = await stopTree({ table, identity, graceMs: 1500, onEvent: (e) => events.push(e) });
       assert.deepEqual(own.filter(isAlive).map((s) => s.pid), []);
       assert.ok(isAlive(foreign), 'the other uid’s process was killed');
@@ -145,4 +147,106 @@ describe('stopTree', () => {
       await fixture.cleanup();
     }
   });
+});
+
+/** Counts its scans, so a test can wait until the stop under test has looked at /proc again. */
+class CountingTable extends ProcTable {
+  scans = 0;
+  override scan(): ProcessInfo[] {
+    this.scans++;
+    return super.scan();
+  }
+}
+
+/** The test's environment without any instance marker: a bystander must not carry one. */
+function unmarkedEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.AUTOPILOTD_INSTANCE;
+  return env;
+}
+
+describe('stopTree after the kernel handed the exited worker’s pid out again (#14)', () => {
+  // The worker dies of the SIGTERM and is reaped while the stop waits out its grace for a setsid'd
+  // child that ignores SIGTERM; then a bystander of ours gets the worker's number, as its pid or as
+  // its group and session id. The stop must go on killing the escapee and never touch the bystander.
+  const bystanders: Array<{ what: string; place: (pid: number) => Promise<Seen | null> }> = [
+    {
+      what: 'a plain process given the exited worker’s pid',
+      place: async (pid) => {
+        const child = await spawnOnPid(pid, ['sleep', '1000'], { stdio: 'ignore', env: unmarkedEnv() });
+        return child === null ? null : see(pid);
+      },
+    },
+    {
+      what: 'a process whose new group and session got the exited worker’s number',
+      place: async (pid) => {
+        const leader = await spawnOnPid(pid, ['sh', '-c', 'sleep 1000 & echo $!'], { detached: true, stdio: ['ignore', 'pipe', 'ignore'], env: unmarkedEnv() });
+        if (leader === null) return null;
+        const [line] = (await once(leader.stdout!, 'data')) as [Buffer];
+        const member = Number(line.toString().trim());
+        await once(leader, 'exit'); // and reaped: no process has that pid, but `member` holds it as group and session id
+        const s = statOf(member);
+        assert.ok(s !== null && s.pgid === pid && s.sid === pid && s.ppid !== pid, `bystander ${member}: ${JSON.stringify(s)}`);
+        return see(member);
+      },
+    },
+  ];
+
+  for (const { what, place } of bystanders) {
+    test(`as root, ${what} during the grace is never signalled, while the escapee is still killed`, async (t) => {
+      if (uid !== 0) return t.skip('steering the next pid (ns_last_pid) needs root');
+      const instanceId = uniqueInstanceId('tree-stop-reuse');
+      const worker = spawn('sh', ['-c', `setsid sh -c 'trap "" TERM; exec sleep 1000' & echo $!; wait`], {
+        detached: true,
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: { ...process.env, AUTOPILOTD_INSTANCE: instanceId },
+      });
+      const workerPid = worker.pid!;
+      const workerExited = once(worker, 'exit');
+      let escapee: Seen | undefined;
+      let bystander: Seen | null = null;
+      const force = new AbortController();
+      let stopped: Promise<unknown> = Promise.resolve();
+      try {
+        const [line] = (await once(worker.stdout!, 'data')) as [Buffer];
+        const escapeePid = Number(line.toString().trim());
+        await waitFor(() => {
+          const s = statOf(escapeePid);
+          return s?.comm === 'sleep' && s.sid === escapeePid;
+        }, 'the escapee to lead its own session and run sleep, ignoring SIGTERM');
+        escapee = see(escapeePid);
+
+        const table = new CountingTable();
+        const events: TreeStopEvent[] = [];
+        const identity: TreeIdentity = { root: processKey(workerPid), pgid: workerPid, instanceId, uid, protectedPids };
+        const stopping = stopTree({ table, identity, graceMs: 120_000, force: force.signal, onEvent: (e) => events.push(e) });
+        stopped = stopping;
+        await workerExited; // SIGTERM ended it, and Node reaped it: the kernel may hand its pid out again
+        bystander = await place(workerPid);
+        if (bystander === null) return t.skip(`another process took pid ${workerPid} before the bystander could`);
+        const eventsBefore = events.length;
+        // A look during the grace would SIGTERM a process newly taken for a member; then the forced
+        // SIGKILL rounds look again.
+        const scansBefore = table.scans;
+        await waitFor(() => table.scans > scansBefore, 'the stop to look at the tree with the bystander in place');
+        force.abort();
+        const report = await stopping;
+
+        assert.ok(isAlive(bystander), `the bystander ${bystander.pid} on the worker's number was killed`);
+        const signalled = events.slice(eventsBefore).flatMap((e) => ('pids' in e ? e.pids : []));
+        assert.ok(!signalled.includes(bystander.pid), `the bystander ${bystander.pid} was signalled: ${JSON.stringify(events)}`);
+        assert.ok(!isAlive(escapee), 'the TERM-ignoring escapee survived');
+        assert.deepEqual(report.killSent, [escapee.pid]);
+        assert.deepEqual(report.survivors, []);
+      } finally {
+        force.abort();
+        await stopped;
+        if (escapee !== undefined) killSeen(escapee);
+        if (bystander !== null) killSeen(bystander);
+        if (worker.exitCode === null && worker.signalCode === null) worker.kill('SIGKILL');
+        worker.stdout!.destroy();
+        await workerExited;
+      }
+    });
+  }
 });

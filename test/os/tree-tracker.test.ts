@@ -8,6 +8,7 @@ import { findTree, protectedPidsOf, type TreeIdentity } from '../../src/os/proce
 import { TreeTracker, type TreeSample } from '../../src/os/tree-tracker.js';
 import { waitFor as waitForValue } from '../helpers/wait.js';
 import {
+  processKey,
   startBystander,
   startFixture,
   statOf,
@@ -28,7 +29,7 @@ const uid = process.getuid!();
 const sorted = (pids: number[]): number[] => [...pids].sort((a, b) => a - b);
 const pidsOf = (s: TreeSample): number[] => sorted(s.members.map((p) => p.pid));
 const identityOf = (worker: number, instanceId: string): TreeIdentity => ({
-  rootPid: worker, pgid: worker, instanceId, uid, protectedPids: protectedPidsOf(table, process.pid),
+  root: processKey(worker), pgid: worker, instanceId, uid, protectedPids: protectedPidsOf(table, process.pid),
 });
 
 /** Children of `ppid` that run `comm`, from /proc read directly, not through the code under test. */
@@ -107,9 +108,11 @@ describe('TreeTracker on a real worker tree', () => {
     assert.equal(fullAt(identity, 11_000), true, 'the interval has passed');
     assert.equal(fullAt(identity, 11_500), false);
     assert.equal(fullAt(identity, 10_500), true, 'time went back');
-    assert.equal(fullAt({ ...identity, rootPid: null }, 10_501), true, 'the worker is gone');
-    assert.equal(fullAt({ ...identity, rootPid: null }, 10_502), false);
-    assert.equal(fullAt({ ...identity, rootPid: null, pgid: null }, 10_503), true, 'its group forgotten');
+    assert.equal(fullAt({ ...identity, root: { ...identity.root!, startTimeTicks: identity.root!.startTimeTicks + 1 } }, 10_500), true, 'another process on the worker’s pid');
+    assert.equal(fullAt(identity, 10_500), true);
+    assert.equal(fullAt({ ...identity, root: null }, 10_501), true, 'the worker is gone');
+    assert.equal(fullAt({ ...identity, root: null }, 10_502), false);
+    assert.equal(fullAt({ ...identity, root: null, pgid: null }, 10_503), true, 'its group forgotten');
     assert.equal(fullAt(identity, 10_504), true, 'a new worker generation');
     assert.equal(fullAt({ ...identity, protectedPids: new Set([...identity.protectedPids, 1234567]) }, 10_505), true, 'other protected pids');
 
@@ -225,12 +228,12 @@ describe('TreeTracker on a fake /proc', () => {
         const fields = ['S', p.ppid, p.pgid ?? p.pid, p.sid ?? p.pid, 0, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 20, 0, 1, 0, p.startTimeTicks ?? 1000, 0, 10, 0];
         writeFileSync(join(dir, `${p.pid}/stat`), `${p.pid} (p) ${fields.join(' ')}\n`);
         writeFileSync(join(dir, `${p.pid}/status`), `Name:\tp\nUid:\t${p.uid ?? 1000}\t0\t0\t0\n`);
-        writeFileSync(join(dir, `${p.pid}/environ`), p.marked === true ? 'AUTOPILOTD_INSTANCE=fake\0' : 'OTHER=1\0');
+        writeFileSync(join(dir, `${p.pid}/environ`), p.environ ?? (p.marked === true ? 'AUTOPILOTD_INSTANCE=fake\0' : 'OTHER=1\0'));
       },
       remove: (pid) => rmSync(join(dir, String(pid)), { recursive: true }),
     };
   };
-  const identity: TreeIdentity = { rootPid: 100, pgid: 100, instanceId: 'fake', uid: 1000, protectedPids: new Set([1]) };
+  const identity: TreeIdentity = { root: { pid: 100, startTimeTicks: 1000 }, pgid: 100, instanceId: 'fake', uid: 1000, protectedPids: new Set([1]) };
   const pidsAt = (tracker: TreeTracker, nowMs: number, full: boolean): number[] => {
     const s = tracker.sample(identity, nowMs);
     assert.equal(s.full, full, `sample at ${nowMs} ms full`);
@@ -335,6 +338,51 @@ describe('TreeTracker on a fake /proc', () => {
     fake.add({ pid: 302, ppid: 1 }); // unrelated
     assert.deepEqual(pidsAt(tracker, 1, false), [100, 300, 301]);
   });
+
+  test('an escapee whose environment read as empty (inside its execve) is read again by the next incremental sample (#14)', () => {
+    const fake = fakeProc();
+    fake.add({ pid: 1, ppid: 0 });
+    fake.add({ pid: 100, ppid: 1 });
+    const tracker = new TreeTracker(fake.table);
+    assert.deepEqual(pidsAt(tracker, 0, true), [100]);
+    fake.add({ pid: 300, ppid: 1, environ: '' });
+    assert.deepEqual(pidsAt(tracker, 1, false), [100]);
+    fake.add({ pid: 300, ppid: 1, marked: true }); // the same process, its execve done
+    assert.deepEqual(pidsAt(tracker, 2, false), [100, 300]);
+  });
+
+  test('the worker’s pid taken by a new session leader after the worker exited is neither the root nor its group (#14)', () => {
+    const fake = fakeProc();
+    fake.add({ pid: 1, ppid: 0 });
+    fake.add({ pid: 100, ppid: 1 });
+    const tracker = new TreeTracker(fake.table);
+    assert.deepEqual(pidsAt(tracker, 0, true), [100]);
+    // Between two samples the worker exits, is reaped, and a bystander gets its pid and calls setsid.
+    fake.add({ pid: 100, ppid: 1, startTimeTicks: 2000 });
+    fake.add({ pid: 105, ppid: 100, startTimeTicks: 2001, pgid: 100, sid: 100 });
+    assert.deepEqual(pidsAt(tracker, 1, false), []);
+    assert.deepEqual(pidsAt(tracker, 2, false), [], 'and the group stays dropped');
+  });
+
+  test('the group id is kept from sample to sample only through a member that held it, also when the worker’s exit changes the identity (#14)', () => {
+    const fake = fakeProc();
+    fake.add({ pid: 1, ppid: 0 });
+    fake.add({ pid: 100, ppid: 1 });
+    fake.add({ pid: 101, ppid: 100, pgid: 100, sid: 100, startTimeTicks: 1100 });
+    const tracker = new TreeTracker(fake.table);
+    assert.deepEqual(pidsAt(tracker, 0, true), [100, 101]);
+    fake.remove(100); // reaped; its child holds the group
+    fake.add({ pid: 101, ppid: 1, pgid: 100, sid: 100, startTimeTicks: 1100 });
+    assert.deepEqual(pidsAt(tracker, 1, false), [101]);
+    // The child exits too; the number is reused for a new session whose leader exited at once.
+    fake.remove(101);
+    fake.add({ pid: 104, ppid: 1, pgid: 100, sid: 100, startTimeTicks: 3000 });
+    // As the supervisor now describes the tree: the worker reaped, its group still named.
+    const afterExit = { ...identity, root: null };
+    const s = tracker.sample(afterExit, 2);
+    assert.equal(s.full, true, 'a new identity: a full scan');
+    assert.deepEqual(pidsOf(s), []);
+  });
 });
 
 interface FakeProcess {
@@ -345,4 +393,6 @@ interface FakeProcess {
   startTimeTicks?: number;
   uid?: number;
   marked?: boolean;
+  /** The raw environ, overriding `marked`. */
+  environ?: string;
 }
