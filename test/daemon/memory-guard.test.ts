@@ -119,8 +119,8 @@ test('a victim that ignores SIGTERM is sent SIGKILL once kill_grace_ms has passe
   await waitForOutput(daemon, new RegExp(`^child-exited ${childPid} null SIGKILL$`, 'm'));
   await daemon.waitForLine(new RegExp(`memory: victim gone pid=${childPid} `));
   const graceMs = timeOf(escalated) - timeOf(term);
-  // Log timestamps have 1 ms resolution; the upper bound is generous for a loaded machine.
-  assert.ok(graceMs >= 499 && graceMs < 5000, `SIGKILL came ${graceMs} ms after SIGTERM; kill_grace_ms is 500`);
+  // Log timestamps have 1 ms resolution. No upper bound: how late it may come is for bench/.
+  assert.ok(graceMs >= 499, `SIGKILL came ${graceMs} ms after SIGTERM; kill_grace_ms is 500`);
   assert.ok(isAlive(workerPid), 'the worker main process survives');
   assert.deepEqual(daemon.matching(/worker exited|worker stopped/), []);
 });
