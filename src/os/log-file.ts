@@ -68,6 +68,9 @@ export class RotatingLogFile {
   #pendingChars = 0;
   #pendingLines = 0;
   #flushScheduled: NodeJS.Immediate | null = null;
+  /** Lines writeSoon dropped since the last one it queued; whether that streak was reported. */
+  #backlogLines = 0;
+  #backlogReported = false;
 
   constructor(opts: RotatingLogFileOptions) {
     if (!Number.isInteger(opts.maxFileBytes) || opts.maxFileBytes < 2) {
@@ -109,7 +112,11 @@ export class RotatingLogFile {
       return;
     }
     if (this.#pendingChars + text.length > this.#maxPendingBytes) {
-      this.#drop(lines, BACKLOG, `more than ${this.#maxPendingBytes} bytes of log lines waiting to be written to ${this.path}`);
+      this.#droppedLines += lines;
+      this.#backlogLines += lines;
+      if (this.#backlogReported) return;
+      this.#backlogReported = true; // before calling out: onProblem may log through this file
+      this.#onProblem(`more than ${this.#maxPendingBytes} bytes of log lines waiting to be written to ${this.path}; dropping log lines until they are`);
       return;
     }
     this.#enqueue(text, lines);
@@ -131,10 +138,19 @@ export class RotatingLogFile {
     this.#pending = [];
     this.#pendingChars = 0;
     this.#pendingLines = 0;
+    this.#backlogReported = false;
     this.#writeBatch(text, lines);
   }
 
   #enqueue(text: string, lines: number): void {
+    if (this.#backlogLines > 0) {
+      // Where the lines went missing, after those queued before them.
+      const notice = this.#droppedNotice(this.#backlogLines, BACKLOG);
+      this.#backlogLines = 0;
+      this.#pending.push(notice);
+      this.#pendingChars += notice.length;
+      this.#pendingLines += 1;
+    }
     this.#pending.push(text);
     this.#pendingChars += text.length;
     this.#pendingLines += lines;
@@ -208,6 +224,7 @@ export class RotatingLogFile {
   }
 
   close(): void {
+    if (this.#backlogLines > 0) this.#enqueue('', 0); // the notice of the last drops
     this.flush();
     this.#closed = true;
     try {

@@ -235,3 +235,21 @@ test('logs -n 200000 | head -1 exits 0 with nothing on stderr when the reader go
     assert.deepEqual({ code: r.code, signal: r.signal, stderr: r.stderr }, { code: 0, signal: null, stderr: '' }, args.join(' '));
   }
 });
+
+test('a worker burst of 100000 lines in 64 KiB writes reaches the log whole and in order (issue #15)', async (t) => {
+  const count = 100_000;
+  const script = `const fs = require('node:fs'); let t = ''; for (let i = 0; i < ${count}; i++) { t += 'burst ' + i + ' ${PAD}\\n'; if (t.length > 65000) { fs.writeSync(1, t); t = ''; } } fs.writeSync(1, t + 'burst done\\n'); setInterval(() => {}, 1e6);`;
+  const box = sandbox(t, {
+    body: `[worker]\ncommand = [${JSON.stringify(process.execPath)}, "-e", ${JSON.stringify(script)}]\nstop_timeout_ms = 2000\n`,
+    logs: 'max_file_bytes = 4194304\nmax_files = 5',
+  });
+  await box.start();
+  await box.waitForLog(/ worker\[1\] burst done$/, 60_000);
+  const all = await box.cli(['logs', '-n', String(count + 100)]);
+  assert.equal(all.code, 0, all.stderr);
+  const seen = numbers(all.stdout.split('\n'), 1, 'burst');
+  assert.ok(seen.length > count / 2, `only ${seen.length} lines kept`);
+  assert.deepEqual(seen, range(seen[0]!, count - 1), 'none lost, repeated or out of order');
+  assert.doesNotMatch(all.stdout, /dropped/);
+  assert.equal((await box.cli(['stop'])).code, 0);
+});
