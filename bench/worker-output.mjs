@@ -86,11 +86,15 @@ try {
   daemonPid = Number(/pid (\d+)/.exec(started.stdout)?.[1] ?? NaN);
   const socketMs = [];
   const cliMs = [];
+  const floorMs = [];
   const began = Date.now();
   while (!existsSync(resultPath)) {
     if (Date.now() - began > SECONDS * 1000 + 60_000) throw new Error('the worker never reported');
     socketMs.push(await statusOverSocket());
     cliMs.push(statusCli());
+    const b = performance.now();
+    spawnSync(process.execPath, ['-e', '0']);
+    floorMs.push(performance.now() - b);
     await new Promise((r) => setTimeout(r, 50));
   }
   const result = JSON.parse(readFileSync(resultPath, 'utf8'));
@@ -108,6 +112,7 @@ try {
   console.log(`worker: ${(result.bytes / 1e6).toFixed(1)} MB in ${result.ms} ms = ${mbps.toFixed(1)} MB/s (${result.chunkBytes}-byte chunks of ~100-byte lines)`);
   console.log(`status over the socket, ${socketMs.length} asks while it wrote: median ${quantile(socketMs, 0.5).toFixed(1)} ms, p90 ${quantile(socketMs, 0.9).toFixed(1)} ms, max ${Math.max(...socketMs).toFixed(1)} ms`);
   console.log(`autopilotd status (CLI, start to exit), ${cliMs.length} runs: median ${quantile(cliMs, 0.5).toFixed(1)} ms, p90 ${quantile(cliMs, 0.9).toFixed(1)} ms, max ${Math.max(...cliMs).toFixed(1)} ms`);
+  console.log(`node -e 0 (the floor for the CLI, same load), ${floorMs.length} runs: median ${quantile(floorMs, 0.5).toFixed(1)} ms, p90 ${quantile(floorMs, 0.9).toFixed(1)} ms`);
   console.log(`log files (rotated, kept part): ${(logBytes / 1e6).toFixed(1)} MB; worker lines reported dropped: ${dropped}`);
 } finally {
   if (daemonPid !== null && alive(daemonPid)) {

@@ -78,8 +78,9 @@ export class Logger {
       for (const line of lines) for (const listener of this.listeners) listener({ atMs, level: 'info', text: prefix + line, event: null });
     }
     const head = this.style === 'journald' ? `<${SYSLOG_PRIORITY.info}>${prefix}` : `${this.stampFor(atMs)} ${LEVEL_LABEL.info} ${prefix}`;
-    let text = '';
-    for (const line of lines) text += head + line + '\n';
+    if (lines.length === 0) return;
+    // One native join rather than a concatenation per line.
+    const text = `${head}${lines.join(`\n${head}`)}\n`;
     if (this.sink.writeSoon) this.sink.writeSoon(text, lines.length);
     else this.sink.write(text);
   }
