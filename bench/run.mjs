@@ -11,6 +11,7 @@ const benches = [
   ['status round trip vs pm2 jlist', [`${here}status.mjs`]],
   ['daemon memory', [`${here}daemon-rss.mjs`]],
   ['leak reaction', [`${here}leak.mjs`]],
+  ['worker output throughput and status latency', [`${here}worker-output.mjs`]],
 ];
 
 console.log(`date: ${new Date().toISOString()}`);

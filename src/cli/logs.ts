@@ -28,13 +28,13 @@ export async function logsCommand(p: ParsedCommand): Promise<number> {
   if (!existsSync(path) && !p.values.follow) {
     throw new CliFailure(`no log file at ${path}.\nUnder systemd the daemon logs to the journal: journalctl --user -u autopilotd`, EXIT.failure);
   }
-  const print = linePrinter(process.stdout);
+  const abort = new AbortController();
+  const stopFollowing = (): void => abort.abort();
+  const print = linePrinter(process.stdout, stopFollowing);
   if (!p.values.follow) {
     print(readLastLines(path, lines, config.logs.max_files));
     return EXIT.ok;
   }
-  const abort = new AbortController();
-  const stopFollowing = (): void => abort.abort();
   process.once('SIGINT', stopFollowing);
   process.once('SIGTERM', stopFollowing);
   // The follower prints the last lines itself, from the file it then follows: no gap, no overlap.
@@ -45,12 +45,22 @@ export async function logsCommand(p: ParsedCommand): Promise<number> {
 /**
  * Writes lines to `out`, one write per batch. To a terminal, control characters in them (worker
  * output may hold ESC, CR, NUL) are made visible; to a pipe or file the text goes unchanged, for
- * scripts.
+ * scripts. A reader that went away (`logs -n 200000 | head -1`: EPIPE) ends the output quietly, as
+ * for cat; `onClosed` is called so that a follow stops too. Any other write error is reported.
  */
-function linePrinter(out: NodeJS.WriteStream): (batch: string[]) => void {
+function linePrinter(out: NodeJS.WriteStream, onClosed: () => void): (batch: string[]) => void {
   const toTerminal = out.isTTY === true;
+  let closed = false;
+  out.on('error', (err: NodeJS.ErrnoException) => {
+    if (closed) return;
+    closed = true;
+    onClosed();
+    if (err.code === 'EPIPE') return;
+    process.stderr.write(`autopilotd: logs: cannot write the output: ${err.message}\n`);
+    process.exitCode = EXIT.failure;
+  });
   return (batch) => {
-    if (batch.length === 0) return;
+    if (closed || batch.length === 0) return;
     const text = `${batch.join('\n')}\n`;
     out.write(toTerminal ? escapeForTerminal(text) : text);
   };

@@ -177,7 +177,7 @@ export class WorkerSupervisor {
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !DAEMON_ONLY_ENV.includes(k)) env[k] = v;
     Object.assign(env, config.worker.env, { AUTOPILOTD_INSTANCE: deps.instanceId, AUTOPILOTD_GENERATION: String(generation) });
     const splitters = deps.output === 'pipe'
-      ? { stdout: new LineSplitter((l) => deps.logger.workerOutput(`worker[${generation}] ${l}`)), stderr: new LineSplitter((l) => deps.logger.workerOutput(`worker[${generation}] ${l}`)) }
+      ? { stdout: new LineSplitter((lines) => deps.logger.workerOutput(`worker[${generation}] `, lines)), stderr: new LineSplitter((lines) => deps.logger.workerOutput(`worker[${generation}] `, lines)) }
       : null;
     let pid = 0;
     let exited = (): void => {};

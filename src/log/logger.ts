@@ -1,5 +1,9 @@
-// One line per event, one write per line. Two styles: `plain` (timestamp and level, for a terminal
-// or a file) and `journald` (a `<N>` syslog priority prefix, no timestamp: journald adds its own).
+// One line per entry, whatever its text holds: a stack trace or a reload error listing several
+// problems has its newlines written as a literal `\n`, so journald's `<N>` prefix covers the whole
+// entry and `logs -n`, `grep` and line-based readers see entries whole (issue #15, item 9). Daemon
+// entries are one write each; the worker's output is handed on a chunk's worth at a time. Two
+// styles: `plain` (timestamp and level, for a terminal or a file) and `journald` (a `<N>` syslog
+// priority prefix, no timestamp: journald adds its own).
 
 import { fstatSync } from 'node:fs';
 import { FORMATS, LOG_LEVELS, renderEvent, type LogEvent, type LogLevel } from './events.js';
@@ -8,6 +12,11 @@ import { escapeForTerminal } from './terminal-text.js';
 export interface LineSink {
   /** `line` ends with '\n'. Must not throw. */
   write(line: string): void;
+  /**
+   * `text` is `lines` whole lines, each ending with '\n', that may be written later (batched, or
+   * dropped and counted when writing falls behind). Without it they go to `write` at once.
+   */
+  writeSoon?(text: string, lines: number): void;
 }
 
 export type LogStyle = 'plain' | 'journald';
@@ -25,6 +34,9 @@ export interface LogRecord {
 export class Logger {
   private minRank: number;
   private readonly listeners = new Set<(r: LogRecord) => void>();
+  /** The plain style's timestamp, made once per millisecond rather than once per line. */
+  private stampMs = Number.NaN;
+  private stamp = '';
 
   constructor(
     private readonly sink: LineSink,
@@ -56,9 +68,21 @@ export class Logger {
     this.record(level, text, null);
   }
 
-  /** The worker's own output: always written, whatever the daemon's log level. */
-  workerOutput(text: string): void {
-    this.record('info', text, null, true);
+  /**
+   * The worker's own output, each of `lines` (no newlines in them) after `prefix`: always written,
+   * whatever the daemon's log level, in one `writeSoon` for all of them.
+   */
+  workerOutput(prefix: string, lines: readonly string[]): void {
+    const atMs = this.now();
+    if (this.listeners.size > 0) {
+      for (const line of lines) for (const listener of this.listeners) listener({ atMs, level: 'info', text: prefix + line, event: null });
+    }
+    const head = this.style === 'journald' ? `<${SYSLOG_PRIORITY.info}>${prefix}` : `${this.stampFor(atMs)} ${LEVEL_LABEL.info} ${prefix}`;
+    if (lines.length === 0) return;
+    // One native join rather than a concatenation per line.
+    const text = `${head}${lines.join(`\n${head}`)}\n`;
+    if (this.sink.writeSoon) this.sink.writeSoon(text, lines.length);
+    else this.sink.write(text);
   }
 
   subscribe(listener: (r: LogRecord) => void): () => void {
@@ -66,14 +90,32 @@ export class Logger {
     return () => this.listeners.delete(listener);
   }
 
-  private record(level: LogLevel, text: string, event: LogEvent | null, always = false): void {
+  private record(level: LogLevel, multiLineText: string, event: LogEvent | null): void {
     const atMs = this.now();
+    const text = oneLine(multiLineText);
     for (const listener of this.listeners) listener({ atMs, level, text, event });
-    if (!always && !this.enabled(level)) return;
+    if (!this.enabled(level)) return;
     this.sink.write(this.style === 'journald'
       ? `<${SYSLOG_PRIORITY[level]}>${text}\n`
-      : `${new Date(atMs).toISOString()} ${LEVEL_LABEL[level]} ${text}\n`);
+      : `${this.stampFor(atMs)} ${LEVEL_LABEL[level]} ${text}\n`);
   }
+
+  private stampFor(atMs: number): string {
+    if (atMs !== this.stampMs) {
+      this.stampMs = atMs;
+      this.stamp = new Date(atMs).toISOString();
+    }
+    return this.stamp;
+  }
+}
+
+/**
+ * `text` as one line: trailing newlines go, the others (CRLF too) become a literal `\n`. A
+ * backslash already in the text is left alone: the escape is for reading, like terminal-text.ts's.
+ */
+export function oneLine(text: string): string {
+  if (!text.includes('\n')) return text;
+  return text.replace(/[\r\n]+$/, '').replace(/\r?\n/g, '\\n');
 }
 
 /**

@@ -1,12 +1,19 @@
 // A size-rotated log file: path, path.1 (newest rotated) ... path.<maxFiles-1> (oldest), so disk
-// use stays near maxFiles * maxFileBytes. Writes are synchronous (lines are small, and a log line
-// must be on disk before a crash it may explain) and never throw: when the disk is full or the
+// use stays near maxFiles * maxFileBytes. Writing never throws: when the disk is full or the
 // directory is unwritable, lines are dropped and counted, the first failure of a streak is reported
 // once, and the first successful write afterwards starts with a "dropped N lines" notice.
 //
-// Each write is one write(2) on an O_APPEND fd, so concurrent writers interleave whole lines.
-// Before each write the path is lstat'ed: if another writer rotated or someone removed the file
-// (or its directory), we follow the path instead of appending to an inode nobody will read.
+// Two ways in. `write` is synchronous (a daemon event must be on disk before a crash it may
+// explain) and writes whatever `writeSoon` queued before it, so order is kept. `writeSoon` (the
+// worker's output) queues and writes once per event-loop turn: a worker printing 200 MB/s of
+// short lines made one lstat + one write(2) per line, and its pipe backed up (issue #15, item 7).
+// The queue is bounded (`maxPendingBytes`): past it, lines are dropped and counted as for a full
+// disk, rather than growing the daemon.
+//
+// Each batch is written in as few write(2)s as rotation allows, on an O_APPEND fd, cut only at line
+// ends, so concurrent writers interleave whole lines. Before each batch (not each line) the path is
+// lstat'ed: if another writer rotated or someone removed the file (or its directory), we follow
+// the path instead of appending to an inode nobody will read.
 //
 // The file is opened as private-file.ts opens files: never through a symbolic link, and only when
 // it is a regular file of ours with one link; anything else is not written (issue #14, item 6):
@@ -26,7 +33,14 @@ export interface RotatingLogFileOptions {
   onProblem?: (message: string) => void;
   /** The line (with its '\n') written when writing works again; lets JSON-line logs stay parseable. */
   droppedNotice?: (droppedLines: number, errno: string) => string;
+  /** Bytes `writeSoon` may hold before it drops lines; default DEFAULT_MAX_PENDING_BYTES. */
+  maxPendingBytes?: number;
 }
+
+/** A few turns' worth of reads from a worker's two pipes (libuv reads up to 64 KiB at a time). */
+export const DEFAULT_MAX_PENDING_BYTES = 8 * 1024 * 1024;
+/** Stands for the errno in the dropped-lines notice when the queue, not the disk, refused. */
+export const BACKLOG = 'backlog full';
 
 const OPEN_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT;
 
@@ -49,6 +63,14 @@ export class RotatingLogFile {
   /** A failed write left part of a line in the file; the next write must start on a new line. */
   #lineIsOpen = false;
   #closed = false;
+  readonly #maxPendingBytes: number;
+  #pending: string[] = [];
+  #pendingChars = 0;
+  #pendingLines = 0;
+  #flushScheduled: NodeJS.Immediate | null = null;
+  /** Lines writeSoon dropped since the last one it queued; whether that streak was reported. */
+  #backlogLines = 0;
+  #backlogReported = false;
 
   constructor(opts: RotatingLogFileOptions) {
     if (!Number.isInteger(opts.maxFileBytes) || opts.maxFileBytes < 2) {
@@ -62,6 +84,7 @@ export class RotatingLogFile {
     this.#maxFiles = opts.maxFiles;
     this.#onProblem = opts.onProblem ?? (() => {});
     this.#droppedNotice = opts.droppedNotice ?? defaultDroppedNotice;
+    this.#maxPendingBytes = opts.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES;
   }
 
   /** Lines dropped over this object's life because they could not be written. */
@@ -69,22 +92,119 @@ export class RotatingLogFile {
     return this.#droppedLines;
   }
 
-  /** Appends one line (a missing trailing '\n' is added). Never throws. */
+  /** Appends one line (a missing trailing '\\n' is added) now, after what `writeSoon` queued. Never throws. */
   write(line: string): void {
     if (this.#closed) {
-      this.#drop('EBADF', `write to ${this.path} after close()`);
+      this.#drop(1, 'EBADF', `write to ${this.path} after close()`);
       return;
     }
-    let text = line.endsWith('\n') ? line : line + '\n';
-    if (this.#streakErrno !== null) text = this.#droppedNotice(this.#streakLines, this.#streakErrno) + text;
-    if (this.#lineIsOpen) text = '\n' + text;
-    const bytes = capLine(Buffer.from(text, 'utf8'), this.#maxFileBytes);
-    let written = 0;
+    this.#enqueue(line.endsWith('\n') ? line : line + '\n', 1);
+    this.flush();
+  }
+
+  /**
+   * Queues `text`, `lines` whole lines each ending with '\\n', for the next flush (at the end of this
+   * event-loop turn at the latest). Past `maxPendingBytes` queued, they are dropped and counted.
+   */
+  writeSoon(text: string, lines: number): void {
+    if (this.#closed) {
+      this.#drop(lines, 'EBADF', `write to ${this.path} after close()`);
+      return;
+    }
+    if (this.#pendingChars + text.length > this.#maxPendingBytes) {
+      this.#droppedLines += lines;
+      this.#backlogLines += lines;
+      if (this.#backlogReported) return;
+      this.#backlogReported = true; // before calling out: onProblem may log through this file
+      this.#onProblem(`more than ${this.#maxPendingBytes} bytes of log lines waiting to be written to ${this.path}; dropping log lines until they are`);
+      return;
+    }
+    this.#enqueue(text, lines);
+    this.#flushScheduled ??= setImmediate(() => {
+      this.#flushScheduled = null;
+      this.flush();
+    });
+  }
+
+  /** Writes what is queued now. Never throws. */
+  flush(): void {
+    if (this.#flushScheduled !== null) {
+      clearImmediate(this.#flushScheduled);
+      this.#flushScheduled = null;
+    }
+    if (this.#pendingLines === 0) return;
+    const text = this.#pending.length === 1 ? this.#pending[0]! : this.#pending.join('');
+    const lines = this.#pendingLines;
+    this.#pending = [];
+    this.#pendingChars = 0;
+    this.#pendingLines = 0;
+    this.#backlogReported = false;
+    this.#writeBatch(text, lines);
+  }
+
+  #enqueue(text: string, lines: number): void {
+    if (this.#backlogLines > 0) {
+      // Where the lines went missing, after those queued before them.
+      const notice = this.#droppedNotice(this.#backlogLines, BACKLOG);
+      this.#backlogLines = 0;
+      this.#pending.push(notice);
+      this.#pendingChars += notice.length;
+      this.#pendingLines += 1;
+    }
+    this.#pending.push(text);
+    this.#pendingChars += text.length;
+    this.#pendingLines += lines;
+  }
+
+  #writeBatch(batch: string, lines: number): void {
+    let text = batch;
+    let noticeBytes = 0;
+    if (this.#streakErrno !== null) {
+      const notice = this.#droppedNotice(this.#streakLines, this.#streakErrno);
+      noticeBytes = Buffer.byteLength(notice);
+      text = notice + text;
+    }
+    if (this.#lineIsOpen) {
+      text = '\n' + text;
+      noticeBytes += 1;
+    }
+    const bytes = Buffer.from(text, 'utf8');
+    let done = 0; // bytes of `bytes` written
     try {
-      const fd = this.#fdFor(bytes.length);
-      while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);
+      let { fd, size } = this.#openFile();
+      while (done < bytes.length) {
+        const room = this.#maxFileBytes - size;
+        let end: number; // write bytes[done, end)
+        let resume: number; // where the next piece starts
+        if (bytes.length - done <= room) {
+          end = resume = bytes.length;
+        } else {
+          // The whole lines that fit; none fits: a new file, or, in an empty one, the line cut to fit.
+          const lastNewline = room > 0 ? bytes.lastIndexOf(0x0a, done + room - 1) : -1;
+          if (lastNewline >= done) {
+            end = resume = lastNewline + 1;
+          } else if (size > 0) {
+            ({ fd, size } = this.#rotateAndOpen());
+            continue;
+          } else {
+            const newline = bytes.indexOf(0x0a, done);
+            resume = newline === -1 ? bytes.length : newline + 1;
+            end = cutEnd(bytes, done, this.#maxFileBytes);
+          }
+        }
+        const piece = end === resume ? bytes.subarray(done, end) : Buffer.concat([bytes.subarray(done, end), NEWLINE]);
+        let written = 0;
+        try {
+          while (written < piece.length) written += writeSync(fd, piece, written, piece.length - written);
+        } catch (err) {
+          if (written > 0) this.#lineIsOpen = true;
+          done += Math.min(written, end - done);
+          throw err;
+        }
+        size += piece.length;
+        done = resume;
+      }
     } catch (err) {
-      if (written > 0) this.#lineIsOpen = true;
       const e = err as NodeJS.ErrnoException;
       let message = `cannot write log file ${this.path}: ${e.message}`;
       try {
@@ -92,7 +212,10 @@ export class RotatingLogFile {
       } catch (closeErr) {
         message += `; closing it failed too: ${(closeErr as Error).message}`;
       }
-      this.#drop(e.code ?? 'EIO', message);
+      // A line counts as written once its newline is; the notice is no line of the batch.
+      const noticeLeft = done < noticeBytes;
+      const lost = noticeLeft ? lines : countNewlines(bytes, done);
+      this.#drop(lost, e.code ?? 'EIO', message);
       return;
     }
     this.#lineIsOpen = false;
@@ -101,6 +224,8 @@ export class RotatingLogFile {
   }
 
   close(): void {
+    if (this.#backlogLines > 0) this.#enqueue('', 0); // the notice of the last drops
+    this.flush();
     this.#closed = true;
     try {
       this.#closeFd();
@@ -109,26 +234,29 @@ export class RotatingLogFile {
     }
   }
 
-  #drop(errno: string, message: string): void {
-    this.#droppedLines += 1;
-    this.#streakLines += 1;
+  #drop(lines: number, errno: string, message: string): void {
+    this.#droppedLines += lines;
+    this.#streakLines += lines;
     if (this.#streakErrno !== null) return;
     // Set before calling out, so an onProblem that logs through this file cannot recurse.
     this.#streakErrno = errno;
     this.#onProblem(`${message}; dropping log lines until writing works again`);
   }
 
-  /** An fd on the file currently at `path`, rotated first if `bytes` would not fit. */
-  #fdFor(bytes: number): number {
+  /** An fd on the file currently at `path`, and that file's size: one lstat per batch. */
+  #openFile(): { fd: number; size: number } {
     let stats = lstatOrNull(this.path);
     if (this.#fd !== null && (stats === null || !this.#isOpenFile(stats))) this.#closeFd();
     if (this.#fd === null) stats = this.#open();
-    if (stats !== null && stats.isFile() && stats.size > 0n && stats.size + BigInt(bytes) > BigInt(this.#maxFileBytes)) {
-      this.#rotate();
-      this.#open();
-    }
+    if (this.#fd === null || stats === null) throw new Error(`internal: log file ${this.path} not open`);
+    return { fd: this.#fd, size: Number(stats.size) };
+  }
+
+  #rotateAndOpen(): { fd: number; size: number } {
+    this.#rotate();
+    const stats = this.#open();
     if (this.#fd === null) throw new Error(`internal: log file ${this.path} not open after rotation`);
-    return this.#fd;
+    return { fd: this.#fd, size: Number(stats.size) };
   }
 
   #isOpenFile(stats: BigIntStats): boolean {
@@ -182,12 +310,19 @@ export class RotatingLogFile {
   }
 }
 
-/** Cuts a line longer than a whole file down to fit, ending it with '\n' on a UTF-8 boundary. */
-function capLine(bytes: Buffer, maxBytes: number): Buffer {
-  if (bytes.length <= maxBytes) return bytes;
-  let end = maxBytes - 1;
-  while (end > 0 && ((bytes[end] ?? 0) & 0xc0) === 0x80) end -= 1; // Do not split a character.
-  return Buffer.concat([bytes.subarray(0, end), Buffer.from('\n')]);
+const NEWLINE = Buffer.from('\n');
+
+/** Where to cut the line at `start` so that it and a '\\n' fit in `maxBytes`, on a UTF-8 boundary. */
+function cutEnd(bytes: Buffer, start: number, maxBytes: number): number {
+  let end = start + maxBytes - 1;
+  while (end > start && ((bytes[end] ?? 0) & 0xc0) === 0x80) end -= 1; // Do not split a character.
+  return end;
+}
+
+function countNewlines(bytes: Buffer, from: number): number {
+  let count = 0;
+  for (let at = bytes.indexOf(0x0a, from); at !== -1; at = bytes.indexOf(0x0a, at + 1)) count += 1;
+  return count;
 }
 
 /** lstat: a symbolic link put in the file's place is not the open file, so it is never followed. */

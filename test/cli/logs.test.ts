@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI, cleanEnv, REPO_ROOT } from '../helpers/daemon.js';
 import { SANDBOX_ENV, sandbox } from '../helpers/sandbox.js';
@@ -196,5 +196,60 @@ test('status on a terminal escapes control characters of the worker argv (#14)',
   assert.equal(await run.exited, 0, run.output());
   assertInert(run.output());
   assert.ok(run.output().includes('\\x1b[2J\\rfake'), run.output());
+  assert.equal((await box.cli(['stop'])).code, 0);
+});
+
+/** Runs `logs <args>` into a pipe whose reader goes away after the first line, like `| head -1`. */
+async function logsIntoHead(box: ReturnType<typeof sandbox>, args: string[]): Promise<{ code: number | null; signal: string | null; stderr: string; first: string }> {
+  const child = spawn(process.execPath, [CLI, 'logs', ...args, '--config', box.configPath], {
+    env: { ...cleanEnv(), [SANDBOX_ENV]: box.id },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  let out = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const stderrClosed = new Promise((resolve) => child.stderr.once('close', resolve));
+  const first = await new Promise<string>((resolve) => {
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      if (out.includes('\n')) {
+        child.stdout.destroy(); // the reader is gone: the next write gets EPIPE
+        resolve(out.split('\n')[0]!);
+      }
+    });
+  });
+  const result = await exited;
+  await stderrClosed;
+  return { ...result, stderr, first };
+}
+
+test('logs -n 200000 | head -1 exits 0 with nothing on stderr when the reader goes away (EPIPE, issue #15)', async (t) => {
+  const box = sandbox(t);
+  mkdirSync(box.logDir, { recursive: true, mode: 0o700 });
+  const text = Array.from({ length: 200_000 }, (_, i) => `2026-01-01T00:00:00.000Z INFO  worker[1] line ${i} ${PAD}\n`).join('');
+  writeFileSync(box.logPath, text, { mode: 0o600 });
+  for (const args of [['-n', '200000'], ['-n', '200000', '-f']]) {
+    const r = await logsIntoHead(box, args);
+    assert.equal(r.first, `2026-01-01T00:00:00.000Z INFO  worker[1] line 0 ${PAD}`, args.join(' '));
+    assert.deepEqual({ code: r.code, signal: r.signal, stderr: r.stderr }, { code: 0, signal: null, stderr: '' }, args.join(' '));
+  }
+});
+
+test('a worker burst of 100000 lines in 64 KiB writes reaches the log whole and in order (issue #15)', async (t) => {
+  const count = 100_000;
+  const script = `const fs = require('node:fs'); let t = ''; for (let i = 0; i < ${count}; i++) { t += 'burst ' + i + ' ${PAD}\\n'; if (t.length > 65000) { fs.writeSync(1, t); t = ''; } } fs.writeSync(1, t + 'burst done\\n'); setInterval(() => {}, 1e6);`;
+  const box = sandbox(t, {
+    body: `[worker]\ncommand = [${JSON.stringify(process.execPath)}, "-e", ${JSON.stringify(script)}]\nstop_timeout_ms = 2000\n`,
+    logs: 'max_file_bytes = 4194304\nmax_files = 5',
+  });
+  await box.start();
+  await box.waitForLog(/ worker\[1\] burst done$/, 60_000);
+  const all = await box.cli(['logs', '-n', String(count + 100)]);
+  assert.equal(all.code, 0, all.stderr);
+  const seen = numbers(all.stdout.split('\n'), 1, 'burst');
+  assert.ok(seen.length > count / 2, `only ${seen.length} lines kept`);
+  assert.deepEqual(seen, range(seen[0]!, count - 1), 'none lost, repeated or out of order');
+  assert.doesNotMatch(all.stdout, /dropped/);
   assert.equal((await box.cli(['stop'])).code, 0);
 });

@@ -73,8 +73,38 @@ test('the worker output is written whatever the daemon log level', () => {
   const sink = capture();
   const log = new Logger(sink, 'plain', 'error', () => at);
   log.line('info', 'daemon detail');
-  log.workerOutput('worker[2] compiling');
+  log.workerOutput('worker[2] ', ['compiling']);
   assert.deepEqual(sink.lines, ['2026-11-25T10:00:00.000Z INFO  worker[2] compiling\n']);
+});
+
+test('the lines of a worker chunk go to the sink in one writeSoon, each a whole log line (issue #15)', () => {
+  const batches: [string, number][] = [];
+  const log = new Logger({ write: () => assert.fail('not write'), writeSoon: (text, lines) => batches.push([text, lines]) }, 'journald', 'info', () => at);
+  log.workerOutput('worker[1] ', ['a', 'b', 'c']);
+  assert.deepEqual(batches, [['<6>worker[1] a\n<6>worker[1] b\n<6>worker[1] c\n', 3]]);
+});
+
+test('a multi-line entry (a stack trace, a reload error listing problems) is one line in every style (issue #15)', () => {
+  const err = new Error('boom');
+  err.stack = 'Error: boom\n    at f (/x/a.js:1:2)\r\n    at g (/x/b.js:3:4)\n';
+  const reload = 'invalid configuration:\n/etc/a.toml:3:1 worker.command: expected array\n/etc/a.toml:5:1 restart.x: unknown key';
+  for (const style of ['plain', 'journald'] as const) {
+    const sink = capture();
+    const log = new Logger(sink, style, 'info', () => at);
+    const seen: string[] = [];
+    log.subscribe((r) => seen.push(r.text));
+    log.emit({ kind: 'internal-error', message: err.stack });
+    log.emit({ kind: 'config-reload-rejected', message: reload });
+    log.line('error', 'first\nsecond');
+    assert.equal(sink.lines.length, 3, style);
+    for (const line of sink.lines) {
+      assert.equal(line.indexOf('\n'), line.length - 1, `${style}: one line: ${JSON.stringify(line)}`);
+    }
+    assert.ok(sink.lines[0]!.endsWith('internal error: Error: boom\\n    at f (/x/a.js:1:2)\\n    at g (/x/b.js:3:4)\n'), sink.lines[0]);
+    assert.ok(sink.lines[1]!.includes('expected array\\n/etc/a.toml:5:1 restart.x'), sink.lines[1]);
+    if (style === 'journald') assert.deepEqual(sink.lines.map((l) => l.slice(0, 3)), ['<3>', '<3>', '<3>']);
+    assert.ok(seen.every((t) => !t.includes('\n')), 'subscribers get the one-line text too');
+  }
 });
 
 /** A stand-in for process.stderr that records what was written. */

@@ -70,6 +70,72 @@ test('lines stay in order, none lost or repeated, across rotations', () => {
   assert.deepEqual(sequences, Array.from({ length: lineCount - first }, (_, i) => first + i));
 });
 
+/** `count` sequence lines from `from`, as one text (a worker chunk's worth). */
+function sequenceText(from: number, count: number): string {
+  let text = '';
+  for (let seq = from; seq < from + count; seq += 1) text += sequenceLine(seq);
+  return text;
+}
+
+test('a burst queued with writeSoon reaches the files whole, in order, rotation bounded, on the next turn (issue #15)', async () => {
+  const dir = freshDir();
+  const path = join(dir, 'daemon.log');
+  const maxFileBytes = 64 * 1024;
+  const log = new RotatingLogFile({ path, maxFileBytes, maxFiles: 4 });
+  // Chunks of 700 lines (~64 KiB, a pipe read), more of them than the files hold.
+  const chunks = 12;
+  for (let c = 0; c < chunks; c += 1) log.writeSoon(sequenceText(c * 700, 700), 700);
+  assert.equal(existsSync(path), false, 'nothing written within the turn');
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.ok(existsSync(path), 'written at the end of the turn');
+  // A daemon line written now comes after the burst.
+  log.writeSoon(sequenceText(chunks * 700, 3), 3);
+  log.write(sequenceLine(chunks * 700 + 3));
+  log.close();
+  assert.deepEqual(readdirSync(dir).sort(), ['daemon.log', 'daemon.log.1', 'daemon.log.2', 'daemon.log.3']);
+  for (const name of readdirSync(dir)) {
+    const size = statSync(join(dir, name)).size;
+    assert.ok(size <= maxFileBytes, `${name} is ${size} bytes, over ${maxFileBytes}`);
+    assert.ok(readFileSync(join(dir, name), 'utf8').endsWith('\n'), `${name} ends with a whole line`);
+  }
+  const sequences = sequencesOnDisk(path, 4);
+  const first = sequences[0] ?? -1;
+  assert.ok(first > 0, 'the oldest lines were rotated away');
+  assert.deepEqual(sequences, Array.from({ length: chunks * 700 + 4 - first }, (_, i) => first + i));
+  assert.equal(log.droppedLines, 0);
+});
+
+test('past maxPendingBytes queued, writeSoon drops lines, reports once, and the next write says how many (issue #15)', async () => {
+  const path = join(freshDir(), 'daemon.log');
+  const problems: string[] = [];
+  const chunk = sequenceText(0, 10);
+  const log = new RotatingLogFile({ path, maxFileBytes: 1_000_000, maxFiles: 2, maxPendingBytes: chunk.length * 2, onProblem: (m) => problems.push(m) });
+  log.writeSoon(chunk, 10);
+  log.writeSoon(sequenceText(10, 10), 10);
+  log.writeSoon(sequenceText(20, 10), 10); // over the bound: dropped
+  log.writeSoon(sequenceText(30, 10), 10); // dropped
+  assert.equal(log.droppedLines, 20);
+  assert.equal(problems.length, 1, problems.join(' | '));
+  assert.match(problems[0]!, /more than \d+ bytes of log lines waiting/);
+  await new Promise((resolve) => setImmediate(resolve));
+  log.writeSoon(sequenceText(40, 1), 1);
+  log.close();
+  assert.equal(readFileSync(path, 'utf8'), `${sequenceText(0, 20)}autopilotd: dropped 20 log lines (backlog full)\n${sequenceLine(40)}`);
+});
+
+test('a line longer than a whole file within a batch is cut to fit, and the lines around it kept (issue #15)', () => {
+  const path = join(freshDir(), 'daemon.log');
+  const log = new RotatingLogFile({ path, maxFileBytes: 200, maxFiles: 3 });
+  log.writeSoon(`short\n${'é'.repeat(300)}\nafter\n`, 3);
+  log.close();
+  const files = [`${path}.2`, `${path}.1`, path].filter((f) => existsSync(f)).map((f) => readFileSync(f, 'utf8'));
+  assert.deepEqual(files.map((f) => Buffer.byteLength(f) <= 200), files.map(() => true));
+  const lines = files.join('').split('\n');
+  assert.equal(lines[0], 'short');
+  assert.match(lines[1]!, /^é+$/, 'cut on a character boundary');
+  assert.equal(lines[2], 'after');
+});
+
 test('with maxFiles 1 rotation starts the one file over', () => {
   const dir = freshDir();
   const path = join(dir, 'daemon.log');
