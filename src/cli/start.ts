@@ -152,12 +152,17 @@ function readOutcome(child: ReturnType<typeof spawn>, timeoutMs: number): Promis
       if (newline === -1) return;
       try {
         finish(JSON.parse(text.slice(0, newline)) as StartupOutcome);
-      } catch {
-        finish(null); // not the daemon's report: treat as a failed start, with the log shown
+      } catch (err) {
+        // Not the daemon's report: a failed start, with the log shown after this line.
+        process.stderr.write(`autopilotd: the daemon's startup report is not JSON (${(err as Error).message}): ${JSON.stringify(text.slice(0, 200))}\n`);
+        finish(null);
       }
     });
     pipe.on('end', () => finish(null));
-    pipe.on('error', () => finish(null));
+    pipe.on('error', (err: Error) => {
+      process.stderr.write(`autopilotd: reading the daemon's startup report: ${err.message}\n`);
+      finish(null);
+    });
   });
 }
 

@@ -8,6 +8,11 @@ export interface StatusInputs {
   nowMs: number;
   daemon: { pid: number; version: string; startedAtMs: number; configPath: string | null; logTarget: string };
   worker: Readonly<WorkerModel>;
+  /**
+   * The worker model's times are on the policy's monotonic clock: its reading now, for durations,
+   * and the wall-clock times the supervisor noted at the run's spawn and last exit, for dates.
+   */
+  workerClock: { nowMs: number; startedAtWallMs: number | null; lastExitAtWallMs: number | null };
   command: string[];
   memory: MemoryStatus | null;
 }
@@ -16,7 +21,10 @@ const iso = (ms: number | null): string | null => (ms === null ? null : new Date
 
 export function buildStatus(s: StatusInputs): StatusData {
   const w = s.worker;
+  const clock = s.workerClock;
   const running = w.pid !== null && w.startedAtMs !== null;
+  // A scheduled restart is a delay from now, so its date is now plus what is left of it.
+  const nextRestartAtMs = w.nextStartAtMs === null ? null : s.nowMs + Math.max(0, w.nextStartAtMs - clock.nowMs);
   return {
     daemon: {
       pid: s.daemon.pid,
@@ -30,15 +38,15 @@ export function buildStatus(s: StatusInputs): StatusData {
       state: w.state,
       pid: w.pid,
       generation: w.generation,
-      started_at: running ? iso(w.startedAtMs) : null,
-      uptime_ms: running ? s.nowMs - w.startedAtMs! : null,
+      started_at: running ? iso(clock.startedAtWallMs) : null,
+      uptime_ms: running ? Math.max(0, clock.nowMs - w.startedAtMs!) : null,
       command: s.command,
       consecutive_failures: w.consecutiveFailures,
-      next_restart_at: iso(w.nextStartAtMs),
+      next_restart_at: iso(nextRestartAtMs),
       last_exit: w.lastExit === null ? null : {
         code: w.lastExit.code,
         signal: w.lastExit.signal,
-        at: iso(w.lastExit.atMs)!,
+        at: iso(clock.lastExitAtWallMs ?? s.nowMs)!,
         uptime_ms: w.lastExit.uptimeMs,
       },
     },

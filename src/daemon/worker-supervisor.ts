@@ -7,7 +7,7 @@ import {
   initialWorkerModel, stepWorker,
   type RestartCause, type TimerName, type WorkerEffect, type WorkerEvent, type WorkerModel, type WorkerPolicySettings,
 } from '../policy/worker-state.js';
-import { spawnWorker } from '../os/worker-process.js';
+import { spawnWorker, type WorkerHandle } from '../os/worker-process.js';
 import { stopTree, type TreeStopEvent } from '../os/tree-stop.js';
 import type { ProcTable } from '../os/proc-table.js';
 import type { ProcessKey, TreeIdentity } from '../os/process-tree.js';
@@ -22,9 +22,18 @@ export interface WorkerSupervisorDeps {
   protectedPids: () => ReadonlySet<number>;
   /** Foreground passes worker output through; a daemonized run logs it. */
   output: 'inherit' | 'pipe';
-  /** Called after each spawn, e.g. to record the worker for crash recovery. */
-  onSpawned?: (worker: { pid: number; pgid: number; generation: number }) => void;
+  /** Called in each spawn's and exit's handling, before the policy hears of it: tests inject failures here. */
+  hooks?: { spawned?: (pid: number) => void; exited?: (pid: number) => void };
+  /** The policy's clock: monotonic ms (an NTP step must neither fake nor hide a stable run). */
   now?: () => number;
+  /** Wall-clock ms, only for what status shows as a date. */
+  wallNow?: () => number;
+}
+
+/** When the current run started and the last one exited, by the wall clock: what status shows. */
+export interface WorkerWallTimes {
+  startedAtMs: number | null;
+  lastExitAtMs: number | null;
 }
 
 /** Variables that belong to the daemon's own service manager, not to the worker. */
@@ -42,11 +51,25 @@ export class WorkerSupervisor {
   private childExited: Promise<void> = Promise.resolve();
   /** The latest worker (pid and start time); its pid is also its group's id, still needed to clear its tree after it exited. */
   private lastWorker: ProcessKey | null = null;
+  /** The latest spawned worker's handle, until its tree is gone. */
+  private handle: WorkerHandle | null = null;
   private stopAbort: AbortController | null = null;
   private readonly now: () => number;
+  private readonly wallNow: () => number;
+  private wall: WorkerWallTimes = { startedAtMs: null, lastExitAtMs: null };
 
   constructor(private config: Config, private readonly deps: WorkerSupervisorDeps) {
-    this.now = deps.now ?? Date.now;
+    this.now = deps.now ?? (() => Math.round(performance.now()));
+    this.wallNow = deps.wallNow ?? Date.now;
+  }
+
+  /** The policy's clock now, to compare with the model's times (monotonic ms). */
+  clockMs(): number {
+    return this.now();
+  }
+
+  get wallTimes(): Readonly<WorkerWallTimes> {
+    return this.wall;
   }
 
   get state(): Readonly<WorkerModel> {
@@ -140,7 +163,7 @@ export class WorkerSupervisor {
   private carryOut(effect: WorkerEffect, cause: WorkerEvent): void {
     const log = this.deps.logger;
     switch (effect.kind) {
-      case 'spawn': return this.spawn(effect.generation);
+      case 'spawn': return this.spawnGuarded(effect.generation);
       case 'stop-tree': return this.stopTheTree();
       case 'arm-timer': {
         this.cancelTimer(effect.timer);
@@ -170,6 +193,19 @@ export class WorkerSupervisor {
     this.timers.delete(name);
   }
 
+  /**
+   * A spawn that threw before any callback was armed would leave the policy in `starting` for good:
+   * it is told the spawn failed, and the error still reaches the daemon's fatal handler (#15).
+   */
+  private spawnGuarded(generation: number): void {
+    try {
+      this.spawn(generation);
+    } catch (err) {
+      queueMicrotask(() => this.dispatch({ kind: 'spawn-failed', atMs: this.now(), reason: `internal error: ${(err as Error).message}` }));
+      throw err;
+    }
+  }
+
   private spawn(generation: number): void {
     const { config, deps } = this;
     const argv = workerArgv(config);
@@ -180,23 +216,32 @@ export class WorkerSupervisor {
       ? { stdout: new LineSplitter((lines) => deps.logger.workerOutput(`worker[${generation}] `, lines)), stderr: new LineSplitter((lines) => deps.logger.workerOutput(`worker[${generation}] `, lines)) }
       : null;
     let pid = 0;
+    // This run's own start: the model's startedAtMs may still be the previous run's (#15).
+    let spawnedAtMs: number | null = null;
     let exited = (): void => {};
     this.childExited = new Promise((resolve) => { exited = resolve; });
-    spawnWorker({ argv, cwd: config.working_dir, env, output: deps.output }, {
+    const handle = spawnWorker({ argv, cwd: config.working_dir, env, output: deps.output }, {
       onSpawned: (p) => {
         pid = p;
-        // Node reports the spawn on the next tick, before libuv's SIGCHLD handler (which reaps, and
-        // then reports the exit) can run: the worker is not reaped yet, so no other process can
-        // have its pid, and this is its start time. setsid() made it its group's and session's
-        // leader, so its pid is their id too.
-        const startTimeTicks = deps.table.read(p)?.startTimeTicks;
-        if (startTimeTicks === undefined) {
-          deps.logger.emit({ kind: 'internal-error', message: `worker pid ${p}: /proc/${p}/stat not readable at spawn; its tree is found by the instance marker only` });
+        spawnedAtMs = this.now();
+        // Whatever fails here, the policy must hear of the spawn, or a stop would wait on a
+        // `starting` worker for good; the error then goes on to the daemon's fatal handler.
+        try {
+          // Node reports the spawn on the next tick, before libuv's SIGCHLD handler (which reaps, and
+          // then reports the exit) can run: the worker is not reaped yet, so no other process can
+          // have its pid, and this is its start time. setsid() made it its group's and session's
+          // leader, so its pid is their id too.
+          const startTimeTicks = deps.table.read(p)?.startTimeTicks;
+          if (startTimeTicks === undefined) {
+            deps.logger.emit({ kind: 'internal-error', message: `worker pid ${p}: /proc/${p}/stat not readable at spawn; its tree is found by the instance marker only` });
+          }
+          this.lastWorker = startTimeTicks === undefined ? null : { pid: p, startTimeTicks };
+          deps.logger.emit({ kind: 'worker-spawned', generation, pid: p, argv, cwd: config.working_dir });
+          deps.hooks?.spawned?.(p);
+        } finally {
+          this.wall = { ...this.wall, startedAtMs: this.wallNow() };
+          this.dispatch({ kind: 'spawned', atMs: spawnedAtMs, pid: p });
         }
-        this.lastWorker = startTimeTicks === undefined ? null : { pid: p, startTimeTicks };
-        deps.logger.emit({ kind: 'worker-spawned', generation, pid: p, argv, cwd: config.working_dir });
-        deps.onSpawned?.({ pid: p, pgid: p, generation });
-        this.dispatch({ kind: 'spawned', atMs: this.now(), pid: p });
       },
       onSpawnFailed: (reason) => {
         exited();
@@ -204,17 +249,43 @@ export class WorkerSupervisor {
         this.dispatch({ kind: 'spawn-failed', atMs: this.now(), reason });
       },
       onExit: (code, signal) => {
-        splitters?.stdout.flush();
-        splitters?.stderr.flush();
         const atMs = this.now();
-        const uptimeMs = this.model.startedAtMs === null ? 0 : atMs - this.model.startedAtMs;
-        const asked = this.model.state === 'stopping';
-        deps.logger.emit({ kind: asked ? 'worker-stopped' : 'worker-exited', generation, pid, code, signal, uptimeMs });
-        this.dispatch({ kind: 'exited', atMs, code, signal });
-        exited();
+        // As in onSpawned: the policy hears of the exit and a stop waiting on it goes on, come what may.
+        try {
+          splitters?.stdout.flush();
+          splitters?.stderr.flush();
+          const uptimeMs = spawnedAtMs === null ? 0 : Math.max(0, atMs - spawnedAtMs);
+          const asked = this.model.state === 'stopping';
+          deps.logger.emit({ kind: asked ? 'worker-stopped' : 'worker-exited', generation, pid, code, signal, uptimeMs });
+          deps.hooks?.exited?.(pid);
+        } finally {
+          this.wall = { ...this.wall, lastExitAtMs: this.wallNow() };
+          try {
+            this.dispatch({ kind: 'exited', atMs, code, signal });
+          } finally {
+            exited();
+          }
+        }
       },
       onOutput: splitters ? (stream, chunk) => splitters[stream].push(chunk) : undefined,
+      onError: (message) => deps.logger.emit({ kind: 'internal-error', message }),
     });
+    this.handle = handle ?? null;
+    this.releaseSplitters = splitters === null ? null : () => {
+      splitters.stdout.flush();
+      splitters.stderr.flush();
+    };
+  }
+
+  /** Set per spawn: flushes what the last worker's pipes held when they are let go. */
+  private releaseSplitters: (() => void) | null = null;
+
+  /** Lets go of the last worker's output pipes: its tree is gone, and an escapee may hold them. */
+  private releaseOutput(): void {
+    this.handle?.releaseOutput();
+    this.handle = null;
+    this.releaseSplitters?.();
+    this.releaseSplitters = null;
   }
 
   private stopTheTree(): void {
@@ -241,6 +312,7 @@ export class WorkerSupervisor {
       .then(() => this.childExited)
       .finally(() => {
         if (this.stopAbort === abort) this.stopAbort = null;
+        this.releaseOutput();
         this.dispatch({ kind: 'tree-gone', atMs: this.now() });
       });
   }

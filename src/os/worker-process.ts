@@ -18,6 +18,17 @@ export interface WorkerCallbacks {
   onSpawnFailed(reason: string): void;
   onExit(code: number | null, signal: string | null): void;
   onOutput?(stream: 'stdout' | 'stderr', chunk: Buffer): void;
+  /** A failure after the spawn that is not an exit: a failed kill(), a pipe error. */
+  onError(message: string): void;
+}
+
+/** A spawned worker's handle, kept to let go of its output pipes once its tree is gone. */
+export interface WorkerHandle {
+  /**
+   * Destroys the output pipes without waiting for their EOF: a process that escaped the tree stop
+   * may hold their write ends forever, and an open pipe keeps the daemon's event loop alive (#15).
+   */
+  releaseOutput(): void;
 }
 
 /**
@@ -64,7 +75,7 @@ function isFile(path: string): boolean {
 }
 
 /** Starts the worker. Exactly one of onSpawned / onSpawnFailed is called, then onExit if it ran. */
-export function spawnWorker(req: WorkerSpawnRequest, cb: WorkerCallbacks): ChildProcess | null {
+export function spawnWorker(req: WorkerSpawnRequest, cb: WorkerCallbacks): WorkerHandle | null {
   const problem = checkSpawnable(req);
   if (problem !== null) {
     queueMicrotask(() => cb.onSpawnFailed(problem));
@@ -94,13 +105,21 @@ export function spawnWorker(req: WorkerSpawnRequest, cb: WorkerCallbacks): Child
   child.on('error', (err: NodeJS.ErrnoException) => {
     // Before 'spawn' this is a spawn failure; after it, a failed kill() or pipe error, not an exit.
     if (!spawned) cb.onSpawnFailed(`spawn ${command}: ${err.code ?? err.message}`);
+    else cb.onError(`worker pid ${child.pid}: ${err.message}`);
   });
   child.once('exit', (code, signal) => {
     if (spawned) cb.onExit(code, signal);
   });
-  if (req.output === 'pipe' && cb.onOutput) {
-    child.stdout?.on('data', (chunk: Buffer) => cb.onOutput!('stdout', chunk));
-    child.stderr?.on('data', (chunk: Buffer) => cb.onOutput!('stderr', chunk));
+  for (const name of ['stdout', 'stderr'] as const) {
+    const stream = child[name];
+    if (stream === null) continue;
+    stream.on('error', (err: Error) => cb.onError(`worker pid ${child.pid}: reading its ${name}: ${err.message}`));
+    if (cb.onOutput) stream.on('data', (chunk: Buffer) => cb.onOutput!(name, chunk));
   }
-  return child;
+  return {
+    releaseOutput: () => {
+      child.stdout?.destroy();
+      child.stderr?.destroy();
+    },
+  };
 }

@@ -100,7 +100,8 @@ const same = (m: WorkerModel): Step => ({ model: m, effects: [] });
 function spawnNext(m: WorkerModel, extra: WorkerEffect[] = []): Step {
   const generation = m.generation + 1;
   return {
-    model: { ...m, state: 'starting', wanted: 'up', generation, pid: null, nextStartAtMs: null, pendingRestart: null },
+    // startedAtMs is the new run's, set once it is spawned: an exit before that has no uptime.
+    model: { ...m, state: 'starting', wanted: 'up', generation, pid: null, startedAtMs: null, nextStartAtMs: null, pendingRestart: null },
     effects: [...extra, { kind: 'spawn', generation }],
   };
 }
@@ -147,6 +148,20 @@ function runUptime(m: WorkerModel, atMs: number): number {
 function recordExit(m: WorkerModel, e: { atMs: number; code: number | null; signal: string | null }): WorkerModel {
   const lastExit = { code: e.code, signal: e.signal, atMs: e.atMs, uptimeMs: runUptime(m, e.atMs) };
   return { ...m, pid: null, lastExit };
+}
+
+/**
+ * The worker's main process exited by itself. Its children may live on: clear the tree before any
+ * restart. A worker that is wanted down (a stop came while its spawn was in flight) or exited 0
+ * under restart = "on-failure" stays down.
+ */
+function workerExited(m: WorkerModel, e: { atMs: number; code: number | null; signal: string | null }, s: WorkerPolicySettings): Step {
+  const exited = recordExit(m, e);
+  const staysDown = m.wanted === 'down' || (s.restart === 'on-failure' && e.code === 0);
+  const model: WorkerModel = staysDown
+    ? { ...exited, state: 'stopping', wanted: 'down', pendingRestart: null }
+    : { ...exited, state: 'stopping', pendingRestart: 'crash', consecutiveFailures: countFailure(m, exited.lastExit!.uptimeMs, s) };
+  return { model, effects: [{ kind: 'cancel-timer', timer: 'stable' }, { kind: 'stop-tree' }] };
 }
 
 const stoppingForStop = (m: WorkerModel): Step => ({
@@ -200,7 +215,9 @@ export const TRANSITIONS: Record<WorkerState, Row> = {
       if (m.wanted === 'down') return same({ ...m, state: 'stopped', pid: null });
       return scheduleRestart({ ...m, consecutiveFailures: countFailure(m, 0, s) }, 'crash', e.atMs, s);
     }) as Cell,
-    exited: 'impossible',
+    // The worker ran but its spawn was never reported (the daemon failed while handling it):
+    // handled as an exit with no known uptime, so a stop in flight still clears its tree (#15).
+    exited: workerExited as Cell,
     'stable-elapsed': 'ignore',
     'backoff-elapsed': 'ignore',
     'stop-requested': ((m: WorkerModel) => same({ ...m, wanted: 'down', pendingRestart: null })) as Cell,
@@ -211,15 +228,7 @@ export const TRANSITIONS: Record<WorkerState, Row> = {
     'start-requested': 'ignore',
     spawned: 'impossible',
     'spawn-failed': 'impossible',
-    exited: ((m: WorkerModel, e: { atMs: number; code: number | null; signal: string | null }, s: WorkerPolicySettings) => {
-      const exited = recordExit(m, e);
-      const cleanExitStops = s.restart === 'on-failure' && e.code === 0;
-      const model: WorkerModel = cleanExitStops
-        ? { ...exited, state: 'stopping', wanted: 'down', pendingRestart: null }
-        : { ...exited, state: 'stopping', pendingRestart: 'crash', consecutiveFailures: countFailure(m, exited.lastExit!.uptimeMs, s) };
-      // The main process is gone but its children may not be: clear the tree before any restart.
-      return { model, effects: [{ kind: 'cancel-timer', timer: 'stable' }, { kind: 'stop-tree' }] };
-    }) as Cell,
+    exited: workerExited as Cell,
     'stable-elapsed': ((m: WorkerModel) =>
       m.consecutiveFailures === 0
         ? same(m)

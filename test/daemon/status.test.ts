@@ -8,11 +8,13 @@ const t0 = Date.parse('2026-11-25T10:00:00.000Z');
 
 test('status carries the documented fields with ISO times and ms durations', () => {
   const worker = {
-    ...initialWorkerModel(), state: 'running' as const, pid: 77, generation: 4, startedAtMs: t0 + 1000,
-    consecutiveFailures: 2, lastExit: { code: 1, signal: null, atMs: t0 + 500, uptimeMs: 300 },
+    // The model's times are on the monotonic clock; the dates come from the wall times noted beside it.
+    ...initialWorkerModel(), state: 'running' as const, pid: 77, generation: 4, startedAtMs: 21_000,
+    consecutiveFailures: 2, lastExit: { code: 1, signal: null, atMs: 20_500, uptimeMs: 300 },
     restarts: { total: 3, crash: 2, memory: 1, operator: 0, health: 0 },
   };
-  const s = buildStatus({ nowMs: t0 + 5000, daemon: { pid: 10, version: '9.9.9', startedAtMs: t0, configPath: '/c.toml', logTarget: 'journald' }, worker, command: ['node', 'w'], memory: null });
+  const workerClock = { nowMs: 25_000, startedAtWallMs: t0 + 1000, lastExitAtWallMs: t0 + 500 };
+  const s = buildStatus({ nowMs: t0 + 5000, daemon: { pid: 10, version: '9.9.9', startedAtMs: t0, configPath: '/c.toml', logTarget: 'journald' }, worker, workerClock, command: ['node', 'w'], memory: null });
   assert.deepEqual(s, {
     daemon: { pid: 10, version: '9.9.9', started_at: '2026-11-25T10:00:00.000Z', uptime_ms: 5000, config_path: '/c.toml', log_target: 'journald' },
     worker: {
@@ -26,8 +28,9 @@ test('status carries the documented fields with ISO times and ms durations', () 
 });
 
 test('a worker waiting in backoff has no pid or uptime but a next restart time', () => {
-  const worker = { ...initialWorkerModel(), state: 'backoff' as const, generation: 2, startedAtMs: t0, nextStartAtMs: t0 + 8000 };
-  const s = buildStatus({ nowMs: t0 + 5000, daemon: { pid: 10, version: '1', startedAtMs: t0, configPath: null, logTarget: 'stderr' }, worker, command: ['x'], memory: null });
+  const worker = { ...initialWorkerModel(), state: 'backoff' as const, generation: 2, startedAtMs: 100, nextStartAtMs: 8100 };
+  const workerClock = { nowMs: 5100, startedAtWallMs: t0, lastExitAtWallMs: null };
+  const s = buildStatus({ nowMs: t0 + 5000, daemon: { pid: 10, version: '1', startedAtMs: t0, configPath: null, logTarget: 'stderr' }, worker, workerClock, command: ['x'], memory: null });
   assert.equal(s.worker.pid, null);
   assert.equal(s.worker.uptime_ms, null);
   assert.equal(s.worker.next_restart_at, '2026-11-25T10:00:08.000Z');
@@ -40,7 +43,8 @@ test('a worker waiting in backoff has no pid or uptime but a next restart time',
 test('the human summary shows memory, the largest processes and the last action', () => {
   const s = buildStatus({
     nowMs: t0 + 60_000, daemon: { pid: 1, version: '1', startedAtMs: t0, configPath: null, logTarget: 'stderr' },
-    worker: { ...initialWorkerModel(), state: 'running', pid: 5, startedAtMs: t0 }, command: ['x'],
+    worker: { ...initialWorkerModel(), state: 'running', pid: 5, startedAtMs: 0 }, command: ['x'],
+    workerClock: { nowMs: 60_000, startedAtWallMs: t0, lastExitAtWallMs: null },
     memory: {
       level: 'low', available_bytes: 1024 ** 3, psi: { some_avg10: 1.5, full_avg10: 0.2 }, tree_rss_bytes: 300 * 1024 ** 2, tree_processes: 4,
       top: [{ pid: 9, comm: 'node', rss_bytes: 200 * 1024 ** 2 }],
@@ -51,4 +55,15 @@ test('the human summary shows memory, the largest processes and the last action'
   assert.match(text, /memory: +low; available 1\.0 GiB; pressure some 1\.50%; worker tree 300\.0 MiB in 4 processes/);
   assert.match(text, /largest: +node\[9\] 200\.0 MiB/);
   assert.match(text, /last memory action: kill node\[9\] 600\.0 MiB \(low\), 30s ago/);
+});
+
+test('a wall-clock step changes neither the worker\'s uptime nor when its restart comes (#15)', () => {
+  // The wall clock was stepped back an hour after the spawn; the monotonic clock ran on 4 s.
+  const worker = { ...initialWorkerModel(), state: 'running' as const, pid: 7, generation: 1, startedAtMs: 1000 };
+  const s = buildStatus({
+    nowMs: t0 - 3_600_000, daemon: { pid: 10, version: '1', startedAtMs: t0 - 3_600_000, configPath: null, logTarget: 'stderr' },
+    worker, workerClock: { nowMs: 5000, startedAtWallMs: t0, lastExitAtWallMs: null }, command: ['x'], memory: null,
+  });
+  assert.equal(s.worker.uptime_ms, 4000);
+  assert.equal(s.worker.started_at, '2026-11-25T10:00:00.000Z', 'the date noted at the spawn');
 });

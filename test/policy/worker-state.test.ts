@@ -81,7 +81,7 @@ test('every ignored cell leaves the model as it was and asks for nothing', () =>
 // The next state of each handled cell for the representative model; docs/supervision.md shows the same table.
 const expectedNext: Record<WorkerState, Partial<Record<WorkerEventKind, WorkerState>>> = {
   stopped: { 'start-requested': 'starting', 'restart-requested': 'starting' },
-  starting: { spawned: 'running', 'spawn-failed': 'backoff', 'stop-requested': 'starting' },
+  starting: { spawned: 'running', 'spawn-failed': 'backoff', exited: 'stopping', 'stop-requested': 'starting' },
   running: { exited: 'stopping', 'stable-elapsed': 'running', 'stop-requested': 'stopping', 'restart-requested': 'stopping' },
   stopping: { 'start-requested': 'stopping', exited: 'stopping', 'stop-requested': 'stopping', 'restart-requested': 'stopping', 'tree-gone': 'stopped' },
   backoff: { 'start-requested': 'starting', 'backoff-elapsed': 'starting', 'stop-requested': 'stopped', 'restart-requested': 'starting' },
@@ -312,4 +312,25 @@ test('the exit seen while stopping is recorded but not counted as a failure', ()
   assert.equal(r.model.consecutiveFailures, 2);
   assert.equal(r.model.lastExit?.signal, 'SIGTERM');
   assert.equal(r.model.pid, null);
+});
+
+test('a worker that exits before its spawn was reported is cleared like any exit, and a stop asked meanwhile is honoured (#15)', () => {
+  // The daemon failed while handling the spawn, then asked for a stop: the exit must end in stopped.
+  const asked = run([{ kind: 'start-requested', atMs: 0 }, { kind: 'stop-requested', atMs: 5 }]).model;
+  const exited = stepWorker(asked, { kind: 'exited', atMs: 900, code: null, signal: 'SIGTERM' }, settings);
+  assert.equal(exited.model.state, 'stopping');
+  assert.deepEqual(exited.effects, [{ kind: 'cancel-timer', timer: 'stable' }, { kind: 'stop-tree' }]);
+  assert.deepEqual(exited.model.lastExit, { code: null, signal: 'SIGTERM', atMs: 900, uptimeMs: 0 });
+  assert.equal(run([{ kind: 'tree-gone', atMs: 950 }], settings, exited.model).model.state, 'stopped');
+  // Wanted up, it is a crash and restarts after a backoff.
+  const crashed = run([{ kind: 'start-requested', atMs: 0 }, { kind: 'exited', atMs: 900, code: 1, signal: null }, { kind: 'tree-gone', atMs: 950 }]);
+  assert.equal(crashed.model.state, 'backoff');
+  assert.equal(crashed.model.consecutiveFailures, 1);
+});
+
+test('an exit before the spawn was reported never takes the previous run\'s start for its uptime (#15)', () => {
+  const first = run([{ kind: 'start-requested', atMs: 0 }, { kind: 'spawned', atMs: 0, pid: 100 }, { kind: 'restart-requested', atMs: 2000, cause: 'operator' }, { kind: 'tree-gone', atMs: 2100 }]).model;
+  assert.equal(first.state, 'starting');
+  const exited = stepWorker(first, { kind: 'exited', atMs: 3000, code: 1, signal: null }, settings).model;
+  assert.equal(exited.lastExit!.uptimeMs, 0, 'not 3000 ms from the first run\'s start');
 });

@@ -1,0 +1,97 @@
+// The control commands: what each request over the socket does to the running daemon, and the
+// reload that `reload` and SIGHUP share. The daemon's parts are handed in; this file owns none.
+
+import type { Config, LoadedConfig } from '../config/types.js';
+import { loadConfig } from '../config/load.js';
+import { ConfigError } from '../config/errors.js';
+import { ControlError, type Command } from '../control/protocol.js';
+import type { Logger } from '../log/logger.js';
+import { VERSION } from '../version.js';
+import type { DaemonOptions } from './daemon.js';
+import type { MemoryGuardLoop } from './memory-guard-loop.js';
+import { buildStatus } from './status.js';
+import type { WorkerSupervisor } from './worker-supervisor.js';
+
+export interface ControlParts {
+  opts: DaemonOptions;
+  logger: Logger;
+  logTarget: string;
+  startedAtMs: number;
+  supervisor: WorkerSupervisor;
+  memoryGuard: MemoryGuardLoop;
+  /** The configuration now; reload replaces it. */
+  config: { current: Config };
+  /** Begins the daemon's shutdown (idempotent); true once it has begun. */
+  shutdown(reason: string): void;
+  shuttingDown(): boolean;
+}
+
+export type ControlHandler = (cmd: Command) => Promise<unknown>;
+
+export function makeControlHandler(parts: ControlParts): ControlHandler {
+  const { supervisor } = parts;
+  return async (cmd) => {
+    if (parts.shuttingDown() && cmd !== 'status' && cmd !== 'shutdown') {
+      throw new ControlError('shutting_down', 'the daemon is shutting down');
+    }
+    switch (cmd) {
+      case 'status': return statusOf(parts);
+      case 'restart-worker': await supervisor.restart('operator'); return workerSummary(supervisor);
+      case 'stop-worker': await supervisor.stop(); return workerSummary(supervisor);
+      case 'start-worker': await supervisor.start(); return workerSummary(supervisor);
+      case 'reload': reloadConfig(parts); return { reloaded: true, config_path: parts.opts.loaded.path };
+      case 'shutdown':
+        // Replied once the worker tree is gone; the socket closes after this reply went out.
+        parts.shutdown('control request');
+        await supervisor.stop();
+        return { stopped: true };
+    }
+  };
+}
+
+function statusOf(parts: ControlParts): unknown {
+  const { supervisor, opts } = parts;
+  const wall = supervisor.wallTimes;
+  return buildStatus({
+    nowMs: Date.now(),
+    daemon: { pid: process.pid, version: VERSION, startedAtMs: parts.startedAtMs, configPath: opts.loaded.path, logTarget: parts.logTarget },
+    worker: supervisor.state,
+    workerClock: { nowMs: supervisor.clockMs(), startedAtWallMs: wall.startedAtMs, lastExitAtWallMs: wall.lastExitAtMs },
+    command: supervisor.argv,
+    memory: parts.memoryGuard.status(),
+  });
+}
+
+/** Re-reads the configuration as the start did; a bad one is logged, refused, and changes nothing. */
+export function reloadConfig(parts: ControlParts): void {
+  const { logger } = parts;
+  let next: LoadedConfig;
+  try {
+    next = loadConfig(parts.opts.reloadInput);
+  } catch (err) {
+    const message = err instanceof ConfigError ? err.message : (err as Error).message;
+    logger.emit({ kind: 'config-reload-rejected', message });
+    throw new ControlError('invalid_config', message);
+  }
+  const config = applyReload(parts.config.current, next.config, logger);
+  parts.config.current = config;
+  parts.supervisor.updateConfig(config);
+  parts.memoryGuard.updateConfig(config);
+  logger.emit({ kind: 'config-reloaded', path: next.path });
+}
+
+function workerSummary(supervisor: WorkerSupervisor): { state: string; pid: number | null; generation: number } {
+  const w = supervisor.state;
+  return { state: w.state, pid: w.pid, generation: w.generation };
+}
+
+/**
+ * Memory, restart and log-level settings apply at once; worker settings at the next spawn.
+ * Where the daemon listens and writes its PID cannot move while it runs: those keep their value.
+ */
+function applyReload(current: Config, next: Config, logger: Logger): Config {
+  logger.setLevel(next.log_level);
+  const fixed = (['socket_path', 'pid_file'] as const).filter((k) => current[k] !== next[k]);
+  for (const key of fixed) logger.line('warn', `reload: ${key} changed; it takes effect when the daemon restarts`);
+  return { ...next, socket_path: current.socket_path, pid_file: current.pid_file, logs: current.logs };
+}
