@@ -96,7 +96,7 @@ function fileProblem(loaded: LoadedConfig, key: RuntimeDirKey, text: string, uid
 }
 
 /** Where the key's value came from, so the problem points at the line (or variable) to fix. */
-function originOf(loaded: LoadedConfig, key: RuntimeDirKey): ProblemOrigin {
+export function originOf(loaded: LoadedConfig, key: string): ProblemOrigin {
   const source = loaded.sources[key];
   switch (source?.kind) {
     case 'file': return source.line === undefined ? { source: 'file', file: source.path } : { source: 'file', file: source.path, line: source.line };

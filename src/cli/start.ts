@@ -4,18 +4,21 @@
 import { spawn } from 'node:child_process';
 import { closeSync, constants, ftruncateSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
+import { ConfigError, formatProblem } from '../config/errors.js';
 import type { LoadedConfig } from '../config/types.js';
 import { sendRequest } from '../control/client.js';
 import type { StatusData } from '../control/protocol.js';
 import { closeInheritedFds } from '../os/inherited-fds.js';
-import { readLastLines } from '../os/log-tail.js';
+import { markLogEnd, readLinesSince, type LogMark } from '../os/log-tail.js';
 import { openPrivateFile, UnsafeFileError } from '../os/private-file.js';
 import type { DaemonOptions, StartupOutcome } from '../daemon/daemon.js';
 import { daemonLogPath, daemonStderrPath } from '../daemon/log-path.js';
 import { configFlagsOf, loadForCommand, type ParsedCommand } from './args.js';
 import { CliFailure, EXIT } from './exit-codes.js';
 import { daemonFromPidFile, movedNotice } from './find-daemon.js';
-import { assertRuntimeDirs, logFileConfigError } from './runtime-dirs.js';
+import { logFileConfigError, runtimeDirProblems } from './runtime-dirs.js';
+import { startTimeoutMs, stopUnreportedDaemon } from './start-timeout.js';
+import { workerProblems } from './worker-check.js';
 
 /** The fd on which a daemonized child reports its startup outcome to `autopilotd start`. */
 const READY_FD = 3;
@@ -33,7 +36,13 @@ export async function startCommand(p: ParsedCommand): Promise<number> {
   const foreground = p.values.foreground === true && p.values.daemonized !== true;
   // Before anything starts: a directory another user could change is a configuration error (exit
   // 78). A foreground daemon writes no log file, so logs.dir is only looked at, not created.
-  assertRuntimeDirs(loaded, { socket_path: 'create', pid_file: 'create', 'logs.dir': foreground ? 'check' : 'create' });
+  const problems = runtimeDirProblems(loaded, { socket_path: 'create', pid_file: 'create', 'logs.dir': foreground ? 'check' : 'create' });
+  // The worker's spawn: checked once, by the command the user ran (a daemonized child's stderr is a
+  // file nobody reads unless the start fails).
+  const worker = p.values.daemonized === true ? null : workerProblems(loaded, process.env);
+  if (worker !== null) problems.push(...worker.errors);
+  if (problems.length > 0) throw new ConfigError(problems);
+  for (const warning of worker?.warnings ?? []) process.stderr.write(`autopilotd: warning: ${formatProblem(warning)}\n`);
   // A daemonized child runs in the foreground whatever else its argv says: it must never fork again.
   if (p.values.foreground || p.values.daemonized) return runForeground(p, loaded);
   return daemonize(loaded);
@@ -90,28 +99,41 @@ async function daemonize(loaded: LoadedConfig): Promise<number> {
   }
   const logPath = daemonLogPath(config);
   const stderrPath = daemonStderrPath(config);
-  const logFd = openRawOutputFile(loaded, stderrPath);
+  // Where both files end now: a failure quotes only what this start's daemon wrote, not the lines
+  // of earlier runs (issue #15).
+  const logMark = markLogEnd(logPath);
+  const raw = openRawOutputFile(loaded, stderrPath);
   const nodeFlags = [...new Set([...process.execArgv, ...DAEMON_NODE_FLAGS])];
   // Right after `start`, before the user's arguments: anything after `--` is the worker's argv.
   const [command, ...userArgs] = process.argv.slice(2);
   const argv = [command!, '--foreground', '--daemonized', ...userArgs];
   const child = spawn(process.execPath, [...nodeFlags, process.argv[1]!, ...argv], {
     detached: true,
-    stdio: ['ignore', logFd, logFd, 'pipe'],
+    stdio: ['ignore', raw.fd, raw.fd, 'pipe'],
     env: process.env,
   });
-  closeSync(logFd);
-  const outcome = await readOutcome(child, config.worker.stop_timeout_ms + 30_000);
-  child.unref();
-  if (outcome === null) {
-    throw new CliFailure(`the daemon did not start; last log lines from ${logPath}:\n${tail(logPath, config.logs.max_files)}${rawOutput(stderrPath)}`, EXIT.failure);
+  closeSync(raw.fd);
+  const pid = child.pid!;
+  const thisStart = (): string => `last log lines from ${logPath}:\n${linesOfThisStart(logPath, logMark, pid, config.logs.max_files)}${rawOutput(stderrPath, raw.mark)}`;
+  const timeoutMs = startTimeoutMs(config, process.env);
+  const report = await readOutcome(child, timeoutMs);
+  if (report.kind === 'timeout' || report.kind === 'garbled') {
+    // Never a half-started daemon behind: one that has not said it started is stopped.
+    const what = report.kind === 'timeout' ? `did not report within ${timeoutMs / 1000} s` : 'sent a startup report that is not one';
+    const how = await stopUnreportedDaemon(child, config);
+    throw new CliFailure(`the daemon ${what}; ${how}\n${thisStart()}`, EXIT.failure);
   }
+  child.unref();
+  if (report.kind === 'closed') {
+    throw new CliFailure(`the daemon did not start; ${thisStart()}`, EXIT.failure);
+  }
+  const outcome = report.outcome;
   if (!outcome.ok) {
-    const extra = outcome.code === 'already_running' ? '' : `\nlast log lines from ${logPath}:\n${tail(logPath, config.logs.max_files)}${rawOutput(stderrPath)}`;
+    const extra = outcome.code === 'already_running' ? '' : `\n${thisStart()}`;
     throw new CliFailure(`${outcome.message}${extra}`, EXIT.failure);
   }
   if (outcome.workerPid === null) {
-    throw new CliFailure(`daemon started (pid ${outcome.pid}) but the worker did not: it is ${outcome.workerState} and will be retried.\nlast log lines from ${logPath}:\n${tail(logPath, config.logs.max_files)}`, EXIT.failure);
+    throw new CliFailure(`daemon started (pid ${outcome.pid}) but the worker did not: it is ${outcome.workerState} and will be retried.\n${thisStart()}`, EXIT.failure);
   }
   process.stdout.write(`autopilotd started: pid ${outcome.pid}, worker pid ${outcome.workerPid}\n`);
   return EXIT.ok;
@@ -135,33 +157,36 @@ async function recordedDaemon(pidFile: string): ReturnType<typeof daemonFromPidF
   }
 }
 
-function readOutcome(child: ReturnType<typeof spawn>, timeoutMs: number): Promise<StartupOutcome | null> {
+/** What came of the wait on the daemon's report: it, garbage, the pipe closed without one, or nothing in time. */
+type Report = { kind: 'report'; outcome: StartupOutcome } | { kind: 'garbled' } | { kind: 'closed' } | { kind: 'timeout' };
+
+function readOutcome(child: ReturnType<typeof spawn>, timeoutMs: number): Promise<Report> {
   const pipe = child.stdio[READY_FD] as NodeJS.ReadableStream & { destroy(): void };
   return new Promise((resolve) => {
     let text = '';
-    const finish = (value: StartupOutcome | null): void => {
+    const finish = (value: Report): void => {
       clearTimeout(timer);
       pipe.removeAllListeners('data');
       pipe.destroy();
       resolve(value);
     };
-    const timer = setTimeout(() => finish(null), timeoutMs);
+    const timer = setTimeout(() => finish({ kind: 'timeout' }), timeoutMs);
     pipe.on('data', (chunk: Buffer) => {
       text += chunk.toString('utf8');
       const newline = text.indexOf('\n');
       if (newline === -1) return;
       try {
-        finish(JSON.parse(text.slice(0, newline)) as StartupOutcome);
+        finish({ kind: 'report', outcome: JSON.parse(text.slice(0, newline)) as StartupOutcome });
       } catch (err) {
         // Not the daemon's report: a failed start, with the log shown after this line.
         process.stderr.write(`autopilotd: the daemon's startup report is not JSON (${(err as Error).message}): ${JSON.stringify(text.slice(0, 200))}\n`);
-        finish(null);
+        finish({ kind: 'garbled' });
       }
     });
-    pipe.on('end', () => finish(null));
+    pipe.on('end', () => finish({ kind: 'closed' }));
     pipe.on('error', (err: Error) => {
       process.stderr.write(`autopilotd: reading the daemon's startup report: ${err.message}\n`);
-      finish(null);
+      finish({ kind: 'closed' });
     });
   });
 }
@@ -175,7 +200,7 @@ const MAX_STDERR_FILE_BYTES = 1024 * 1024;
  * dying, so past a bound the file is cut through that same fd: reopening the path with 'w' would
  * truncate whatever a link planted there points to (issue #14, item 6).
  */
-function openRawOutputFile(loaded: LoadedConfig, path: string): number {
+function openRawOutputFile(loaded: LoadedConfig, path: string): { fd: number; mark: LogMark } {
   let opened;
   try {
     opened = openPrivateFile(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT);
@@ -184,21 +209,32 @@ function openRawOutputFile(loaded: LoadedConfig, path: string): number {
     throw err;
   }
   try {
-    if (opened.stats.size > BigInt(MAX_STDERR_FILE_BYTES)) ftruncateSync(opened.fd, 0);
+    let size = opened.stats.size;
+    if (size > BigInt(MAX_STDERR_FILE_BYTES)) {
+      ftruncateSync(opened.fd, 0);
+      size = 0n;
+    }
+    return { fd: opened.fd, mark: { dev: opened.stats.dev, ino: opened.stats.ino, size: Number(size) } };
   } catch (err) {
     closeSync(opened.fd);
     throw err;
   }
-  return opened.fd;
 }
 
 /** The daemon's raw output since it was started, when there is any (a crash trace). */
-function rawOutput(path: string): string {
-  const lines = readLastLines(path, 20, 1);
+function rawOutput(path: string, mark: LogMark): string {
+  const lines = readLinesSince(path, mark, 20, 1);
   return lines.length === 0 ? '' : `\nits raw output (${path}):\n${lines.map((l) => `  ${l}`).join('\n')}`;
 }
 
-function tail(path: string, maxFiles: number): string {
-  const lines = readLastLines(path, 20, maxFiles);
-  return lines.length === 0 ? '  (the log is empty)' : lines.map((l) => `  ${l}`).join('\n');
+/**
+ * The last lines this start's daemon logged: written since the mark, and from its own "daemon
+ * started pid=P" line on (a daemon of a simultaneous start may share the file).
+ */
+function linesOfThisStart(path: string, mark: LogMark, pid: number, maxFiles: number): string {
+  const lines = readLinesSince(path, mark, 20, maxFiles);
+  let own = lines.length - 1;
+  while (own >= 0 && !(lines[own] as string).includes(` daemon started pid=${pid} `)) own -= 1;
+  const quoted = own === -1 ? lines : lines.slice(own);
+  return quoted.length === 0 ? '  (nothing was logged)' : quoted.map((l) => `  ${l}`).join('\n');
 }

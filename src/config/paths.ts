@@ -11,3 +11,14 @@ export function resolveConfigPath(text: string, homeDir: string, baseDir: string
 
 /** sun_path holds 108 bytes including the terminating NUL (unix(7)). */
 export const MAX_SOCKET_PATH_BYTES = 107;
+
+/**
+ * The socket is first bound at a temporary name beside it, `<dir>/.` and 8 hex digits (bindSocket
+ * in src/control/socket-file.ts), so the directory must leave room for that name too.
+ */
+export const SOCKET_TEMP_NAME_BYTES = '/.'.length + 8;
+
+/** The longest path the daemon binds for `socketPath`: itself or its temporary name. */
+export function longestBoundSocketPath(socketPath: string): number {
+  return Math.max(Buffer.byteLength(socketPath), Buffer.byteLength(path.dirname(socketPath)) + SOCKET_TEMP_NAME_BYTES);
+}

@@ -54,14 +54,14 @@ export function lastLinesAcrossFiles(path: string, n: number, maxFiles: number, 
 }
 
 /** Reads backwards from `end` in chunks until `n` lines are found or the file starts. */
-function lastLinesOfFile(file: OpenFile, end: number, n: number, keepUnterminated: boolean): string[] {
-  if (n === 0 || end === 0) return [];
+function lastLinesOfFile(file: OpenFile, end: number, n: number, keepUnterminated: boolean, start = 0): string[] {
+  if (n === 0 || end <= start) return [];
   const chunks: Buffer[] = [];
   let position = end;
   let newlines = 0;
   // n terminators plus the newline before the first wanted line.
-  while (position > 0 && newlines <= n) {
-    const length = Math.min(CHUNK_BYTES, position);
+  while (position > start && newlines <= n) {
+    const length = Math.min(CHUNK_BYTES, position - start);
     position -= length;
     const chunk = readExactly(file, position, length);
     chunks.unshift(chunk);
@@ -71,8 +71,8 @@ function lastLinesOfFile(file: OpenFile, end: number, n: number, keepUnterminate
   if (data[data.length - 1] !== NEWLINE) {
     data = keepUnterminated ? Buffer.concat([data, Buffer.from('\n')]) : data.subarray(0, data.lastIndexOf(NEWLINE) + 1);
   }
-  // Unless we reached the start of the file, the first piece is the tail of an earlier line.
-  if (position > 0) data = data.subarray(data.indexOf(NEWLINE) + 1);
+  // Unless we reached the start (of the file, or the mark), the first piece is the tail of an earlier line.
+  if (position > start) data = data.subarray(data.indexOf(NEWLINE) + 1);
   const lines: string[] = [];
   splitLines(data, lines);
   return lines.slice(-n);
@@ -143,4 +143,46 @@ export function openIfExists(path: string): OpenFile | null {
 
 export function sameFile(a: { dev: bigint; ino: bigint }, b: { dev: bigint; ino: bigint }): boolean {
   return a.dev === b.dev && a.ino === b.ino;
+}
+
+/** Where a log file ended at some moment: its identity and size (null: there was no file). */
+export type LogMark = { dev: bigint; ino: bigint; size: number } | null;
+
+/** The end of the file at `path` now, to read only what is written after it (readLinesSince). */
+export function markLogEnd(path: string): LogMark {
+  const file = openIfExists(path);
+  if (file === null) return null;
+  try {
+    return { dev: file.dev, ino: file.ino, size: Number(fstatSync(file.fd, { bigint: true }).size) };
+  } finally {
+    closeSync(file.fd);
+  }
+}
+
+/**
+ * The last `n` lines written to path (and, once rotated, path.1 ...) since `mark`: newest file
+ * first, back to the file that was at `path` when the mark was taken, read from the mark on. When
+ * that file is gone (rotated out) or there was none, every file kept is newer than the mark.
+ */
+export function readLinesSince(path: string, mark: LogMark, n: number, maxFiles: number): string[] {
+  const newestFirst: string[][] = [];
+  let needed = n;
+  for (let index = 0; index < maxFiles && needed > 0; index += 1) {
+    const file = openIfExists(index === 0 ? path : `${path}.${index}`);
+    if (file === null) continue;
+    try {
+      const marked = mark !== null && sameFile(file, mark);
+      const size = Number(fstatSync(file.fd, { bigint: true }).size);
+      const from = marked ? Math.min(mark.size, size) : 0;
+      // A file written past the mark: its lines, as if it started at the mark (the mark falls on a
+      // line boundary: the daemon writes whole lines, and nothing else was writing).
+      const lines = lastLinesOfFile(file, size, needed, index > 0, from);
+      newestFirst.push(lines);
+      needed -= lines.length;
+      if (marked) break;
+    } finally {
+      closeSync(file.fd);
+    }
+  }
+  return newestFirst.reverse().flat();
 }

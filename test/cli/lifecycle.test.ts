@@ -169,12 +169,16 @@ test('start fails with exit 1 and the last log lines when the daemon cannot star
 });
 
 test('start exits 1 when the worker cannot be spawned, naming why; the daemon stays and retries', async (t) => {
-  const box = sandbox(t, { body: '[worker]\ncommand = ["/nonexistent/agent"]\nstop_timeout_ms = 2000\n[restart]\ninitial_backoff_ms = 60000\n' });
+  // A missing working_dir: it may appear later (a mount), so the daemon runs and retries (#15).
+  // A command that does not resolve is refused before anything starts (start-errors.test.ts).
+  const box = sandbox(t, { body: '[worker]\ncommand = ["sleep", "1000"]\nstop_timeout_ms = 2000\n[restart]\ninitial_backoff_ms = 60000\n' });
+  writeFileSync(box.configPath, readFileSync(box.configPath, 'utf8').replace(/^working_dir = .*$/m, `working_dir = ${toml(join(box.dir, 'not-yet'))}`));
   const r = await box.cli(['start']);
   box.remember();
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /^autopilotd: daemon started \(pid (\d+)\) but the worker did not: it is backoff and will be retried\.\n/);
-  assert.match(r.stderr, /worker spawn failed: .*\/nonexistent\/agent/);
+  assert.match(r.stderr, /^autopilotd: warning: .*working_dir: .*not-yet is not usable \(ENOENT\)/);
+  assert.match(r.stderr, /\nautopilotd: daemon started \(pid (\d+)\) but the worker did not: it is backoff and will be retried\.\n/);
+  assert.match(r.stderr, /worker spawn failed: working_dir .*\/not-yet is not usable/);
   const status = await box.status();
   assert.equal(status.worker.state, 'backoff');
   assert.equal(status.worker.pid, null);

@@ -88,17 +88,23 @@ stop_timeout_ms = 60000
   assert.ok(daemon.matching(/forcing stop/).length === 1);
 });
 
-test('a missing command is a spawn failure with a clear reason, retried with backoff', async (t) => {
-  const { daemon } = await daemonInTempDir(t, `
+test('a command that no longer resolves is a spawn failure with a clear reason, retried with backoff', async (t) => {
+  // `start` refuses a command that does not resolve (exit 78, issue #15); one that stops resolving
+  // later, here through a reload, still reaches the spawn.
+  const { daemon, configPath } = await daemonInTempDir(t, `
 [worker]
-command = ["autopilotd-no-such-command-xyz"]
+command = ["sleep", "1000"]
 [restart]
 initial_backoff_ms = 50
 `);
-  await daemon.waitForLine(/worker spawned|worker spawn failed.*generation=2/);
+  await daemon.waitForLine(/worker spawned/);
+  writeFileSync(configPath, readFileSync(configPath, 'utf8').replace('["sleep", "1000"]', '["autopilotd-no-such-command-xyz"]'));
+  assert.equal((await runCli(['reload', '--config', configPath])).code, 0);
+  await runCli(['restart-worker', '--config', configPath]);
+  await daemon.waitForLine(/worker spawn failed.*generation=3/);
   assert.match(daemon.matching(/worker spawn failed/)[0]!, /command not found: autopilotd-no-such-command-xyz/);
   assert.match(daemon.matching(/restarting worker in/)[0]!, /in 50 ms cause=crash consecutive_failures=1/);
-  assert.equal(daemon.matching(/worker spawned/).length, 0);
+  assert.equal(daemon.matching(/worker spawned/).length, 1);
 });
 
 test('a missing working_dir is reported as such, not as a missing command', async (t) => {
