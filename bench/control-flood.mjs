@@ -31,12 +31,13 @@ async function clients({ socketPath, count, requests, read, idle, drip }) {
   const line = (id) => `{"v":1,"id":${id},"cmd":"status"}\n`;
   const sockets = [];
   let answered = 0;
+  // EAGAIN: the listen backlog is full for a moment (the server is closing evicted ones); retry.
   const connectOne = () =>
     new Promise((resolve, reject) => {
       const s = net.connect(socketPath);
-      s.once('error', reject);
+      s.once('error', (err) => (err.code === 'EAGAIN' ? setTimeout(() => connectOne().then(resolve, reject), 10) : reject(err)));
       s.once('connect', () => {
-        s.off('error', reject);
+        s.removeAllListeners('error');
         s.on('error', () => {});
         resolve(s);
       });

@@ -11,6 +11,7 @@ const benches = [
   ['status round trip vs pm2 jlist', [`${here}status.mjs`]],
   ['daemon memory', [`${here}daemon-rss.mjs`]],
   ['leak reaction', [`${here}leak.mjs`]],
+  ['control clients: flood, non-readers, idle', ['--expose-gc', `${here}control-flood.mjs`]],
 ];
 
 console.log(`date: ${new Date().toISOString()}`);

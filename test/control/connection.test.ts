@@ -285,25 +285,33 @@ describe('handler failures', () => {
 });
 
 describe('pipelining clients share the event loop (issue #15)', () => {
-  it('lets a timer fire before a pipelined batch read in one chunk is fully answered', async (t) => {
+  it('lets the event loop turn between the requests of a pipelined batch already read', async (t) => {
     const f = fixture(t);
-    const count = 1500; // about 50 KiB: one read of the socket
+    // Few enough that all replies fit the socket's write buffer: the old code then never waited
+    // for 'drain' and answered the whole batch before any other callback ran.
+    const count = 300;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
     let calls = 0;
-    let callsWhenTimerFired = -1;
+    let callsWhenImmediateRan = -1;
     await f.start({
       handler: async () => {
         calls += 1;
-        if (calls === 1) setTimeout(() => (callsWhenTimerFired = calls), 0);
-        return { calls };
+        if (calls === 1) await gate; // the rest of the batch is read meanwhile
+        return undefined;
       },
     });
     const client = await f.connect();
     let batch = '';
     for (let i = 0; i < count; i += 1) batch += `${JSON.stringify({ v: 1, id: i, cmd: 'status' })}\n`;
     client.send(batch);
+    await waitFor(() => calls === 1 && client.socket.writableLength === 0, 'the batch to be sent');
+    await sleep(100); // not needed by the new code; lets the old one read the whole batch
+    setImmediate(() => (callsWhenImmediateRan = calls));
+    release();
     await waitFor(() => client.lines.length === count, 'every reply');
-    assert.ok(callsWhenTimerFired > 0, 'the timer did not fire');
-    assert.ok(callsWhenTimerFired < count, `the timer fired only after all ${count} requests ran`);
+    assert.ok(callsWhenImmediateRan > 0, 'the immediate did not run');
+    assert.ok(callsWhenImmediateRan < count, `the immediate ran only after all ${count} requests ran`);
   });
 
   it('answers two pipelining clients in turns, not one after the other', async (t) => {
