@@ -12,6 +12,7 @@ const benches = [
   ['daemon memory', [`${here}daemon-rss.mjs`]],
   ['leak reaction', [`${here}leak.mjs`]],
   ['worker output throughput and status latency', [`${here}worker-output.mjs`]],
+  ['control clients: flood, non-readers, idle', ['--expose-gc', `${here}control-flood.mjs`]],
 ];
 
 console.log(`date: ${new Date().toISOString()}`);

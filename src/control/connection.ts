@@ -1,6 +1,7 @@
 // One client connection: splits bytes into bounded lines, runs requests one at a time and writes
 // replies in request order. Memory per connection stays bounded: the socket is paused while
 // unprocessed input piles up, and the next request waits while the client is not reading replies.
+// Requests take turns with other connections' (turn-budget.ts); waiting for input has deadlines.
 import type { Socket } from 'node:net';
 import {
   ControlError,
@@ -13,6 +14,7 @@ import {
   type ErrorCode,
   type Reply,
 } from './protocol.js';
+import type { TurnBudget } from './turn-budget.js';
 
 export type CommandHandler = (cmd: Command, args: Record<string, unknown>) => Promise<unknown>;
 
@@ -20,7 +22,9 @@ export type CommandHandler = (cmd: Command, args: Record<string, unknown>) => Pr
 export type ConnectionEvent =
   | { type: 'request_failed'; code: ErrorCode; message: string }
   | { type: 'handler_error'; cmd: Command; message: string }
+  | { type: 'handler_timeout'; cmd: Command; timeoutMs: number }
   | { type: 'idle_timeout' }
+  | { type: 'request_timeout'; bytes: number }
   | { type: 'partial_line_dropped'; bytes: number }
   | { type: 'reply_dropped'; reason: string }
   | { type: 'connection_error'; errno: string; message: string };
@@ -28,31 +32,54 @@ export type ConnectionEvent =
 export interface ConnectionOptions {
   handler: CommandHandler;
   idleTimeoutMs: number;
+  requestTimeoutMs: number;
+  handlerTimeoutMs: number;
   maxLineBytes: number;
+  budget: TurnBudget;
   report: (event: ConnectionEvent) => void;
   onClose: () => void;
 }
 
-type Item = { kind: 'line'; bytes: Buffer } | { kind: 'too_long' };
-
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+const BLANK_LINES_PER_TURN = 1024;
+
+/** Only ASCII blanks: other whitespace still goes through decoding and trim() in answer(). */
+function isBlank(line: Buffer): boolean {
+  for (const byte of line) if (byte !== 0x20 && byte !== 0x09 && byte !== 0x0d) return false;
+  return true;
+}
 
 /** How long a connection ended by the server (line too long, idle) may stay open for its client to read the reply. */
 export const REJECT_LINGER_MS = 1_000;
 
 export class Connection {
-  private readonly partial: Buffer[] = [];
-  private partialBytes = 0;
-  private readonly queue: Item[] = [];
-  private queuedBytes = 0;
+  /**
+   * Bytes read and not yet answered, split into lines only when a request is taken (issue #15):
+   * splitting a whole chunk at once made one object per line, so 64 KiB of short lines cost
+   * megabytes. Reading pauses while more than maxLineBytes are held.
+   */
+  private readonly input: Buffer[] = [];
+  private inputOffset = 0;
+  private inputBytes = 0;
+  /** Newlines in `input`: the complete lines waiting. */
+  private completeLines = 0;
+  /** Bytes after the last newline: an unfinished line. */
+  private tailBytes = 0;
+  /** An unfinished line grew past maxLineBytes: answer the lines before it, then refuse and close. */
+  private tooLong = false;
   private pumping = false;
+  private lastTurn = -1;
   /** No more requests will be read: peer ended, line too long, idle, or server closing. */
   private inputDone = false;
   private draining = false;
-  private idleTimer: NodeJS.Timeout | undefined;
+  /** The idle or request deadline, whichever applies while waiting for input. */
+  private waitTimer: NodeJS.Timeout | undefined;
   private closed = false;
   /** We called end(); calling it again (or destroy) could cut off replies still being flushed. */
   private ending = false;
+  /** When the connection was opened or last had a reply written; ranks connections for eviction. */
+  private lastActiveAtMs = Date.now();
   readonly whenClosed: Promise<void>;
 
   constructor(
@@ -64,8 +91,8 @@ export class Connection {
     socket.on('end', () => {
       // Half-close: `echo '{...}' | nc -U` ends its side and still waits for the reply.
       // Requests must end with a newline; an unfinished line here is a client that went away.
-      if (this.partialBytes > 0 && !this.inputDone) {
-        opts.report({ type: 'partial_line_dropped', bytes: this.partialBytes });
+      if (this.tailBytes > 0 && !this.inputDone) {
+        opts.report({ type: 'partial_line_dropped', bytes: this.tailBytes });
       }
       this.stopInput();
       this.finishIfDone();
@@ -76,12 +103,30 @@ export class Connection {
     });
     socket.on('close', () => {
       this.closed = true;
-      this.clearIdle();
-      this.queue.length = 0;
-      this.partial.length = 0;
+      this.clearWait();
+      this.dropInput();
       opts.onClose();
     });
-    this.armIdle();
+    this.armWait();
+  }
+
+  /** Nothing owed to the client and nothing running: it may be closed to admit another (see server). */
+  get isIdle(): boolean {
+    return !this.pumping && this.completeLines === 0 && !this.ending && !this.closed;
+  }
+
+  /** Counted against the connection limit: not yet ending. */
+  get isOpen(): boolean {
+    return !this.ending && !this.closed;
+  }
+
+  get idleSinceMs(): number {
+    return this.lastActiveAtMs;
+  }
+
+  /** Closed to make room: tells the client why, like a refused connection. */
+  evict(message: string): void {
+    this.endWith(errorReply(null, 'busy', message));
   }
 
   /** Server shutdown: answer what was read with `shutting_down`, finish the running request, end. */
@@ -97,42 +142,94 @@ export class Connection {
 
   private onData(chunk: Buffer): void {
     if (this.inputDone) return;
-    this.clearIdle();
     const max = this.opts.maxLineBytes;
-    let start = 0;
-    for (let nl = chunk.indexOf(10, start); nl !== -1; nl = chunk.indexOf(10, start)) {
-      const piece = chunk.subarray(start, nl);
-      start = nl + 1;
-      if (this.partialBytes + piece.length > max) return this.lineTooLong();
-      const bytes = this.partialBytes === 0 ? piece : Buffer.concat([...this.partial, piece]);
-      this.partial.length = 0;
-      this.partialBytes = 0;
-      this.queue.push({ kind: 'line', bytes });
-      this.queuedBytes += bytes.length;
+    const tailBefore = this.tailBytes;
+    let last = chunk.lastIndexOf(10);
+    if (last === -1) {
+      this.tailBytes += chunk.length;
+    } else {
+      for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, nl + 1)) this.completeLines += 1;
+      this.tailBytes = chunk.length - last - 1;
     }
-    if (start < chunk.length) {
-      const rest = chunk.subarray(start);
-      // Refuse as soon as the unfinished line exceeds the limit; never buffer it whole.
-      if (this.partialBytes + rest.length > max) return this.lineTooLong();
-      this.partial.push(rest);
-      this.partialBytes += rest.length;
+    // Refuse as soon as the unfinished line exceeds the limit; never buffer it whole.
+    if (this.tailBytes > max) {
+      if (last === -1) this.dropTail(tailBefore);
+      else this.push(chunk.subarray(0, last + 1));
+      this.tailBytes = 0;
+      this.tooLong = true;
+      this.stopInput();
+      this.schedule();
+      return;
     }
-    if (this.queuedBytes > max) this.socket.pause();
-    // pump() arms the idle timer once nothing is pending, including after a partial line.
-    this.schedule();
+    this.push(chunk);
+    if (this.inputBytes > max) this.socket.pause();
+    if (this.completeLines > 0) this.schedule();
+    // A new unfinished line starts its deadline; more bytes of it do not extend it (issue #15).
+    else if (tailBefore === 0 && !this.pumping) this.armWait();
   }
 
-  private lineTooLong(): void {
-    this.queue.push({ kind: 'too_long' });
-    this.stopInput();
-    this.schedule();
+  private push(bytes: Buffer): void {
+    if (bytes.length === 0) return;
+    this.input.push(bytes);
+    this.inputBytes += bytes.length;
+  }
+
+  /** Forgets the last `bytes` held: an unfinished line being refused. */
+  private dropTail(bytes: number): void {
+    let left = bytes;
+    while (left > 0) {
+      const lastChunk = this.input[this.input.length - 1];
+      if (lastChunk === undefined) break;
+      const held = this.input.length === 1 ? lastChunk.length - this.inputOffset : lastChunk.length;
+      if (held <= left) {
+        this.input.pop();
+        if (this.input.length === 0) this.inputOffset = 0;
+        this.inputBytes -= held;
+        left -= held;
+      } else {
+        this.input[this.input.length - 1] = lastChunk.subarray(0, lastChunk.length - left);
+        this.inputBytes -= left;
+        left = 0;
+      }
+    }
+  }
+
+  private dropInput(): void {
+    this.input.length = 0;
+    this.inputOffset = 0;
+    this.inputBytes = 0;
+    this.completeLines = 0;
+    this.tailBytes = 0;
+  }
+
+  /** The next complete line, newline excluded. Only called while completeLines > 0. */
+  private takeLine(): Buffer {
+    const parts: Buffer[] = [];
+    for (let chunk = this.input[0]; chunk !== undefined; chunk = this.input[0]) {
+      const nl = chunk.indexOf(10, this.inputOffset);
+      const end = nl === -1 ? chunk.length : nl;
+      parts.push(chunk.subarray(this.inputOffset, end));
+      if (nl === -1 || nl + 1 === chunk.length) {
+        this.input.shift();
+        this.inputOffset = 0;
+      } else {
+        this.inputOffset = nl + 1;
+      }
+      if (nl !== -1) break;
+    }
+    const line = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+    this.inputBytes -= line.length + 1;
+    this.completeLines -= 1;
+    if (!this.inputDone && this.inputBytes <= this.opts.maxLineBytes) this.socket.resume();
+    return line;
   }
 
   private stopInput(): void {
     this.inputDone = true;
-    this.partial.length = 0;
-    this.partialBytes = 0;
-    this.clearIdle();
+    // Complete lines already read are still answered; an unfinished one never will be.
+    this.dropTail(this.tailBytes);
+    this.tailBytes = 0;
+    this.clearWait();
     this.socket.pause();
   }
 
@@ -148,18 +245,32 @@ export class Connection {
   private async pump(): Promise<void> {
     if (this.pumping) return;
     this.pumping = true;
-    this.clearIdle();
+    this.clearWait();
     try {
-      for (let item = this.queue.shift(); item && !this.closed; item = this.queue.shift()) {
-        if (item.kind === 'too_long') {
-          this.opts.report({ type: 'request_failed', code: 'line_too_long', message: 'line too long' });
-          const msg = `request line exceeds ${this.opts.maxLineBytes} bytes; closing connection`;
-          this.endWith(errorReply(null, 'line_too_long', msg));
-          return;
+      while (!this.closed && !this.ending) {
+        if (this.completeLines === 0) {
+          if (this.tooLong) this.refuseTooLong();
+          break;
         }
-        this.queuedBytes -= item.bytes.length;
-        if (!this.inputDone && this.queuedBytes <= this.opts.maxLineBytes) this.socket.resume();
-        const reply = await this.answer(item.bytes);
+        this.lastTurn = await this.opts.budget.take(this.lastTurn);
+        let reply: Reply | null;
+        try {
+          if (this.closed || this.ending || this.completeLines === 0) continue;
+          let line = this.takeLine();
+          // Blank lines are keep-alive noise: skip a bounded run of them in one grant, or a client
+          // sending megabytes of newlines would take a turn of the event loop per byte.
+          for (let skipped = 0; isBlank(line) && this.completeLines > 0 && skipped < BLANK_LINES_PER_TURN; skipped += 1) {
+            line = this.takeLine();
+          }
+          if (line.length > this.opts.maxLineBytes) {
+            this.refuseTooLong();
+            break;
+          }
+          reply = await this.answer(line);
+          this.lastActiveAtMs = Date.now();
+        } finally {
+          this.opts.budget.done();
+        }
         if (reply === null) continue;
         if (!this.write(reply)) await this.writable();
       }
@@ -167,7 +278,13 @@ export class Connection {
       this.pumping = false;
     }
     this.finishIfDone();
-    if (!this.inputDone && !this.closed) this.armIdle();
+    this.armWait();
+  }
+
+  private refuseTooLong(): void {
+    this.opts.report({ type: 'request_failed', code: 'line_too_long', message: 'line too long' });
+    const msg = `request line exceeds ${this.opts.maxLineBytes} bytes; closing connection`;
+    this.endWith(errorReply(null, 'line_too_long', msg));
   }
 
   /** The reply for one line, or null for a blank line (ignored, as keep-alive noise). */
@@ -182,14 +299,26 @@ export class Connection {
     const request = parseRequest(text);
     if (isProtocolFailure(request)) return this.failed(errorReply(request.id, request.code, request.message));
     if (this.draining) return this.failed(errorReply(request.id, 'shutting_down', 'the daemon is shutting down'));
+    let timer: NodeJS.Timeout | undefined;
     try {
       // Call inside try: a non-async handler may throw synchronously.
-      return okReply(request.id, await this.opts.handler(request.cmd, request.args));
+      const result = this.opts.handler(request.cmd, request.args);
+      // A handler that never settles would hold this connection, and its slot, forever (issue #15).
+      const timeoutMs = this.opts.handlerTimeoutMs;
+      const timedOut = new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => {
+          this.opts.report({ type: 'handler_timeout', cmd: request.cmd, timeoutMs });
+          reject(new ControlError('timeout', `${request.cmd} did not finish within ${timeoutMs} ms; it may still complete: check status`));
+        }, timeoutMs);
+      });
+      return okReply(request.id, await Promise.race([result, timedOut]));
     } catch (err) {
       if (err instanceof ControlError) return errorReply(request.id, err.code, err.message);
       const message = err instanceof Error ? err.message : String(err);
       this.opts.report({ type: 'handler_error', cmd: request.cmd, message });
       return errorReply(request.id, 'internal', `internal error in ${request.cmd}: ${message}`);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -232,8 +361,7 @@ export class Connection {
   /** Sends a last reply, then closes; destroy after flushing so a silent peer cannot pin the fd. */
   private endWith(reply: Reply): void {
     this.stopInput();
-    this.queue.length = 0;
-    this.queuedBytes = 0;
+    this.dropInput();
     if (this.ending) return;
     if (this.closed || this.socket.destroyed || !this.socket.writable) {
       this.write(reply);
@@ -251,24 +379,38 @@ export class Connection {
   }
 
   private finishIfDone(): void {
-    if (!this.inputDone || this.pumping || this.queue.length > 0 || this.closed || this.ending) return;
+    if (!this.inputDone || this.pumping || this.completeLines > 0 || this.closed || this.ending) return;
     // All read requests are answered; close our side once the replies are flushed.
     this.ending = true;
     if (this.socket.writable) this.socket.end(() => this.socket.destroy());
     else this.socket.destroy();
   }
 
-  private armIdle(): void {
-    this.clearIdle();
-    if (this.closed || this.inputDone) return;
-    this.idleTimer = setTimeout(() => {
-      this.opts.report({ type: 'idle_timeout' });
-      this.endWith(errorReply(null, 'timeout', `no request for ${this.opts.idleTimeoutMs} ms; closing connection`));
-    }, this.opts.idleTimeoutMs);
+  /**
+   * While waiting for input: with nothing read, the idle deadline; with an unfinished line, the
+   * request deadline, counted from its first byte (or from the end of the previous request, if the
+   * line arrived while that ran) and not extended by later bytes (issue #15: a byte every 40 s
+   * used to hold a connection forever).
+   */
+  private armWait(): void {
+    this.clearWait();
+    if (this.closed || this.inputDone || this.ending || this.pumping) return;
+    if (this.tailBytes === 0) {
+      this.waitTimer = setTimeout(() => {
+        this.opts.report({ type: 'idle_timeout' });
+        this.endWith(errorReply(null, 'timeout', `no request for ${this.opts.idleTimeoutMs} ms; closing connection`));
+      }, this.opts.idleTimeoutMs);
+      return;
+    }
+    this.waitTimer = setTimeout(() => {
+      this.opts.report({ type: 'request_timeout', bytes: this.tailBytes });
+      const msg = `request line not finished within ${this.opts.requestTimeoutMs} ms; closing connection`;
+      this.endWith(errorReply(null, 'timeout', msg));
+    }, this.opts.requestTimeoutMs);
   }
 
-  private clearIdle(): void {
-    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
-    this.idleTimer = undefined;
+  private clearWait(): void {
+    if (this.waitTimer !== undefined) clearTimeout(this.waitTimer);
+    this.waitTimer = undefined;
   }
 }

@@ -4,6 +4,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { Connection, REJECT_LINGER_MS, type CommandHandler, type ConnectionEvent } from './connection.js';
 import { encodeReply, errorReply } from './protocol.js';
+import { TurnBudget } from './turn-budget.js';
 import {
   bindSocket,
   clearStaleSocket,
@@ -20,15 +21,24 @@ export type ControlServerEvent =
   | { type: 'listening'; socketPath: string }
   | { type: 'stale_socket_removed'; socketPath: string }
   | { type: 'connection_rejected'; reason: 'busy'; connections: number }
+  | { type: 'connection_evicted'; idleMs: number; connections: number }
   | { type: 'closed'; socketPath: string; unlinked: boolean };
 
 export interface ControlServerOptions {
   socketPath: string;
   handler: CommandHandler;
-  /** Connections served at once; more get a `busy` reply and are closed. Default 64. */
+  /**
+   * Connections served at once. At the limit a new connection closes the longest-idle one (no
+   * request read and unanswered) with a `busy` reply; only when none is idle is the new one refused
+   * with `busy`. Default 64.
+   */
   maxConnections?: number;
   /** A connection with no request in progress is closed after this long without input. Default 60000. */
   idleTimeoutMs?: number;
+  /** A request line must be complete (newline) this long after its first byte. Default 10000. */
+  requestTimeoutMs?: number;
+  /** A handler still running after this long gets a `timeout` reply; it is not cancelled. Default 60000. */
+  handlerTimeoutMs?: number;
   /** Longest request line accepted, newline excluded. Default 65536. */
   maxLineBytes?: number;
   /** How long close() lets running requests finish before cutting connections. Default 5000. */
@@ -41,9 +51,13 @@ export interface ControlServerOptions {
 export interface ControlServerStats {
   accepted: number;
   rejectedBusy: number;
+  /** Idle connections closed to admit a new one at the connection limit. */
+  evictedIdle: number;
   failedRequests: number;
   handlerErrors: number;
   idleTimeouts: number;
+  requestTimeouts: number;
+  handlerTimeouts: number;
   droppedReplies: number;
   connectionErrors: number;
 }
@@ -51,12 +65,17 @@ export interface ControlServerStats {
 export class ControlServer {
   private readonly connections = new Set<Connection>();
   private closing: Promise<void> | undefined;
+  /** One for the whole server: the point is to bound the work of all connections per turn. */
+  private readonly budget = new TurnBudget();
   private readonly counters: ControlServerStats = {
     accepted: 0,
     rejectedBusy: 0,
+    evictedIdle: 0,
     failedRequests: 0,
     handlerErrors: 0,
     idleTimeouts: 0,
+    requestTimeouts: 0,
+    handlerTimeouts: 0,
     droppedReplies: 0,
     connectionErrors: 0,
   };
@@ -71,12 +90,14 @@ export class ControlServer {
     const opts = {
       maxConnections: 64,
       idleTimeoutMs: 60_000,
+      requestTimeoutMs: 10_000,
+      handlerTimeoutMs: 60_000,
       maxLineBytes: 65_536,
       closeGraceMs: 5_000,
       ...options,
       socketPath: path.resolve(options.socketPath),
     };
-    for (const key of ['maxConnections', 'idleTimeoutMs', 'maxLineBytes'] as const) {
+    for (const key of ['maxConnections', 'idleTimeoutMs', 'requestTimeoutMs', 'handlerTimeoutMs', 'maxLineBytes'] as const) {
       if (!Number.isInteger(opts[key]) || opts[key] < 1) throw new RangeError(`${key} must be a positive integer, got ${opts[key]}`);
     }
     ensureSocketDir(path.dirname(opts.socketPath));
@@ -135,10 +156,36 @@ export class ControlServer {
     this.emit({ type: 'closed', socketPath: this.opts.socketPath, unlinked });
   }
 
+  /** Connections counted against the limit: those ending (evicted, timed out) only linger. */
+  private openConnections(): number {
+    let open = 0;
+    for (const c of this.connections) if (c.isOpen) open += 1;
+    return open;
+  }
+
+  /**
+   * At the limit, closes the connection idle longest so the new one gets in (issue #15: 64 idle
+   * clients used to lock the operator's `status` and `stop` out). False when every connection has
+   * a request in progress: then the new one is refused.
+   */
+  private evictIdle(open: number): boolean {
+    let victim: Connection | undefined;
+    for (const c of this.connections) {
+      if (c.isIdle && (victim === undefined || c.idleSinceMs < victim.idleSinceMs)) victim = c;
+    }
+    if (victim === undefined) return false;
+    const idleMs = Date.now() - victim.idleSinceMs;
+    this.counters.evictedIdle += 1;
+    this.emit({ type: 'connection_evicted', idleMs, connections: open });
+    victim.evict(`closed after ${idleMs} ms without a request to admit a new connection (limit ${this.opts.maxConnections})`);
+    return true;
+  }
+
   private accept(socket: net.Socket): void {
-    if (this.closing || this.connections.size >= this.opts.maxConnections) {
+    const open = this.closing ? 0 : this.openConnections();
+    if (this.closing || (open >= this.opts.maxConnections && !this.evictIdle(open))) {
       this.counters.rejectedBusy += 1;
-      this.emit({ type: 'connection_rejected', reason: 'busy', connections: this.connections.size });
+      this.emit({ type: 'connection_rejected', reason: 'busy', connections: open });
       socket.on('error', (err: NodeJS.ErrnoException) =>
         this.emit({ type: 'connection_error', errno: err.code ?? 'unknown', message: err.message }),
       );
@@ -158,7 +205,10 @@ export class ControlServer {
     const connection: Connection = new Connection(socket, {
       handler: this.opts.handler,
       idleTimeoutMs: this.opts.idleTimeoutMs,
+      requestTimeoutMs: this.opts.requestTimeoutMs,
+      handlerTimeoutMs: this.opts.handlerTimeoutMs,
       maxLineBytes: this.opts.maxLineBytes,
+      budget: this.budget,
       report: (event) => this.emit(event),
       onClose: () => this.connections.delete(connection),
     });
@@ -175,6 +225,12 @@ export class ControlServer {
         break;
       case 'idle_timeout':
         this.counters.idleTimeouts += 1;
+        break;
+      case 'request_timeout':
+        this.counters.requestTimeouts += 1;
+        break;
+      case 'handler_timeout':
+        this.counters.handlerTimeouts += 1;
         break;
       case 'reply_dropped':
         this.counters.droppedReplies += 1;

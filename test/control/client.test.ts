@@ -119,9 +119,11 @@ describe('sendRequest', () => {
 
   it('throws busy when the daemon refuses the connection', async (t) => {
     const f = fixture(t);
-    const server = await f.start({ maxConnections: 1 });
-    await f.connect();
-    await waitFor(() => server.connectionCount === 1, 'the first connection');
+    let started = false;
+    // Only a connection with a request in progress holds its slot; an idle one would be evicted.
+    await f.start({ maxConnections: 1, closeGraceMs: 100, handler: () => ((started = true), new Promise(() => {})) });
+    (await f.connect()).request(1, 'restart-worker');
+    await waitFor(() => started, 'the first connection to start its request');
     await rejectsWithCode(sendRequest(f.socketPath, 'status'), 'busy');
   });
 

@@ -173,9 +173,9 @@ describe('idle clients', () => {
     assert.equal(server.stats.idleTimeouts, 1);
   });
 
-  it('closes a client stuck in the middle of a line after idleTimeoutMs', async (t) => {
+  it('closes a client stuck in the middle of a line after requestTimeoutMs', async (t) => {
     const f = fixture(t);
-    await f.start({ idleTimeoutMs: 150 });
+    await f.start({ idleTimeoutMs: 60_000, requestTimeoutMs: 150 });
     const client = await f.connect();
     client.send('{"v":1,');
     await client.waitClosed('the client with a partial line to be closed');
@@ -196,7 +196,54 @@ describe('idle clients', () => {
   });
 });
 
+describe('slow clients', () => {
+  it('closes a client that sends a line a byte at a time, slower in total than requestTimeoutMs (issue #15)', async (t) => {
+    const f = fixture(t);
+    // Each byte comes well within idleTimeoutMs; only the whole-line deadline can end this.
+    const server = await f.start({ idleTimeoutMs: 60_000, requestTimeoutMs: 300 });
+    const client = await f.connect();
+    const line = '{"v":1,"id":1,"cmd":"status"}\n';
+    let sent = 0;
+    const drip = setInterval(() => {
+      if (!client.closed && sent < line.length - 1) client.send(line[sent++] ?? '');
+    }, 50);
+    t.after(() => clearInterval(drip));
+    await client.waitClosed('the dripping client to be closed');
+    const reply = JSON.parse(client.lines[0] ?? '{}');
+    assert.equal(reply.error.code, 'timeout');
+    assert.match(reply.error.message, /not finished within 300 ms/);
+    assert.equal(server.stats.requestTimeouts, 1);
+  });
+
+  it('answers a line that arrives in pieces within requestTimeoutMs', async (t) => {
+    const f = fixture(t);
+    await f.start({ requestTimeoutMs: 5_000 });
+    const client = await f.connect();
+    client.send('{"v":1,"id":1,');
+    await sleep(50);
+    client.send('"cmd":"status"}\n');
+    assert.equal((await client.reply()).ok, true);
+  });
+});
+
 describe('handler failures', () => {
+  it('replies timeout to a request whose handler never settles, and keeps serving (issue #15)', async (t) => {
+    const f = fixture(t);
+    const server = await f.start({
+      handlerTimeoutMs: 200,
+      handler: (cmd) => (cmd === 'reload' ? new Promise(() => {}) : Promise.resolve({ cmd })),
+    });
+    const client = await f.connect();
+    client.request('stuck', 'reload');
+    client.request('next', 'status');
+    const stuck = await client.reply('the timeout reply');
+    assert.deepEqual([stuck.id, stuck.ok, stuck.error.code], ['stuck', false, 'timeout']);
+    assert.match(stuck.error.message, /reload did not finish within 200 ms/);
+    assert.deepEqual(await client.reply('the next reply'), { v: 1, id: 'next', ok: true, data: { cmd: 'status' } });
+    assert.equal(server.stats.handlerTimeouts, 1);
+  });
+
+
   it('maps ControlError to its code, any other throw to internal, and keeps serving', async (t) => {
     const f = fixture(t);
     const server = await f.start({
@@ -234,6 +281,84 @@ describe('handler failures', () => {
     client.request('ok', 'status');
     assert.deepEqual((await client.reply()).data, { fine: true });
     assert.equal(server.stats.handlerErrors, 3);
+  });
+});
+
+describe('pipelining clients share the event loop (issue #15)', () => {
+  it('lets the event loop turn between the requests of a pipelined batch already read', async (t) => {
+    const f = fixture(t);
+    // Few enough that all replies fit the socket's write buffer: the old code then never waited
+    // for 'drain' and answered the whole batch before any other callback ran.
+    const count = 300;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let calls = 0;
+    let callsWhenImmediateRan = -1;
+    await f.start({
+      handler: async () => {
+        calls += 1;
+        if (calls === 1) await gate; // the rest of the batch is read meanwhile
+        return undefined;
+      },
+    });
+    const client = await f.connect();
+    let batch = '';
+    for (let i = 0; i < count; i += 1) batch += `${JSON.stringify({ v: 1, id: i, cmd: 'status' })}\n`;
+    client.send(batch);
+    await waitFor(() => calls === 1 && client.socket.writableLength === 0, 'the batch to be sent');
+    await sleep(100); // not needed by the new code; lets the old one read the whole batch
+    setImmediate(() => (callsWhenImmediateRan = calls));
+    release();
+    await waitFor(() => client.lines.length === count, 'every reply');
+    assert.ok(callsWhenImmediateRan > 0, 'the immediate did not run');
+    assert.ok(callsWhenImmediateRan < count, `the immediate ran only after all ${count} requests ran`);
+  });
+
+  it('answers two pipelining clients in turns, not one after the other', async (t) => {
+    const f = fixture(t);
+    const order: string[] = [];
+    await f.start({ handler: async (_cmd, args) => order.push(String(args['who'])) });
+    const a = await f.connect();
+    const b = await f.connect();
+    const batch = (who: string): string =>
+      Array.from({ length: 200 }, (_, i) => `${JSON.stringify({ v: 1, id: i, cmd: 'status', args: { who } })}\n`).join('');
+    a.send(batch('a'));
+    b.send(batch('b'));
+    await waitFor(() => a.lines.length === 200 && b.lines.length === 200, 'every reply');
+    // Whichever started first, the other must get in long before it is done.
+    const firstOther = order.findIndex((who) => who !== order[0]);
+    assert.ok(firstOther > 0 && firstOther < 100, `the second client first ran after ${firstOther} requests of the first`);
+  });
+
+  it('stops reading blank lines from a client while its request runs: what the server reads stays bounded', async (t) => {
+    const f = fixture(t);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let started = false;
+    await f.start({
+      maxLineBytes: 4096,
+      handler: async () => {
+        started = true;
+        await gate;
+        return {};
+      },
+    });
+    const client = await f.connect();
+    client.request(1, 'restart-worker');
+    await waitFor(() => started, 'the request to start');
+    const noise = 8 * 1024 * 1024;
+    client.send(Buffer.alloc(noise, 10)); // blank lines: no bytes of request, only newlines
+    // Wait until the client's writes stop draining into the server, then check how far they got.
+    let last = -1;
+    while (client.socket.writableLength !== last) {
+      last = client.socket.writableLength;
+      await sleep(200);
+    }
+    assert.ok(client.socket.writableLength > noise / 2, `the server read ${noise - client.socket.writableLength} bytes of blank lines`);
+    release();
+    assert.equal((await client.reply()).id, 1);
+    client.request(2, 'status');
+    assert.equal((await client.reply('the reply after the blank lines')).id, 2);
   });
 });
 

@@ -109,9 +109,14 @@ export class RawClient {
   static connect(socketPath: string): Promise<RawClient> {
     return new Promise((resolve, reject) => {
       const socket = net.connect(socketPath);
-      socket.once('error', reject);
+      const onError = (err: NodeJS.ErrnoException): void => {
+        // The listen backlog is full for a moment (a test opening hundreds of clients): retry.
+        if (err.code === 'EAGAIN') setTimeout(() => RawClient.connect(socketPath).then(resolve, reject), 10);
+        else reject(err);
+      };
+      socket.once('error', onError);
       socket.once('connect', () => {
-        socket.off('error', reject);
+        socket.off('error', onError);
         resolve(new RawClient(socket));
       });
     });

@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
+import { sendRequest } from '../../src/control/client.js';
 import { ControlServer, SocketSetupError } from '../../src/control/server.js';
 import { fixture, waitFor } from './harness.js';
 
@@ -249,23 +250,77 @@ describe('ControlServer.close', () => {
 });
 
 describe('connection limit', () => {
-  it('answers busy beyond maxConnections and closes, then accepts again once a slot frees', async (t) => {
+  it('closes the longest-idle connection with busy to admit a new one at the limit (issue #15)', async (t) => {
     const f = fixture(t);
     const server = await f.start({ maxConnections: 2 });
-    const a = await f.connect();
-    await f.connect();
+    const oldest = await f.connect();
+    const recent = await f.connect();
     await waitFor(() => server.connectionCount === 2, 'two connections to be registered');
+    recent.request(1, 'status');
+    assert.equal((await recent.reply()).ok, true);
+    const late = await f.connect();
+    const evicted = await oldest.reply('the eviction reply');
+    assert.deepEqual([evicted.id, evicted.error.code], [null, 'busy']);
+    assert.match(evicted.error.message, /to admit a new connection/);
+    await oldest.waitClosed('the evicted connection to be closed');
+    late.request(2, 'status');
+    assert.equal((await late.reply()).ok, true);
+    recent.request(3, 'status');
+    assert.equal((await recent.reply()).ok, true);
+    assert.deepEqual([server.stats.evictedIdle, server.stats.rejectedBusy], [1, 0]);
+  });
+
+  it('answers busy when every connection has a request in progress, and accepts again once one finishes', async (t) => {
+    const f = fixture(t);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let running = 0;
+    const server = await f.start({
+      maxConnections: 2,
+      handler: async (cmd) => {
+        if (cmd === 'restart-worker') {
+          running += 1;
+          await gate;
+        }
+        return { cmd };
+      },
+    });
+    const a = await f.connect();
+    const b = await f.connect();
+    a.request(1, 'restart-worker');
+    b.request(2, 'restart-worker');
+    await waitFor(() => running === 2, 'both requests to start');
     const rejected = await f.connect();
     const reply = await rejected.reply('the busy reply');
-    assert.equal(reply.id, null);
-    assert.equal(reply.error.code, 'busy');
+    assert.deepEqual([reply.id, reply.error.code], [null, 'busy']);
+    assert.match(reply.error.message, /too many control connections/);
     await rejected.waitClosed('the rejected connection to be closed');
     assert.equal(server.stats.rejectedBusy, 1);
 
-    a.socket.destroy();
-    await waitFor(() => server.connectionCount === 1, 'the freed slot');
+    release();
+    assert.equal((await a.reply()).id, 1);
+    assert.equal((await b.reply()).id, 2);
     const c = await f.connect();
     c.request(3, 'status');
     assert.equal((await c.reply()).ok, true);
   });
+
+  it('answers status while 1000 idle clients are connected (issue #15)', async (t) => {
+    const f = fixture(t);
+    // Both ends of every connection are in this process: two descriptors per client.
+    const clients = Math.min(1000, Math.floor((openFileLimit() - 200) / 2));
+    const server = await f.start();
+    for (let i = 0; i < clients; i += 1) await f.connect();
+    await waitFor(() => server.stats.accepted === clients, `${clients} connections to be accepted`);
+    assert.deepEqual(await sendRequest(f.socketPath, 'status'), { cmd: 'status', args: {} });
+    assert.ok(server.stats.evictedIdle >= clients - 64 + 1, JSON.stringify(server.stats));
+    assert.equal(server.stats.rejectedBusy, 0);
+  });
 });
+
+/** The soft limit on open files, from /proc (Node has no getrlimit). */
+function openFileLimit(): number {
+  const line = fs.readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+  const soft = Number(line?.split(/\s{2,}/)[1]);
+  return Number.isFinite(soft) ? soft : 1024;
+}
