@@ -206,8 +206,13 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
         const server = await ControlServer.listen({
           socketPath: d.config.current.socket_path,
           handler: makeControlHandler(parts),
+          // A stop may take the whole grace: the CLI's own wait (grace + 30 s) ends before this does.
+          handlerTimeoutMs: d.config.current.worker.stop_timeout_ms + 60_000,
           onEvent: (e) => {
-            if (e.type === 'handler_error' || e.type === 'connection_error') logger.emit({ kind: 'control-error', message: JSON.stringify(e) });
+            // In words: an internal structure is never logged raw.
+            if (e.type === 'handler_error') logger.emit({ kind: 'control-error', message: `${e.cmd} failed: ${e.message}` });
+            else if (e.type === 'handler_timeout') logger.emit({ kind: 'control-error', message: `${e.cmd} still running after ${e.timeoutMs} ms; the client was told to check status` });
+            else if (e.type === 'connection_error') logger.emit({ kind: 'control-error', message: `connection error ${e.errno}: ${e.message}` });
           },
         });
         // Closed only after the reply to a `shutdown` request had its turn to be written.
