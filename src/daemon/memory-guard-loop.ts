@@ -186,6 +186,8 @@ export class MemoryGuardLoop {
     logger.emit({ kind: 'memory-kill', pid: action.pid, comm: action.comm, rssBytes: action.rssBytes, reason: action.reason, availableBytes: action.availableBytes, thresholdBytes, treeRssBytes: treeBefore });
     try {
       if (victim !== undefined && signalIfSame(table, victim, 'SIGTERM') === 'sent') {
+        // A stopped (SIGSTOP) victim runs its TERM handler only once continued: as tree stops do (#15).
+        signalIfSame(table, victim, 'SIGCONT');
         if (!(await waitGone(table, victim, action.graceMs))) {
           logger.emit({ kind: 'memory-kill-escalated', pid: action.pid, comm: action.comm, graceMs: action.graceMs });
           if (signalIfSame(table, victim, 'SIGKILL') === 'sent') await waitGone(table, victim, AFTER_KILL_WAIT_MS);

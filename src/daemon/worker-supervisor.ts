@@ -9,6 +9,7 @@ import {
 } from '../policy/worker-state.js';
 import { spawnWorker, type WorkerHandle } from '../os/worker-process.js';
 import { stopTree, type TreeStopEvent } from '../os/tree-stop.js';
+import { treeStopKillAboveBytes } from '../policy/memory-guard.js';
 import type { ProcTable } from '../os/proc-table.js';
 import type { ProcessKey, TreeIdentity } from '../os/process-tree.js';
 import { LineSplitter } from './line-splitter.js';
@@ -296,12 +297,14 @@ export class WorkerSupervisor {
       switch (e.kind) {
         case 'term_sent': return deps.logger.emit({ kind: 'tree-term-sent', pgid: e.pgid, pids: e.pids });
         case 'kill_sent': return deps.logger.emit({ kind: 'tree-kill-sent', pids: e.pids, afterMs: e.afterMs });
+        case 'tree_over_limit': return deps.logger.emit({ kind: 'tree-over-limit', treeRssBytes: e.treeRssBytes, limitBytes: e.limitBytes, afterMs: e.afterMs });
         case 'survivors_killed': return deps.logger.emit({ kind: 'tree-survivors-killed', pids: e.pids });
         case 'tree_gone': return deps.logger.emit({ kind: 'tree-gone', durationMs: e.durationMs });
         case 'survivors_remain': return; // logged once from the report, below
       }
     };
-    stopTree({ table: deps.table, identity: this.treeIdentity(), graceMs: this.config.worker.stop_timeout_ms, onEvent, force: abort.signal })
+    const killAboveRssBytes = treeStopKillAboveBytes(this.config.memory.worker_max_bytes);
+    stopTree({ table: deps.table, identity: this.treeIdentity(), graceMs: this.config.worker.stop_timeout_ms, onEvent, force: abort.signal, killAboveRssBytes })
       .then((report) => {
         if (report.survivors.length > 0) deps.logger.emit({ kind: 'tree-survivors-left', pids: report.survivors });
       }, (err: Error) => {

@@ -30,6 +30,7 @@ export type LogEvent =
   | { kind: 'worker-output-dropped'; lines: number }
   | { kind: 'tree-term-sent'; pgid: number | null; pids: number[] }
   | { kind: 'tree-kill-sent'; pids: number[]; afterMs: number }
+  | { kind: 'tree-over-limit'; treeRssBytes: number; limitBytes: number; afterMs: number }
   | { kind: 'tree-survivors-killed'; pids: number[] }
   | { kind: 'tree-gone'; durationMs: number }
   | { kind: 'tree-survivors-left'; pids: number[] }
@@ -78,6 +79,7 @@ export const FORMATS: Formats = {
   'worker-output-dropped': { level: 'warn', text: (e) => ['worker output lines dropped', { lines: e.lines }] },
   'tree-term-sent': { level: 'info', text: (e) => ['SIGTERM sent to the worker tree', { pgid: e.pgid, pids: e.pids }] },
   'tree-kill-sent': { level: 'warn', text: (e) => [`SIGKILL sent after ${e.afterMs} ms`, { pids: e.pids }] },
+  'tree-over-limit': { level: 'warn', text: (e) => ['tree over limit during the grace: SIGKILL now', { tree_rss: mib(e.treeRssBytes), kill_above: mib(e.limitBytes), after_ms: e.afterMs }] },
   'tree-survivors-killed': { level: 'warn', text: (e) => ['escaped tree members found and killed', { pids: e.pids }] },
   'tree-gone': { level: 'info', text: (e) => ['worker tree gone', { took_ms: e.durationMs }] },
   'tree-survivors-left': { level: 'error', text: (e) => ['worker tree members survived SIGKILL', { pids: e.pids }] },

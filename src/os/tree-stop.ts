@@ -1,6 +1,10 @@
 // Stops the worker's whole process tree: SIGTERM, a grace period, then SIGKILL until nothing of
 // it is left. Escapees outside the worker's group get each signal individually.
 //
+// Every SIGTERM is followed by SIGCONT to the same processes, as systemd does: a process stopped
+// by SIGSTOP (or SIGTSTP, SIGTTIN) does not run its TERM handler until it is continued, so it would
+// otherwise wait out the whole grace and die of SIGKILL without having cleaned up (#15).
+//
 // The daemon is deliberately not a child subreaper (PR_SET_CHILD_SUBREAPER): escapees are
 // reparented to init, which reaps them. Node cannot reap adopted orphans safely: libuv only
 // waitpid()s the pids it spawned, and a waitpid(-1) reaper would steal the exit statuses libuv
@@ -13,6 +17,8 @@ import { signalGroup, signalIfSame, type SignalName } from './signal.js';
 export type TreeStopEvent =
   | { kind: 'term_sent'; pids: number[]; pgid: number | null }
   | { kind: 'kill_sent'; pids: number[]; afterMs: number }
+  /** The tree's RSS passed `killAboveRssBytes` during the grace: the grace ends, SIGKILL follows. */
+  | { kind: 'tree_over_limit'; treeRssBytes: number; limitBytes: number; afterMs: number }
   /** Members that appeared after the first SIGKILL round (forked while dying) and were killed too. */
   | { kind: 'survivors_killed'; pids: number[] }
   | { kind: 'tree_gone'; durationMs: number }
@@ -27,6 +33,12 @@ export interface TreeStopOptions {
   onEvent?: (event: TreeStopEvent) => void;
   /** Aborting it ends the grace period at once (or skips it, if already aborted). */
   force?: AbortSignal;
+  /**
+   * The grace ends at the first look that finds the tree's RSS (summed over its members, from the
+   * scan each look makes) above this: a tree that keeps growing while it is asked to exit is not
+   * given the whole grace to grow in. The caller chooses the figure; null or absent: no such limit.
+   */
+  killAboveRssBytes?: number | null;
 }
 
 export interface TreeStopReport {
@@ -111,11 +123,22 @@ export async function stopTree(opts: TreeStopOptions): Promise<TreeStopReport> {
       emit({ kind: 'term_sent', pids, pgid: groupSafe ? identity.pgid : null });
     }
 
+    const limitBytes = opts.killAboveRssBytes ?? null;
+    const overLimit = (members: ProcessInfo[]): boolean => {
+      if (limitBytes === null) return false;
+      const treeRssBytes = members.reduce((sum, p) => sum + p.rssBytes, 0);
+      if (treeRssBytes <= limitBytes) return false;
+      emit({ kind: 'tree_over_limit', treeRssBytes, limitBytes, afterMs: elapsedMs() });
+      return true;
+    };
     const graceEndMs = startMs + graceMs;
-    while (!forced() && performance.now() < graceEndMs) {
+    let graceOver = overLimit(now.members);
+    while (!graceOver && !forced() && performance.now() < graceEndMs) {
       await sleep(Math.min(RESCAN_INTERVAL_MS, graceEndMs - performance.now()), force);
       now = look(false);
       if (now.members.length === 0 && now.settleMs <= 0) break;
+      graceOver = overLimit(now.members);
+      if (graceOver) break;
       // Forked after the SIGTERM, or found only now: they get their chance to exit cleanly too.
       const fresh = now.members.filter((p) => !termed.has(keyOf(p)) || leftGroup(termedByGroup, p));
       if (fresh.length === 0) continue;
@@ -181,7 +204,8 @@ function leftGroup(termedByGroup: Map<string, number>, p: ProcessInfo): boolean 
 
 /**
  * Signals the members (the group at once when that is safe, the others one by one, each after
- * checking its pid was not reused) and returns those the signal reached or covered.
+ * checking its pid was not reused) and returns those the signal reached or covered. A SIGTERM is
+ * followed at once by SIGCONT to the same group or process (see the top of this file).
  */
 function send(
   table: ProcTable,
@@ -194,6 +218,8 @@ function send(
   const reached: ProcessInfo[] = [];
   const pgid = identity.pgid;
   const groupSent = groupSafe && pgid !== null && signalGroup(pgid, signal) === 'sent';
+  // The group may have emptied since the SIGTERM: 'gone' is a result, not an error.
+  if (groupSent && signal === 'SIGTERM') signalGroup(pgid, 'SIGCONT');
   for (const p of members) {
     if (groupSent && p.pgid === pgid) {
       reached.push(p);
@@ -207,7 +233,10 @@ function send(
       foreign.add(keyOf(p));
       continue;
     }
-    if (signalIfSame(table, p, signal) === 'sent') reached.push(p);
+    if (signalIfSame(table, p, signal) !== 'sent') continue;
+    reached.push(p);
+    // Checked again: a member that died of the SIGTERM may have been reaped and its pid reused.
+    if (signal === 'SIGTERM') signalIfSame(table, p, 'SIGCONT');
   }
   return reached;
 }

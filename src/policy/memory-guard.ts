@@ -1,7 +1,8 @@
 // The memory guard's decisions. The daemon calls stepMemoryGuard once per memory sample and once per
 // finished action; it gets back the next state, the level, a verdict to log when it changes, at most
 // one action to carry out, and when to sample next. Like systemd-oomd, it acts only when two
-// consecutive readings agree, handles one victim at a time, and cools down after each action.
+// consecutive readings agree, handles one victim at a time, and after each action gives the kernel a
+// cooldown to reclaim before it judges system memory again (the tree limit is not held: see decide).
 
 import { classifyMemoryLevel, isAtLeast, lesserMemoryLevel } from './memory-level.js';
 import type { MemoryLevel, MemoryLevelConfig } from './memory-level.js';
@@ -11,6 +12,19 @@ import { pickVictim } from './memory-victim.js';
 import type { MemoryVictimConfig } from './memory-victim.js';
 import { POLL_FLOOR_MS, SETTLED_POLL_MS, nextPollIntervalMs } from './poll-interval.js';
 import type { PollIntervalConfig, PollPoint } from './poll-interval.js';
+
+/**
+ * While the tree is being stopped (asked to exit, within its grace), it may keep growing: a leak
+ * does not pause for SIGTERM, and a busy process may take seconds to get to its handler (#15:
+ * decided at 304 MiB, still at 484 MiB when the worker handled SIGTERM 7 s later). Past the limit
+ * by this factor the grace ends and SIGKILL follows.
+ */
+export const TREE_STOP_KILL_FACTOR = 1.25;
+
+/** The tree RSS above which a stop's grace ends (null: no `worker_max_bytes`, no such bound). */
+export function treeStopKillAboveBytes(workerMaxBytes: number | null): number | null {
+  return workerMaxBytes === null ? null : Math.floor(workerMaxBytes * TREE_STOP_KILL_FACTOR);
+}
 
 /** The `[memory]` keys the guard reads; the full MemoryConfig satisfies it. */
 export interface MemoryGuardConfig extends MemoryLevelConfig, MemoryVictimConfig, PollIntervalConfig {
@@ -53,7 +67,7 @@ export type MemoryVerdict =
   | 'critical-awaiting-confirmation'
   | 'tree-limit-awaiting-confirmation'
   | 'low-nothing-to-kill'
-  /** An action is due but held back until cooldownUntilMs. */
+  /** A low or critical action is due but held back until cooldownUntilMs (never the tree limit). */
   | 'cooldown'
   | 'kill'
   | 'restart'
@@ -93,7 +107,7 @@ export interface MemoryGuardState {
   /** For growth rates in the poll interval. */
   readonly previousPoint: PollPoint | null;
   readonly inFlight: MemoryActionInFlight | null;
-  /** No action before this time (monotonic ms); null when no action has finished yet. */
+  /** No low or critical action before this time (monotonic ms); null when no action has finished yet. */
   readonly cooldownUntilMs: number | null;
   readonly lastAction: LastMemoryAction | null;
 }
@@ -223,8 +237,13 @@ function pollAfter(
 /**
  * Order: an action in flight blocks everything; then among conditions confirmed by two readings,
  * critical beats the tree limit, which beats low (restarting a tree over its limit does more good
- * than killing one process of it). Each condition needs its own two readings. A due action waits
- * out the cooldown.
+ * than killing one process of it). Each condition needs its own two readings.
+ *
+ * The cooldown holds back only the system-memory actions (low and critical: kills, and the restart
+ * when nothing is left to kill). Those judge MemAvailable and PSI, which lag behind an action while
+ * the kernel reclaims. The tree limit is never held: the tree's RSS is measured exactly, and after a
+ * restart it is a new generation's, a new subject. Holding it let every relapse grow for the whole
+ * cooldown (#15: restarted at 599-643 MiB against a 300 MiB limit).
  */
 function decide(
   state: MemoryGuardState,
@@ -242,44 +261,43 @@ function decide(
   const previous = state.previousReading;
   const confirmedLevel = previous === null ? 'ok' : lesserMemoryLevel(previous.level, reading.level);
   const confirmedTreeOverLimit = previous !== null && previous.treeOverLimit && reading.treeOverLimit;
+  const coolingDown = state.cooldownUntilMs !== null && sample.atMs < state.cooldownUntilMs;
+  const act = (action: MemoryAction): { verdict: MemoryVerdict; action: MemoryAction } =>
+    ({ verdict: action.kind === 'kill' ? 'kill' : 'restart', action });
 
-  const due = dueAction(confirmedLevel, confirmedTreeOverLimit, sample, point, config);
-  if (due !== null) {
-    const coolingDown = state.cooldownUntilMs !== null && sample.atMs < state.cooldownUntilMs;
-    if (coolingDown) return { verdict: 'cooldown', action: null };
-    return { verdict: due.kind === 'kill' ? 'kill' : 'restart', action: due };
-  }
-  // Nothing to do yet: name the most severe condition still waiting for its second reading.
+  const system = systemAction(confirmedLevel, sample, point, config);
+  if (system !== null && system.reason === 'critical' && !coolingDown) return act(system);
+  if (confirmedTreeOverLimit) return act(restartAction('tree_limit', sample, point));
+  if (system !== null && !coolingDown) return act(system);
+  // Nothing to do yet. A system action held by the cooldown, unless the tree limit may act first.
+  if (system !== null) return { verdict: reading.treeOverLimit ? 'tree-limit-awaiting-confirmation' : 'cooldown', action: null };
+  // Otherwise the most severe condition still waiting for its second reading.
   if (reading.level === 'critical') return { verdict: 'critical-awaiting-confirmation', action: null };
   if (reading.treeOverLimit) return { verdict: 'tree-limit-awaiting-confirmation', action: null };
   if (confirmedLevel === 'ok') return { verdict: 'low-awaiting-confirmation', action: null };
   return { verdict: 'low-nothing-to-kill', action: null };
 }
 
-function dueAction(
+/** What a confirmed low or critical level calls for: a victim, or for critical without one, a restart. */
+function systemAction(
   confirmedLevel: MemoryLevel,
-  confirmedTreeOverLimit: boolean,
   sample: MemorySample,
   point: PollPoint,
   config: MemoryGuardConfig,
-): MemoryAction | null {
-  const restart = (reason: RestartWorkerAction['reason']): RestartWorkerAction => ({
-    kind: 'restart-worker',
-    cause: 'memory',
-    reason,
-    treeRssBytes: point.treeRssBytes,
-    availableBytes: sample.availableBytes,
-  });
+): KillAction | RestartWorkerAction | null {
   const kill = (reason: KillAction['reason']): KillAction | null => {
     const victim = pickVictim(sample.tree, sample.extraCandidates, config);
     if (victim === null) return null;
     const { availableBytes } = sample;
     return { kind: 'kill', ...victim, reason, graceMs: config.kill_grace_ms, availableBytes };
   };
-  if (confirmedLevel === 'critical') return kill('critical') ?? restart('critical');
-  if (confirmedTreeOverLimit) return restart('tree_limit');
+  if (confirmedLevel === 'critical') return kill('critical') ?? restartAction('critical', sample, point);
   if (isAtLeast(confirmedLevel, 'low')) return kill('low');
   return null;
+}
+
+function restartAction(reason: RestartWorkerAction['reason'], sample: MemorySample, point: PollPoint): RestartWorkerAction {
+  return { kind: 'restart-worker', cause: 'memory', reason, treeRssBytes: point.treeRssBytes, availableBytes: sample.availableBytes };
 }
 
 function recordAction(state: MemoryGuardState, action: MemoryAction, atMs: number): MemoryGuardState {

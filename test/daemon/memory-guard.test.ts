@@ -219,6 +219,63 @@ test('a worker tree over worker_max_bytes is restarted gracefully, counted as a 
   assert.equal(daemon.matching(/memory .*sending SIGTERM/).length, 0);
 });
 
+test('a stopped (SIGSTOP) victim gets SIGCONT after SIGTERM and dies of the SIGTERM, not at the end of kill_grace_ms (#15)', async (t) => {
+  // Memory is plentiful until the child is frozen; then a reload makes it low.
+  const body = daemonToml(['--', '--mib', '150'], PLENTY_OF_MEMORY).replace('kill_grace_ms = 500', 'kill_grace_ms = 60000');
+  const { daemon, configPath } = await withDaemon(t, body);
+  await workerPidOf(daemon, 1);
+  const childPid = Number((await waitForOutput(daemon, /^child (\d+)$/m))[1]);
+  await waitForOutput(daemon, new RegExp(`^ready ${childPid} `, 'm'));
+  process.kill(childPid, 'SIGSTOP');
+  await waitFor('the child to be stopped', () => /\) T /.test(readFileSync(`/proc/${childPid}/stat`, 'latin1')));
+
+  writeFileSync(configPath, readFileSync(configPath, 'utf8').replace(PLENTY_OF_MEMORY, lowMemory()));
+  const from = daemon.lines.length;
+  daemon.child.kill('SIGHUP');
+  await daemon.waitForLine(/configuration reloaded/, 15_000, from);
+  await daemon.waitForLine(new RegExp(`memory low: sending SIGTERM to node pid=${childPid} `), 15_000, from);
+  await waitForOutput(daemon, new RegExp(`^child-exited ${childPid} null SIGTERM$`, 'm'));
+  await daemon.waitForLine(new RegExp(`memory: victim gone pid=${childPid} `), 15_000, from);
+  assert.deepEqual(daemon.matching(/ignored SIGTERM for .* sending SIGKILL/), []);
+});
+
+test('a tree that keeps growing through a memory restart gets SIGKILL once over 125 % of worker_max_bytes, however long the grace (#15)', async (t) => {
+  // Generation 1's child ignores SIGTERM and leaks 40 MiB/s: the grace would let it grow for 60 s.
+  const body = daemonToml(['--child-generation', '1', '--', '--mib', '400', '--rate-mib-s', '40', '--ignore-term'], `${PLENTY_OF_MEMORY}worker_max_bytes = "100MiB"\n`)
+    .replace('stop_timeout_ms = 3000', 'stop_timeout_ms = 60000');
+  const { daemon, configPath } = await withDaemon(t, body);
+  const child = Number((await waitForOutput(daemon, /^child (\d+)$/m))[1]);
+  const restart = await daemon.waitForLine(/memory tree_limit: restarting the worker /, 30_000);
+  const from = daemon.lines.indexOf(restart);
+  await daemon.waitForLine(/SIGTERM sent to the worker tree/, 15_000, from);
+  await waitForOutput(daemon, new RegExp(`^hog ${child} ignored SIGTERM$`, 'm'));
+  const over = await daemon.waitForLine(/tree over limit during the grace: SIGKILL now /, 30_000, from);
+  assert.ok(mibField(over, 'tree_rss') > 125, over);
+  assert.equal(mibField(over, 'kill_above'), 125);
+  await daemon.waitForLine(/SIGKILL sent after \d+ ms/, 15_000, from);
+  await daemon.waitForLine(/worker tree gone/, 15_000, from);
+  await workerPidOf(daemon, 2);
+  assert.ok(!isAlive(child), 'the growing child is gone');
+  const status = await statusJson(configPath);
+  assert.equal(status.worker.generation, 2);
+  assert.equal(status.restarts.memory, 1);
+});
+
+test('a second generation that leaks is restarted by the tree limit inside what would be the cooldown (#15)', async (t) => {
+  // Every generation's child leaks; a cooldown far longer than the test would hold a second restart.
+  const body = daemonToml(['--', '--mib', '400', '--rate-mib-s', '40'], `${PLENTY_OF_MEMORY}worker_max_bytes = "100MiB"\n`)
+    .replace('cooldown_ms = 200', 'cooldown_ms = 600000');
+  const { daemon, configPath } = await withDaemon(t, body);
+  const first = await daemon.waitForLine(/memory tree_limit: restarting the worker /, 30_000);
+  const done = await daemon.waitForLine(/memory: old worker tree gone /, 30_000, daemon.lines.indexOf(first));
+  await workerPidOf(daemon, 2);
+  const second = await daemon.waitForLine(/memory tree_limit: restarting the worker /, 30_000, daemon.lines.indexOf(done));
+  assert.ok(mibField(second, 'tree_rss') > 100, second);
+  await workerPidOf(daemon, 3);
+  const status = await statusJson(configPath);
+  assert.ok(status.restarts.memory >= 2, `restarts: ${JSON.stringify(status.restarts)}`);
+});
+
 test('critical memory with no victim restarts the worker; the daemon and the test process are never signalled', async (t) => {
   // The daemon and this test process both match hog_names and are far over the kill threshold:
   // only their protection (the daemon and its ancestors) keeps them from being the victims.

@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { describe, test } from 'node:test';
 import { ProcTable, type ProcessInfo } from '../../src/os/proc-table.js';
 import { protectedPidsOf, type TreeIdentity } from '../../src/os/process-tree.js';
 import { stopTree, type TreeStopEvent } from '../../src/os/tree-stop.js';
-import { isAlive, killSeen, processKey, see, spawnOnPid, startBystander, startFixture, statOf, uniqueInstanceId, waitFor, type Seen } from './live-processes.js';
+import { FIXTURES_DIR, isAlive, killGroup, killSeen, processKey, see, spawnOnPid, startBystander, startFixture, statOf, uniqueInstanceId, waitFor, type Seen } from './live-processes.js';
 import type { TreeReport } from '../helpers/daemon.js';
 
 
@@ -15,6 +17,7 @@ const uid = process.getuid!();
 const protectedPids = protectedPidsOf(table, process.pid);
 /** Slack for a loaded 2-core machine on top of the grace period. */
 const MARGIN_MS = 2000;
+const MIB = 1024 * 1024;
 const sorted = (pids: number[]): number[] => [...pids].sort((a, b) => a - b);
 
 async function startTree(label: string) {
@@ -249,4 +252,83 @@ describe('stopTree after the kernel handed the exited worker’s pid out again (
       }
     });
   }
+});
+
+describe('stopTree makes progress (#15)', () => {
+  test('stopped (SIGSTOP) members get SIGCONT after SIGTERM and exit by their TERM handlers, without SIGKILL, inside a 60 s grace', async () => {
+    const instanceId = uniqueInstanceId('tree-stop-frozen');
+    const fixture = await startFixture<{ worker: number; escapee: number }>('term-handlers.sh', instanceId);
+    const { worker, escapee } = fixture.report;
+    const force = new AbortController();
+    try {
+      // Frozen: the worker's group, and the escapee's own group (setsid made it a leader).
+      process.kill(-worker, 'SIGSTOP');
+      process.kill(-escapee, 'SIGSTOP');
+      await waitFor(() => statOf(worker)?.state === 'T' && statOf(escapee)?.state === 'T', 'the worker and the escapee to be stopped');
+      const events: TreeStopEvent[] = [];
+      const identity: TreeIdentity = { root: processKey(worker), pgid: worker, instanceId, uid, protectedPids };
+      // The grace is long enough that a stop waiting it out would be told apart by the SIGKILL, not by a clock.
+      const report = await stopTree({ table, identity, graceMs: 60_000, force: force.signal, onEvent: (e) => events.push(e) });
+      assert.deepEqual(report.killSent, [], `SIGKILL was needed: ${JSON.stringify(events)}`);
+      assert.deepEqual(report.survivors, []);
+      assert.ok(report.termSent.includes(worker) && report.termSent.includes(escapee));
+      assert.ok(existsSync(join(fixture.scratchDir, 'worker-term')), 'the worker’s TERM handler did not run');
+      assert.ok(existsSync(join(fixture.scratchDir, 'escapee-term')), 'the escapee’s TERM handler did not run');
+      assert.deepEqual(await fixture.exited, [0, null], 'the worker exited by its handler (exit 0)');
+    } finally {
+      force.abort();
+      await fixture.cleanup([escapee]);
+    }
+  });
+
+  test('a tree that keeps growing past killAboveRssBytes during a 60 s grace gets SIGKILL then, and the event gives the figures', async () => {
+    const instanceId = uniqueInstanceId('tree-stop-growing');
+    // Ignores SIGTERM and leaks 40 MiB/s: only the limit can end its grace early.
+    const hog = spawn(process.execPath, [join(FIXTURES_DIR, 'hog.mjs'), '--ignore-term', '--mib', '1000', '--rate-mib-s', '40'], {
+      detached: true,
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, AUTOPILOTD_INSTANCE: instanceId },
+    });
+    const pid = hog.pid!;
+    const exited = once(hog, 'exit');
+    let output = '';
+    hog.stdout!.on('data', (chunk: Buffer) => void (output += chunk.toString()));
+    const force = new AbortController();
+    try {
+      await waitFor(() => (table.read(pid)?.rssBytes ?? 0) > 80 * MIB, 'the hog to pass 80 MiB');
+      const limitBytes = table.read(pid)!.rssBytes + 40 * MIB;
+      const events: TreeStopEvent[] = [];
+      const identity: TreeIdentity = { root: processKey(pid), pgid: pid, instanceId, uid, protectedPids };
+      const report = await stopTree({ table, identity, graceMs: 60_000, force: force.signal, killAboveRssBytes: limitBytes, onEvent: (e) => events.push(e) });
+
+      assert.deepEqual(events.map((e) => e.kind), ['term_sent', 'tree_over_limit', 'kill_sent', 'tree_gone']);
+      const over = events[1]!;
+      assert.ok(over.kind === 'tree_over_limit');
+      assert.equal(over.limitBytes, limitBytes);
+      assert.ok(over.treeRssBytes > limitBytes, `tree at ${over.treeRssBytes} bytes, limit ${limitBytes}`);
+      assert.deepEqual(report.killSent, [pid]);
+      assert.deepEqual(await exited, [null, 'SIGKILL']);
+      assert.match(output, new RegExp(`^hog ${pid} ignored SIGTERM$`, 'm'), 'SIGTERM came first');
+    } finally {
+      force.abort();
+      killGroup(pid);
+      hog.stdout!.destroy();
+      await exited;
+    }
+  });
+
+  test('a tree that stays under killAboveRssBytes keeps its grace', async () => {
+    const tree = await startTree('tree-stop-under-limit');
+    try {
+      const events: TreeStopEvent[] = [];
+      const graceMs = 1000;
+      const report = await stopTree({ table, identity: tree.identity, graceMs, killAboveRssBytes: 64 * 1024 * MIB, onEvent: (e) => events.push(e) });
+      assert.deepEqual(report.killSent, [tree.report.termIgnorer]);
+      assert.ok(!events.some((e) => e.kind === 'tree_over_limit'));
+      const kill = events.find((e) => e.kind === 'kill_sent');
+      assert.ok(kill?.kind === 'kill_sent' && kill.afterMs >= graceMs - 50, `SIGKILL after ${JSON.stringify(kill)}`);
+    } finally {
+      await tree.cleanup();
+    }
+  });
 });

@@ -291,15 +291,15 @@ const scenarios: Scenario[] = [
     ],
   },
   {
-    name: 'nothing happens while a restart is in flight, and cooldown follows restart-finished',
+    name: 'nothing happens while a restart is in flight, and after it the tree limit needs two fresh readings (no cooldown)',
     config: { worker_max_bytes: 2000 * MiB, cooldown_ms: 1000 },
     inputs: [
       sample(0, OK), sample(100, OK), sample(200, CRITICAL), sample(300, CRITICAL), restartFinished(500),
-      sample(600, OK), sample(1499, OK), sample(1500, OK),
+      sample(600, OK), sample(700, OK), sample(800, OK),
     ],
     expect: [
       'tree-limit-awaiting-confirmation', 'restart-worker (tree_limit)', 'restart-in-flight', 'restart-in-flight',
-      'restart-finished', 'tree-limit-awaiting-confirmation', 'cooldown', 'restart-worker (tree_limit)',
+      'restart-finished', 'tree-limit-awaiting-confirmation', 'restart-worker (tree_limit)', 'restart-in-flight',
     ],
   },
   {
