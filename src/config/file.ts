@@ -5,7 +5,7 @@ import { parse, TomlError } from 'smol-toml';
 import { DEFAULT_CONFIG_PATH } from './defaults.js';
 import type { ConfigProblem, ProblemOrigin } from './errors.js';
 import type { LayerValue } from './layer.js';
-import { KeyLocator } from './locate.js';
+import { KeyLocator, keyAtPosition } from './locate.js';
 import { resolveConfigPath } from './paths.js';
 import { FIELD_BY_KEY, keysOf, SECTIONS } from './schema.js';
 import { closestMatch } from './suggest.js';
@@ -73,7 +73,8 @@ export function readFileLayer(choice: ConfigFileChoice, problems: ConfigProblem[
     const got = decoded.badBytes.length === 1 ? 'byte' : 'bytes';
     const hex = [...decoded.badBytes].map((b) => `0x${b.toString(16).padStart(2, '0')}`).join(' ');
     problems.push({
-      source: 'file', file, line: decoded.line, column: decoded.column, key: '', expected: 'UTF-8 text', got: `${got} ${hex}`,
+      source: 'file', file, line: decoded.line, column: decoded.column, key: keyAtPosition(bytes.toString('utf8'), decoded.line, decoded.column) ?? '',
+      expected: 'UTF-8 text', got: `${got} ${hex}`,
       hint: 'save the file as UTF-8',
     });
     return { path: file, complete: false, values: [], locator: null };
@@ -86,7 +87,8 @@ export function readFileLayer(choice: ConfigFileChoice, problems: ConfigProblem[
     if (!(error instanceof TomlError)) throw error;
     const message = (error.message.split('\n')[0] ?? '').replace(/^Invalid TOML document: /, '');
     const reason = `invalid TOML: ${message}`;
-    problems.push({ source: 'file', file, line: error.line, column: error.column, key: '', expected: 'valid TOML', reason });
+    const key = keyAtPosition(source, error.line, error.column) ?? '';
+    problems.push({ source: 'file', file, line: error.line, column: error.column, key, expected: 'valid TOML', reason });
     return { path: file, complete: false, values: [], locator: null };
   }
   const locator = new KeyLocator(source);

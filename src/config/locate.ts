@@ -246,3 +246,91 @@ function decodeBasic(content: string): string {
     return content;
   }
 }
+
+const BARE_OR_QUOTED = String.raw`(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')`;
+const DOTTED = new RegExp(String.raw`${BARE_OR_QUOTED}(?:\s*\.\s*${BARE_OR_QUOTED})*`, 'y');
+const HEADER = /^\s*\[\[?([^\]#]*)/;
+
+/**
+ * The dotted key a position in a TOML text belongs to, for text that does not parse (a syntax
+ * error, a byte that is not UTF-8), so the problem can still name a key: the table header of that
+ * line, else the innermost `key =` before the column (through inline tables), else the line's
+ * outermost key, each under the last [table] above. null when the line holds no key (a blank line,
+ * a comment, a value continued from above). A best effort on broken text, never a parser.
+ */
+export function keyAtPosition(source: string, line: number, column: number): string | null {
+  const lines = source.split('\n');
+  let table: string[] = [];
+  for (let i = 0; i < line - 1 && i < lines.length; i++) {
+    const header = HEADER.exec(lines[i] ?? '');
+    if (header !== null) table = splitDotted(header[1] ?? '');
+  }
+  const text = lines[line - 1] ?? '';
+  const header = HEADER.exec(text);
+  if (header !== null) {
+    const name = splitDotted(header[1] ?? '');
+    return name.length === 0 ? null : name.join('.');
+  }
+  const keys = keysBefore(text, Math.max(column - 1, 0)) ?? keysBefore(text, text.length);
+  return keys === null ? null : [...table, ...keys].join('.');
+}
+
+/** The key path in force at `end` of a line: each `key = {` opens a level, `}` closes one. */
+function keysBefore(text: string, end: number): string[] | null {
+  const stack: string[][] = [];
+  let last: string[] | null = null;
+  let i = 0;
+  let expectKey = true;
+  while (i < end) {
+    const c = text[i] ?? '';
+    if (c === '#') break;
+    if (c === '"' || c === "'") {
+      if (expectKey) {
+        DOTTED.lastIndex = i;
+        const m = DOTTED.exec(text);
+        if (m !== null && /^\s*=/.test(text.slice(i + m[0].length))) {
+          last = splitDotted(m[0]);
+          i += m[0].length;
+          expectKey = false;
+          continue;
+        }
+      }
+      const close = text.indexOf(c, i + 1);
+      i = close === -1 ? end : close + 1;
+      continue;
+    }
+    if (c === '{') {
+      if (last !== null) stack.push(last);
+      last = null;
+      expectKey = true;
+    } else if (c === '}') {
+      // Back to the key whose inline table just closed.
+      last = stack.pop() ?? null;
+    } else if (c === ',') {
+      expectKey = true;
+    } else if (expectKey && /[A-Za-z0-9_-]/.test(c)) {
+      DOTTED.lastIndex = i;
+      const m = DOTTED.exec(text);
+      if (m !== null && /^\s*=/.test(text.slice(i + m[0].length))) {
+        last = splitDotted(m[0]);
+        i += m[0].length;
+        expectKey = false;
+        continue;
+      }
+      expectKey = false;
+    }
+    i++;
+  }
+  if (last === null && stack.length === 0) return null;
+  return [...stack.flat(), ...(last ?? [])];
+}
+
+function splitDotted(text: string): string[] {
+  const parts: string[] = [];
+  const part = new RegExp(BARE_OR_QUOTED, 'g');
+  for (const m of text.matchAll(part)) {
+    const raw = m[0];
+    parts.push(raw.startsWith('"') ? decodeBasic(raw.slice(1, -1)) : raw.startsWith("'") ? raw.slice(1, -1) : raw);
+  }
+  return parts;
+}

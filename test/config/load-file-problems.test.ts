@@ -93,11 +93,12 @@ for (const bad of BAD_FILES) {
   });
 }
 
-const SYNTAX_ERRORS: Array<{ name: string; toml: string; line: number; column: number; says: string }> = [
-  { name: 'an unclosed table header', toml: 'project = "p"\n[memory\npoll_interval_ms = 1000\n', line: 2, column: 8, says: 'illegal character in key' },
-  { name: 'a key defined twice', toml: '[memory]\ncooldown_ms = 1\ncooldown_ms = 2\n', line: 3, column: 1, says: 'redefine' },
-  { name: 'an unterminated string', toml: '\nproject = "p', line: 2, column: 11, says: 'unfinished string' },
-  { name: 'a missing value', toml: '[logs]\nmax_files =\n', line: 2, column: 12, says: 'invalid' },
+// The key is the one of the error's line (locate.ts keyAtPosition): broken text names a key too.
+const SYNTAX_ERRORS: Array<{ name: string; toml: string; line: number; column: number; key: string; says: string }> = [
+  { name: 'an unclosed table header', toml: 'project = "p"\n[memory\npoll_interval_ms = 1000\n', line: 2, column: 8, key: 'memory', says: 'illegal character in key' },
+  { name: 'a key defined twice', toml: '[memory]\ncooldown_ms = 1\ncooldown_ms = 2\n', line: 3, column: 1, key: 'memory.cooldown_ms', says: 'redefine' },
+  { name: 'an unterminated string', toml: '\nproject = "p', line: 2, column: 11, key: 'project', says: 'unfinished string' },
+  { name: 'a missing value', toml: '[logs]\nmax_files =\n', line: 2, column: 12, key: 'logs.max_files', says: 'invalid' },
 ];
 
 for (const bad of SYNTAX_ERRORS) {
@@ -108,7 +109,7 @@ for (const bad of SYNTAX_ERRORS) {
     assert.equal(error.problems.length, 1, error.message);
     const [problem] = error.problems;
     assert.deepEqual({ line: problem?.line, column: problem?.column }, { line: bad.line, column: bad.column }, error.message);
-    assert.ok(error.message.startsWith(`${file}:${bad.line}:${bad.column}: invalid TOML: `), error.message);
+    assert.ok(error.message.startsWith(`${file}:${bad.line}:${bad.column}: ${bad.key}: invalid TOML: `), error.message);
     assert.ok(error.message.includes(bad.says), error.message);
   });
 }
@@ -164,7 +165,8 @@ test('a file that cannot be parsed skips the pair rules instead of judging half 
   const error = expectConfigError(() =>
     loadConfig({ flags: { configPath: file }, env: { AUTOPILOTD_MEMORY_MIN_AVAILABLE_BYTES: '512MiB' }, homeDir: home.dir, cwd: home.dir }),
   );
-  assert.deepEqual(error.problems.map((p) => p.key), ['']);
+  // One problem, the syntax error (named by its line's table), and no pair-rule problem.
+  assert.deepEqual(error.problems.map((p) => p.key), ['memory']);
 });
 
 test('a config file that is not UTF-8 is rejected at the bad byte, instead of reaching the worker as U+FFFD (#14)', (t) => {
@@ -175,9 +177,9 @@ test('a config file that is not UTF-8 is rejected at the bad byte, instead of re
   const error = expectConfigError(() => loadConfig({ flags: { configPath: file }, env: {}, homeDir: home.dir, cwd: home.dir }));
   assert.equal(error.exitCode, 78);
   assert.deepEqual(error.problems, [{
-    source: 'file', file, line: 3, column: 24, key: '', expected: 'UTF-8 text', got: 'byte 0xe9', hint: 'save the file as UTF-8',
+    source: 'file', file, line: 3, column: 24, key: 'worker.env.GREETING', expected: 'UTF-8 text', got: 'byte 0xe9', hint: 'save the file as UTF-8',
   }]);
-  assert.equal(error.message, `${file}:3:24: expected UTF-8 text, got byte 0xe9; save the file as UTF-8`);
+  assert.equal(error.message, `${file}:3:24: worker.env.GREETING: expected UTF-8 text, got byte 0xe9; save the file as UTF-8`);
 });
 
 test('a config file that starts with a byte order mark is read, and its columns do not count the mark', (t) => {

@@ -2,7 +2,7 @@
 import * as assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parse } from 'smol-toml';
-import { KeyLocator } from '../../src/config/locate.js';
+import { KeyLocator, keyAtPosition } from '../../src/config/locate.js';
 
 const SOURCE = [
   '# [memory] in a comment = 1', //          1
@@ -86,4 +86,27 @@ test('an unknown key falls back to its nearest located ancestor', () => {
 
 test('CRLF line endings count lines the same way', () => {
   assert.deepEqual(new KeyLocator('a = 1\r\n[memory]\r\nb = 2\r\n').find(['memory', 'b']), { line: 3, column: 1 });
+});
+
+test('keyAtPosition names the key of a position in text that does not parse', () => {
+  const text = [
+    'project = "p',                         // 1: unterminated string
+    '[memory',                              // 2: unclosed header
+    'poll_interval_ms =',                   // 3: missing value
+    '[worker]',                             // 4
+    'env = { A = "x", "B c" = "caf\uFFFD" }', // 5: a bad byte inside an inline table
+    '# only a comment',                     // 6
+    '"quoted.key" = 1',                     // 7
+    'a.b = { c = { d = 1 } }',              // 8
+  ].join('\n');
+  assert.equal(keyAtPosition(text, 1, 11), 'project');
+  assert.equal(keyAtPosition(text, 2, 8), 'memory');
+  assert.equal(keyAtPosition(text, 3, 19), 'memory.poll_interval_ms');
+  assert.equal(keyAtPosition(text, 5, 30), 'worker.env.B c');
+  assert.equal(keyAtPosition(text, 5, 14), 'worker.env.A');
+  assert.equal(keyAtPosition(text, 5, 1), 'worker.env', 'before any key on the line: the line\'s first key');
+  assert.equal(keyAtPosition(text, 6, 3), null, 'a comment names no key');
+  assert.equal(keyAtPosition(text, 7, 16), 'worker.quoted.key');
+  assert.equal(keyAtPosition(text, 8, 20), 'worker.a.b.c.d');
+  assert.equal(keyAtPosition(text, 99, 1), null, 'past the end');
 });
