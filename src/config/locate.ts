@@ -284,17 +284,17 @@ function keysBefore(text: string, end: number): string[] | null {
   while (i < end) {
     const c = text[i] ?? '';
     if (c === '#') break;
-    if (c === '"' || c === "'") {
-      if (expectKey) {
-        DOTTED.lastIndex = i;
-        const m = DOTTED.exec(text);
-        if (m !== null && /^\s*=/.test(text.slice(i + m[0].length))) {
-          last = splitDotted(m[0]);
-          i += m[0].length;
-          expectKey = false;
-          continue;
-        }
+    const quote = c === '"' || c === "'";
+    if (expectKey && (quote || /[A-Za-z0-9_-]/.test(c))) {
+      const key = keyAt(text, i);
+      expectKey = false;
+      if (key !== null) {
+        last = splitDotted(key);
+        i += key.length;
+        continue;
       }
+    }
+    if (quote) {
       const close = text.indexOf(c, i + 1);
       i = close === -1 ? end : close + 1;
       continue;
@@ -308,21 +308,18 @@ function keysBefore(text: string, end: number): string[] | null {
       last = stack.pop() ?? null;
     } else if (c === ',') {
       expectKey = true;
-    } else if (expectKey && /[A-Za-z0-9_-]/.test(c)) {
-      DOTTED.lastIndex = i;
-      const m = DOTTED.exec(text);
-      if (m !== null && /^\s*=/.test(text.slice(i + m[0].length))) {
-        last = splitDotted(m[0]);
-        i += m[0].length;
-        expectKey = false;
-        continue;
-      }
-      expectKey = false;
     }
     i++;
   }
   if (last === null && stack.length === 0) return null;
   return [...stack.flat(), ...(last ?? [])];
+}
+
+/** The dotted key starting at `i` when an `=` follows it, else null. */
+function keyAt(text: string, i: number): string | null {
+  DOTTED.lastIndex = i;
+  const m = DOTTED.exec(text);
+  return m !== null && /^\s*=/.test(text.slice(i + m[0].length)) ? m[0] : null;
 }
 
 function splitDotted(text: string): string[] {
