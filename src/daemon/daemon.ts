@@ -11,6 +11,7 @@ import { removeInstanceRecord, removePidFile, writeInstanceRecord, writePidFile 
 import { RotatingLogFile } from '../os/log-file.js';
 import { ProcTable } from '../os/proc-table.js';
 import { findTree, protectedPidsOf } from '../os/process-tree.js';
+import { signalIfSame } from '../os/signal.js';
 import { VERSION } from '../version.js';
 import { WorkerSupervisor } from './worker-supervisor.js';
 import { MemoryGuardLoop } from './memory-guard-loop.js';
@@ -278,13 +279,14 @@ function armFatalDeadline(d: Daemon): void {
   const deadlineMs = d.config.current.worker.stop_timeout_ms + FATAL_STOP_MARGIN_MS;
   setTimeout(() => {
     const identity = { root: null, pgid: null, instanceId: d.instanceId, uid: d.uid, protectedPids: d.protectedPids() };
-    const pids = findTree(d.table, identity).map((p) => p.pid);
-    d.logger.emit({ kind: 'internal-error', message: `the shutdown after an internal error did not finish in ${deadlineMs} ms; killing ${pids.length} marked processes and exiting` });
-    for (const pid of pids) {
+    const members = findTree(d.table, identity);
+    d.logger.emit({ kind: 'internal-error', message: `the shutdown after an internal error did not finish in ${deadlineMs} ms; killing ${members.length} marked processes and exiting` });
+    for (const p of members) {
+      // As every other signal of the daemon: only if the pid still names the process scanned.
       try {
-        process.kill(pid, 'SIGKILL');
+        signalIfSame(d.table, p, 'SIGKILL');
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') d.logger.emit({ kind: 'internal-error', message: `kill(${pid}, SIGKILL): ${(err as Error).message}` });
+        d.logger.emit({ kind: 'internal-error', message: `kill(${p.pid}, SIGKILL): ${(err as Error).message}` });
       }
     }
     d.logFile?.close();
