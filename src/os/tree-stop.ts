@@ -49,8 +49,23 @@ export interface TreeStopReport {
   survivors: number[];
 }
 
-/** How often the tree is rescanned while waiting for it to exit. */
+/**
+ * While waiting for the tree to exit, it is rescanned after 4 ms, then at doubling intervals up to
+ * every 50 ms: most processes die within a few milliseconds of a signal, and a fixed 50 ms first
+ * wait was half of a crash-restart cycle (#15: 10 restarts a second, now about twice that). The
+ * extra looks cost a scan each, a handful per stop.
+ */
+export const RESCAN_FIRST_MS = 4;
 export const RESCAN_INTERVAL_MS = 50;
+
+function rescanDelays(): () => number {
+  let next = RESCAN_FIRST_MS;
+  return () => {
+    const ms = next;
+    next = Math.min(RESCAN_INTERVAL_MS, next * 2);
+    return ms;
+  };
+}
 /**
  * A process of ours whose environment read as empty or unreadable (as inside an execve) is looked
  * at again at least this much later before the tree is called empty; and once no member is left,
@@ -132,9 +147,10 @@ export async function stopTree(opts: TreeStopOptions): Promise<TreeStopReport> {
       return true;
     };
     const graceEndMs = startMs + graceMs;
+    const nextDelay = rescanDelays();
     let graceOver = overLimit(now.members);
     while (!graceOver && !forced() && performance.now() < graceEndMs) {
-      await sleep(Math.min(RESCAN_INTERVAL_MS, graceEndMs - performance.now()), force);
+      await sleep(Math.min(nextDelay(), graceEndMs - performance.now()), force);
       now = look(false);
       if (now.members.length === 0 && now.settleMs <= 0) break;
       graceOver = overLimit(now.members);
@@ -157,6 +173,7 @@ export async function stopTree(opts: TreeStopOptions): Promise<TreeStopReport> {
   const killStartMs = performance.now();
   let survivors: number[] = [];
   let killedAny = false;
+  const nextKillDelay = rescanDelays();
   for (let round = 0; ; round++) {
     // Fresh too: this look may be the one that calls the tree empty.
     now = look(true);
@@ -177,7 +194,7 @@ export async function stopTree(opts: TreeStopOptions): Promise<TreeStopReport> {
     if (!killedAny) emit({ kind: 'kill_sent', pids: sent, afterMs: elapsedMs() });
     else if (fresh.length > 0) emit({ kind: 'survivors_killed', pids: fresh });
     killedAny = true;
-    await sleep(RESCAN_INTERVAL_MS);
+    await sleep(nextKillDelay());
   }
 
   const durationMs = elapsedMs();
