@@ -3,12 +3,16 @@
 // directory is unwritable, lines are dropped and counted, the first failure of a streak is reported
 // once, and the first successful write afterwards starts with a "dropped N lines" notice.
 //
-// Two ways in. `write` is synchronous (a daemon event must be on disk before a crash it may
-// explain) and writes whatever `writeSoon` queued before it, so order is kept. `writeSoon` (the
-// worker's output) queues and writes once per event-loop turn: a worker printing 200 MB/s of
-// short lines made one lstat + one write(2) per line, and its pipe backed up (issue #15, item 7).
-// The queue is bounded (`maxPendingBytes`): past it, lines are dropped and counted as for a full
-// disk, rather than growing the daemon.
+// Two ways in. `writeSoon` (the worker's output) queues, and the queue is written asynchronously
+// (write(2) on libuv's thread pool), one batch at a time: a worker printing 200 MB/s made one lstat
+// + one write(2) per line, its pipe backed up, and a slow disk stalled the whole event loop, memory
+// guard included (issue #15, item 7). The queue is bounded (`maxPendingBytes`, the batch being
+// written included): past it, lines are dropped and counted as for a full disk, rather than growing
+// the daemon or blocking it. `write` (a daemon event) is synchronous when nothing waits before it,
+// so an event is on disk before a crash it may explain; when worker output is queued or being
+// written, the event joins the queue behind it, so the file keeps the order things happened in.
+// `drain()` waits until everything queued is written (the daemon's last step); `close()` writes what
+// is still queued synchronously.
 //
 // Each batch is written in as few write(2)s as rotation allows, on an O_APPEND fd, cut only at line
 // ends, so concurrent writers interleave whole lines. Before each batch (not each line) the path is
@@ -19,7 +23,7 @@
 // it is a regular file of ours with one link; anything else is not written (issue #14, item 6):
 // its lines are dropped and the problem reported, as for a full disk. A missing directory is
 // made again as a private one (private-dir.ts).
-import { closeSync, constants, lstatSync, readdirSync, renameSync, unlinkSync, writeSync, type BigIntStats } from 'node:fs';
+import { closeSync, constants, lstatSync, readdirSync, renameSync, unlinkSync, write, writeSync, type BigIntStats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { ensurePrivateDir } from './private-dir.js';
 import { openPrivateFile } from './private-file.js';
@@ -35,6 +39,36 @@ export interface RotatingLogFileOptions {
   droppedNotice?: (droppedLines: number, errno: string) => string;
   /** Bytes `writeSoon` may hold before it drops lines; default DEFAULT_MAX_PENDING_BYTES. */
   maxPendingBytes?: number;
+  /**
+   * How queued batches reach the fd: fs.write (the thread pool) unless given. Tests pass a slow one
+   * to show what a disk that cannot keep up does; nothing else should.
+   */
+  writeAsync?: AsyncWrite;
+}
+
+/** Writes `length` bytes of `buffer` from `offset` to `fd`; resolves to the count written. */
+export type AsyncWrite = (fd: number, buffer: Buffer, offset: number, length: number) => Promise<number>;
+
+const fsWriteAsync: AsyncWrite = (fd, buffer, offset, length) =>
+  new Promise((resolve, reject) => {
+    write(fd, buffer, offset, length, null, (err, written) => (err ? reject(err) : resolve(written)));
+  });
+
+/** One batch on its way to the file: its bytes and how far they are written. */
+interface Batch {
+  bytes: Buffer;
+  lines: number;
+  /** Leading bytes that are no line of the batch (a dropped-lines notice, a newline). */
+  noticeBytes: number;
+  done: number;
+}
+
+/** One write(2)'s worth of a batch: `bytes` go to `fd`; then the batch resumes at `resume`. */
+interface Piece {
+  fd: number;
+  bytes: Buffer;
+  end: number;
+  resume: number;
 }
 
 /** A few turns' worth of reads from a worker's two pipes (libuv reads up to 64 KiB at a time). */
@@ -68,6 +102,13 @@ export class RotatingLogFile {
   #pendingChars = 0;
   #pendingLines = 0;
   #flushScheduled: NodeJS.Immediate | null = null;
+  readonly #writeAsync: AsyncWrite;
+  /** The batch being written asynchronously, and its size in chars (counted against the bound). */
+  #inFlight: Promise<void> | null = null;
+  #inFlightChars = 0;
+  /** fds to close once the write in flight is done with them (an fd is never closed under a write). */
+  #closeAfterFlight: number[] = [];
+  #drainWaiters: (() => void)[] = [];
   /** Lines writeSoon dropped since the last one it queued; whether that streak was reported. */
   #backlogLines = 0;
   #backlogReported = false;
@@ -85,6 +126,7 @@ export class RotatingLogFile {
     this.#onProblem = opts.onProblem ?? (() => {});
     this.#droppedNotice = opts.droppedNotice ?? defaultDroppedNotice;
     this.#maxPendingBytes = opts.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES;
+    this.#writeAsync = opts.writeAsync ?? fsWriteAsync;
   }
 
   /** Lines dropped over this object's life because they could not be written. */
@@ -92,14 +134,18 @@ export class RotatingLogFile {
     return this.#droppedLines;
   }
 
-  /** Appends one line (a missing trailing '\\n' is added) now, after what `writeSoon` queued. Never throws. */
+  /**
+   * Appends one line (a missing trailing '\\n' is added): now when nothing is queued or being
+   * written, otherwise behind what is. Never throws.
+   */
   write(line: string): void {
     if (this.#closed) {
       this.#drop(1, 'EBADF', `write to ${this.path} after close()`);
       return;
     }
     this.#enqueue(line.endsWith('\n') ? line : line + '\n', 1);
-    this.flush();
+    if (this.#inFlight !== null || this.#pendingLines > 1 || this.#flushScheduled !== null) this.#schedule();
+    else this.flush();
   }
 
   /**
@@ -111,7 +157,7 @@ export class RotatingLogFile {
       this.#drop(lines, 'EBADF', `write to ${this.path} after close()`);
       return;
     }
-    if (this.#pendingChars + text.length > this.#maxPendingBytes) {
+    if (this.#inFlightChars + this.#pendingChars + text.length > this.#maxPendingBytes) {
       this.#droppedLines += lines;
       this.#backlogLines += lines;
       if (this.#backlogReported) return;
@@ -120,26 +166,66 @@ export class RotatingLogFile {
       return;
     }
     this.#enqueue(text, lines);
-    this.#flushScheduled ??= setImmediate(() => {
-      this.#flushScheduled = null;
-      this.flush();
-    });
+    this.#schedule();
   }
 
-  /** Writes what is queued now. Never throws. */
+  /**
+   * Writes what is queued now, synchronously, unless a batch is being written (then it follows that
+   * batch). Never throws.
+   */
   flush(): void {
     if (this.#flushScheduled !== null) {
       clearImmediate(this.#flushScheduled);
       this.#flushScheduled = null;
     }
-    if (this.#pendingLines === 0) return;
+    if (this.#inFlight !== null || this.#pendingLines === 0) return;
+    const { text, lines } = this.#takePending();
+    this.#writeBatch(text, lines);
+  }
+
+  /** Resolves once everything queued so far (and after) is written or dropped. Never rejects. */
+  drain(): Promise<void> {
+    if (this.#inFlight === null && this.#pendingLines === 0) return Promise.resolve();
+    if (this.#inFlight === null) this.#pump();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  /** At the end of this event-loop turn at the latest, the queue goes out as one batch. */
+  #schedule(): void {
+    if (this.#inFlight !== null || this.#flushScheduled !== null) return;
+    this.#flushScheduled = setImmediate(() => {
+      this.#flushScheduled = null;
+      this.#pump();
+    });
+  }
+
+  #pump(): void {
+    if (this.#inFlight !== null) return;
+    if (this.#pendingLines === 0) {
+      const waiters = this.#drainWaiters;
+      this.#drainWaiters = [];
+      for (const resolve of waiters) resolve();
+      return;
+    }
+    const { text, lines } = this.#takePending();
+    this.#inFlightChars = text.length;
+    this.#inFlight = this.#writeBatchAsync(text, lines).then(() => {
+      this.#inFlight = null;
+      this.#inFlightChars = 0;
+      for (const fd of this.#closeAfterFlight.splice(0)) closeQuietly(fd);
+      // What was queued meanwhile goes out at once, as the next batch.
+      this.#pump();
+    });
+  }
+
+  #takePending(): { text: string; lines: number } {
     const text = this.#pending.length === 1 ? this.#pending[0]! : this.#pending.join('');
     const lines = this.#pendingLines;
     this.#pending = [];
     this.#pendingChars = 0;
     this.#pendingLines = 0;
     this.#backlogReported = false;
-    this.#writeBatch(text, lines);
+    return { text, lines };
   }
 
   #enqueue(text: string, lines: number): void {
@@ -156,8 +242,7 @@ export class RotatingLogFile {
     this.#pendingLines += lines;
   }
 
-  #writeBatch(batch: string, lines: number): void {
-    let text = batch;
+  #beginBatch(text: string, lines: number): Batch {
     let noticeBytes = 0;
     if (this.#streakErrno !== null) {
       const notice = this.#droppedNotice(this.#streakLines, this.#streakErrno);
@@ -168,64 +253,121 @@ export class RotatingLogFile {
       text = '\n' + text;
       noticeBytes += 1;
     }
-    const bytes = Buffer.from(text, 'utf8');
-    let done = 0; // bytes of `bytes` written
-    try {
-      let { fd, size } = this.#openFile();
-      while (done < bytes.length) {
-        const room = this.#maxFileBytes - size;
-        let end: number; // write bytes[done, end)
-        let resume: number; // where the next piece starts
-        if (bytes.length - done <= room) {
-          end = resume = bytes.length;
+    return { bytes: Buffer.from(text, 'utf8'), lines, noticeBytes, done: 0 };
+  }
+
+  /**
+   * The pieces the batch is written in, rotating between them as needed. The caller writes each
+   * piece whole before asking for the next, or records what it wrote (#pieceFailed) and stops.
+   */
+  *#pieces(b: Batch): Generator<Piece, void, void> {
+    const { bytes } = b;
+    let { fd, size } = this.#openFile();
+    while (b.done < bytes.length) {
+      const room = this.#maxFileBytes - size;
+      let end: number; // write bytes[done, end)
+      let resume: number; // where the next piece starts
+      if (bytes.length - b.done <= room) {
+        end = resume = bytes.length;
+      } else {
+        // The whole lines that fit; none fits: a new file, or, in an empty one, the line cut to fit.
+        const lastNewline = room > 0 ? bytes.lastIndexOf(0x0a, b.done + room - 1) : -1;
+        if (lastNewline >= b.done) {
+          end = resume = lastNewline + 1;
+        } else if (size > 0) {
+          ({ fd, size } = this.#rotateAndOpen());
+          continue;
         } else {
-          // The whole lines that fit; none fits: a new file, or, in an empty one, the line cut to fit.
-          const lastNewline = room > 0 ? bytes.lastIndexOf(0x0a, done + room - 1) : -1;
-          if (lastNewline >= done) {
-            end = resume = lastNewline + 1;
-          } else if (size > 0) {
-            ({ fd, size } = this.#rotateAndOpen());
-            continue;
-          } else {
-            const newline = bytes.indexOf(0x0a, done);
-            resume = newline === -1 ? bytes.length : newline + 1;
-            end = cutEnd(bytes, done, this.#maxFileBytes);
-          }
+          const newline = bytes.indexOf(0x0a, b.done);
+          resume = newline === -1 ? bytes.length : newline + 1;
+          end = cutEnd(bytes, b.done, this.#maxFileBytes);
         }
-        const piece = end === resume ? bytes.subarray(done, end) : Buffer.concat([bytes.subarray(done, end), NEWLINE]);
+      }
+      const piece = end === resume ? bytes.subarray(b.done, end) : Buffer.concat([bytes.subarray(b.done, end), NEWLINE]);
+      yield { fd, bytes: piece, end, resume };
+      size += piece.length;
+      b.done = resume;
+    }
+  }
+
+  #pieceFailed(b: Batch, piece: Piece, written: number): void {
+    if (written > 0) this.#lineIsOpen = true;
+    b.done += Math.min(written, piece.end - b.done);
+  }
+
+  #writeBatch(text: string, lines: number): void {
+    const b = this.#beginBatch(text, lines);
+    try {
+      for (const piece of this.#pieces(b)) {
         let written = 0;
         try {
-          while (written < piece.length) written += writeSync(fd, piece, written, piece.length - written);
+          while (written < piece.bytes.length) written += writeSync(piece.fd, piece.bytes, written, piece.bytes.length - written);
         } catch (err) {
-          if (written > 0) this.#lineIsOpen = true;
-          done += Math.min(written, end - done);
+          this.#pieceFailed(b, piece, written);
           throw err;
         }
-        size += piece.length;
-        done = resume;
       }
     } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      let message = `cannot write log file ${this.path}: ${e.message}`;
-      try {
-        this.#closeFd(); // Reopen on the next write: the directory may come back, the disk may free up.
-      } catch (closeErr) {
-        message += `; closing it failed too: ${(closeErr as Error).message}`;
-      }
-      // A line counts as written once its newline is; the notice is no line of the batch.
-      const noticeLeft = done < noticeBytes;
-      const lost = noticeLeft ? lines : countNewlines(bytes, done);
-      this.#drop(lost, e.code ?? 'EIO', message);
+      this.#batchFailed(b, err);
       return;
     }
+    this.#batchWritten();
+  }
+
+  async #writeBatchAsync(text: string, lines: number): Promise<void> {
+    let b: Batch | null = null;
+    try {
+      b = this.#beginBatch(text, lines);
+      for (const piece of this.#pieces(b)) {
+        let written = 0;
+        try {
+          while (written < piece.bytes.length) written += await this.#writeAsync(piece.fd, piece.bytes, written, piece.bytes.length - written);
+        } catch (err) {
+          this.#pieceFailed(b, piece, written);
+          throw err;
+        }
+      }
+    } catch (err) {
+      if (b !== null) this.#batchFailed(b, err);
+      else this.#drop(lines, 'EIO', `cannot write log file ${this.path}: ${(err as Error).message}`);
+      return;
+    }
+    this.#batchWritten();
+  }
+
+  #batchFailed(b: Batch, err: unknown): void {
+    const e = err as NodeJS.ErrnoException;
+    let message = `cannot write log file ${this.path}: ${e.message}`;
+    try {
+      this.#closeFd(); // Reopen on the next write: the directory may come back, the disk may free up.
+    } catch (closeErr) {
+      message += `; closing it failed too: ${(closeErr as Error).message}`;
+    }
+    // A line counts as written once its newline is; the notice is no line of the batch.
+    const noticeLeft = b.done < b.noticeBytes;
+    const lost = noticeLeft ? b.lines : countNewlines(b.bytes, b.done);
+    this.#drop(lost, e.code ?? 'EIO', message);
+  }
+
+  #batchWritten(): void {
     this.#lineIsOpen = false;
     this.#streakLines = 0;
     this.#streakErrno = null;
   }
 
+  /**
+   * Writes what is queued synchronously and closes the file. While a batch is still being written
+   * (the daemon gave drain() its time and moves on), the rest is appended beside it: whole lines
+   * still, in order unless that batch's write is itself still waiting on the disk.
+   */
   close(): void {
     if (this.#backlogLines > 0) this.#enqueue('', 0); // the notice of the last drops
-    this.flush();
+    if (this.#flushScheduled !== null) clearImmediate(this.#flushScheduled);
+    this.#flushScheduled = null;
+    if (this.#pendingLines > 0) {
+      const { text, lines } = this.#takePending();
+      this.#writeBatch(text, lines);
+    }
     this.#closed = true;
     try {
       this.#closeFd();
@@ -281,7 +423,10 @@ export class RotatingLogFile {
     const fd = this.#fd;
     this.#fd = null;
     this.#fileId = null;
-    if (fd !== null) closeSync(fd);
+    if (fd === null) return;
+    // A write on the thread pool may still be using it; closed when that write is done.
+    if (this.#inFlight !== null) this.#closeAfterFlight.push(fd);
+    else closeSync(fd);
   }
 
   #rotate(): void {
@@ -311,6 +456,14 @@ export class RotatingLogFile {
 }
 
 const NEWLINE = Buffer.from('\n');
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // Closing an fd we opened can only fail with EIO after a failed write, reported already.
+  }
+}
 
 /** Where to cut the line at `start` so that it and a '\\n' fit in `maxBytes`, on a UTF-8 boundary. */
 function cutEnd(bytes: Buffer, start: number, maxBytes: number): number {

@@ -12,10 +12,12 @@ import {
   symlinkSync,
   unlinkSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { RotatingLogFile } from '../../src/os/log-file.js';
+import { RotatingLogFile, type AsyncWrite } from '../../src/os/log-file.js';
 import { scratchArea } from '../helpers/scratch.js';
 import { collectLines } from '../helpers/lines.js';
 
@@ -77,7 +79,7 @@ function sequenceText(from: number, count: number): string {
   return text;
 }
 
-test('a burst queued with writeSoon reaches the files whole, in order, rotation bounded, on the next turn (issue #15)', async () => {
+test('a burst queued with writeSoon reaches the files whole, in order, rotation bounded, written after the turn (issue #15)', async () => {
   const dir = freshDir();
   const path = join(dir, 'daemon.log');
   const maxFileBytes = 64 * 1024;
@@ -86,11 +88,12 @@ test('a burst queued with writeSoon reaches the files whole, in order, rotation 
   const chunks = 12;
   for (let c = 0; c < chunks; c += 1) log.writeSoon(sequenceText(c * 700, 700), 700);
   assert.equal(existsSync(path), false, 'nothing written within the turn');
-  await new Promise((resolve) => setImmediate(resolve));
-  assert.ok(existsSync(path), 'written at the end of the turn');
+  await log.drain();
+  assert.ok(existsSync(path), 'written once drained');
   // A daemon line written now comes after the burst.
   log.writeSoon(sequenceText(chunks * 700, 3), 3);
   log.write(sequenceLine(chunks * 700 + 3));
+  await log.drain();
   log.close();
   assert.deepEqual(readdirSync(dir).sort(), ['daemon.log', 'daemon.log.1', 'daemon.log.2', 'daemon.log.3']);
   for (const name of readdirSync(dir)) {
@@ -117,10 +120,94 @@ test('past maxPendingBytes queued, writeSoon drops lines, reports once, and the 
   assert.equal(log.droppedLines, 20);
   assert.equal(problems.length, 1, problems.join(' | '));
   assert.match(problems[0]!, /more than \d+ bytes of log lines waiting/);
-  await new Promise((resolve) => setImmediate(resolve));
+  await log.drain();
   log.writeSoon(sequenceText(40, 1), 1);
+  await log.drain();
   log.close();
   assert.equal(readFileSync(path, 'utf8'), `${sequenceText(0, 20)}autopilotd: dropped 20 log lines (backlog full)\n${sequenceLine(40)}`);
+});
+
+/** A disk that takes `delayMs` per write(2), released by hand or by the timer: what fs.write can be on NFS or a dying disk. */
+function slowDisk(delayMs: number): { writeAsync: AsyncWrite; writes: () => number; settled: () => Promise<unknown> } {
+  let writes = 0;
+  const started: Promise<number>[] = [];
+  return {
+    writes: () => writes,
+    settled: () => Promise.allSettled(started),
+    writeAsync: (fd, buffer, offset, length) =>
+      remember(new Promise((resolve, reject) => {
+        writes += 1;
+        setTimeout(() => {
+          try {
+            resolve(writeSync(fd, buffer, offset, length));
+          } catch (err) {
+            reject(err);
+          }
+        }, delayMs);
+      })),
+  };
+  function remember(p: Promise<number>): Promise<number> {
+    started.push(p);
+    return p;
+  }
+}
+
+test('a disk slower than the worker never blocks the caller: lines past the bound are dropped and counted, the rest kept in order (issue #15)', async () => {
+  const path = join(freshDir(), 'daemon.log');
+  const disk = slowDisk(300);
+  const problems: string[] = [];
+  const chunk = (from: number): string => sequenceText(from, 100);
+  const bound = chunk(0).length * 3;
+  const log = new RotatingLogFile({ path, maxFileBytes: 10_000_000, maxFiles: 2, maxPendingBytes: bound, writeAsync: disk.writeAsync, onProblem: (m) => problems.push(m) });
+  // The first batch goes out on the next turn and stays on the disk for 300 ms.
+  log.writeSoon(chunk(0), 100);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(disk.writes(), 1, 'the first batch is being written');
+  // Meanwhile the worker goes on: each call returns at once, whatever the disk does.
+  for (let c = 1; c < 10; c += 1) {
+    const before = performance.now();
+    log.writeSoon(chunk(c * 100), 100);
+    assert.ok(performance.now() - before < 50, 'writeSoon waited on the disk');
+  }
+  // The bound counts the batch on the disk: two more chunks fit, seven are dropped.
+  assert.equal(log.droppedLines, 700);
+  assert.equal(problems.length, 1, problems.join(' | '));
+  // A daemon event now waits behind the queue instead of writing past it.
+  log.write('daemon event\n');
+  await log.drain();
+  log.close();
+  const text = readFileSync(path, 'utf8');
+  assert.equal(text, `${chunk(0)}${chunk(100)}${chunk(200)}autopilotd: dropped 700 log lines (backlog full)\ndaemon event\n`);
+});
+
+test('a daemon event with nothing queued is on disk when write returns; with a batch on the disk, it follows that batch (issue #15)', async () => {
+  const path = join(freshDir(), 'daemon.log');
+  const disk = slowDisk(100);
+  const log = new RotatingLogFile({ path, maxFileBytes: 1_000_000, maxFiles: 2, writeAsync: disk.writeAsync });
+  log.write('first event\n');
+  assert.equal(readFileSync(path, 'utf8'), 'first event\n', 'written synchronously');
+  log.writeSoon('worker line\n', 1);
+  await new Promise((resolve) => setImmediate(resolve));
+  log.write('second event\n');
+  assert.equal(readFileSync(path, 'utf8'), 'first event\n', 'the event did not pass the worker line on the disk');
+  await log.drain();
+  assert.equal(readFileSync(path, 'utf8'), 'first event\nworker line\nsecond event\n');
+  log.close();
+});
+
+test('close while a batch is still on the disk writes the rest and closes the fd only after that write (issue #15)', async () => {
+  const path = join(freshDir(), 'daemon.log');
+  const disk = slowDisk(200);
+  const log = new RotatingLogFile({ path, maxFileBytes: 1_000_000, maxFiles: 2, writeAsync: disk.writeAsync });
+  log.writeSoon('worker line\n', 1);
+  await new Promise((resolve) => setImmediate(resolve));
+  log.writeSoon('later line\n', 1);
+  log.close();
+  assert.equal(readFileSync(path, 'utf8'), 'later line\n', 'the queue is written at close');
+  await disk.settled();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(readFileSync(path, 'utf8'), 'later line\nworker line\n', 'the batch on the disk still landed: its fd was not closed under it');
+  assert.equal(log.droppedLines, 0);
 });
 
 test('a line longer than a whole file within a batch is cut to fit, and the lines around it kept (issue #15)', () => {
