@@ -10,8 +10,7 @@ import { Logger, isJournaldStream, stderrSink, type LineSink } from '../log/logg
 import { removeInstanceRecord, removePidFile, writeInstanceRecord, writePidFile } from '../os/pid-file.js';
 import { RotatingLogFile } from '../os/log-file.js';
 import { ProcTable } from '../os/proc-table.js';
-import { findTree, protectedPidsOf } from '../os/process-tree.js';
-import { signalIfSame } from '../os/signal.js';
+import { protectedPidsOf } from '../os/process-tree.js';
 import { VERSION } from '../version.js';
 import { WorkerSupervisor } from './worker-supervisor.js';
 import { MemoryGuardLoop } from './memory-guard-loop.js';
@@ -19,6 +18,7 @@ import { daemonLogPath } from './log-path.js';
 import { Lifecycle, StepFailure, type LifecycleStep } from './lifecycle.js';
 import { makeControlHandler, reloadConfig, type ControlParts } from './control-handler.js';
 import { ownStartTicks, stopOrphanTree, takeInstanceLocks } from './instance-files.js';
+import { armFatalStopDeadline } from './fatal-deadline.js';
 
 export interface DaemonOptions {
   loaded: LoadedConfig;
@@ -45,6 +45,8 @@ export const EXIT_INTERNAL_ERROR = 70;
  * (its SIGKILL rounds included) on a loaded machine.
  */
 export const FATAL_STOP_MARGIN_MS = 10_000;
+/** At exit the log file gets this long to take the worker output still queued; a stuck disk must not keep the daemon. */
+export const LOG_DRAIN_MS = 2_000;
 
 /** Runs the daemon until it is shut down; resolves with the process exit code. */
 export async function runDaemon(opts: DaemonOptions): Promise<number> {
@@ -85,7 +87,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     logger.line('error', message);
     opts.onStartup?.({ ok: false, code: e.code ?? 'startup_failed', message });
     await life.undo();
-    d.logFile?.close();
+    await closeLogFile(d);
     return 1;
   }
   if (exitCode === null) {
@@ -97,7 +99,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   await stopped;
   await life.undo();
   logger.emit({ kind: 'daemon-stopped', durationMs: Date.now() - began.ms });
-  d.logFile?.close();
+  await closeLogFile(d);
   return exitCode ?? 0;
 }
 
@@ -269,29 +271,27 @@ function reportStarted(d: Daemon): void {
   });
 }
 
-/**
- * After an internal error the daemon's own state may be what is broken, so the orderly stop gets a
- * deadline: past the worker's stop grace plus FATAL_STOP_MARGIN_MS, whatever carries the instance
- * marker is SIGKILLed and the daemon exits 70 at once. Its pid file and record stay: the next start
- * treats them as a crashed daemon's (instance-files.ts).
- */
 function armFatalDeadline(d: Daemon): void {
-  const deadlineMs = d.config.current.worker.stop_timeout_ms + FATAL_STOP_MARGIN_MS;
-  setTimeout(() => {
-    const identity = { root: null, pgid: null, instanceId: d.instanceId, uid: d.uid, protectedPids: d.protectedPids() };
-    const members = findTree(d.table, identity);
-    d.logger.emit({ kind: 'internal-error', message: `the shutdown after an internal error did not finish in ${deadlineMs} ms; killing ${members.length} marked processes and exiting` });
-    for (const p of members) {
-      // As every other signal of the daemon: only if the pid still names the process scanned.
-      try {
-        signalIfSame(d.table, p, 'SIGKILL');
-      } catch (err) {
-        d.logger.emit({ kind: 'internal-error', message: `kill(${p.pid}, SIGKILL): ${(err as Error).message}` });
-      }
-    }
-    d.logFile?.close();
-    process.exit(EXIT_INTERNAL_ERROR);
-  }, deadlineMs).unref();
+  armFatalStopDeadline({
+    deadlineMs: d.config.current.worker.stop_timeout_ms + FATAL_STOP_MARGIN_MS,
+    identity: () => ({ root: null, pgid: null, instanceId: d.instanceId, uid: d.uid, protectedPids: d.protectedPids() }),
+    table: d.table,
+    logger: d.logger,
+    exit: () => {
+      d.logFile?.close();
+      process.exit(EXIT_INTERNAL_ERROR);
+    },
+  });
+}
+
+/** Writes the queued worker output (for at most LOG_DRAIN_MS) and closes the log file. */
+async function closeLogFile(d: Daemon): Promise<void> {
+  const logFile = d.logFile;
+  if (logFile === null) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([logFile.drain(), new Promise<void>((resolve) => (timer = setTimeout(resolve, LOG_DRAIN_MS)))]);
+  clearTimeout(timer);
+  logFile.close();
 }
 
 /** The logger, and where it writes: the log file's path, 'journald' or 'stderr' (status shows it). */
@@ -308,10 +308,15 @@ function makeLogger(config: Config, mode: DaemonOptions['mode']): { logger: Logg
         logger?.emit({ kind: 'log-problem', message });
       },
     });
-    const sink: LineSink = { write: (line) => logFile.write(line) };
+    // Worker output is queued and written off the event loop (writeSoon); daemon events at once.
+    const sink: LineSink = { write: (line) => logFile.write(line), writeSoon: (text, lines) => logFile.writeSoon(text, lines) };
     logger = new Logger(sink, 'plain', config.log_level);
     return { logger, logFile, logTarget: logFile.path };
   }
   const style = isJournaldStream(process.env) ? 'journald' : 'plain';
-  return { logger: new Logger(stderrSink(), style, config.log_level), logFile: null, logTarget: style === 'journald' ? 'journald' : 'stderr' };
+  let logger: Logger | null = null;
+  // Told once per streak of failed writes; the line itself goes to subscribers, and to stderr once it works again.
+  const sink = stderrSink(process.stderr, (message) => logger?.emit({ kind: 'log-problem', message }));
+  logger = new Logger(sink, style, config.log_level);
+  return { logger, logFile: null, logTarget: style === 'journald' ? 'journald' : 'stderr' };
 }

@@ -5,7 +5,7 @@
 // styles: `plain` (timestamp and level, for a terminal or a file) and `journald` (a `<N>` syslog
 // priority prefix, no timestamp: journald adds its own).
 
-import { fstatSync } from 'node:fs';
+import { fstatSync, writeSync } from 'node:fs';
 import { FORMATS, LOG_LEVELS, renderEvent, type LogEvent, type LogLevel } from './events.js';
 import { escapeForTerminal } from './terminal-text.js';
 
@@ -137,19 +137,54 @@ export function isJournaldStream(env: Record<string, string | undefined>, fd = 2
 }
 
 /**
- * Writes to stderr; after EPIPE (reader gone) output becomes a no-op instead of crashing the daemon.
+ * Writes to stderr. After EPIPE (the reader is gone: `| head`, a closed terminal) output becomes a
+ * no-op instead of crashing the daemon. Any other error (ENOSPC on a redirected file, EIO) is not
+ * swallowed: `onProblem` hears of it once, lines are then written straight to the fd, dropped and
+ * counted while that fails, and the first line that gets through is preceded by how many were lost.
  * On a terminal, control characters in a line are made visible (a worker's error text or path in
  * an event must not drive the terminal); to a pipe, a file or journald lines go unchanged.
  */
-export function stderrSink(stream: Pick<NodeJS.WriteStream, 'on' | 'write' | 'isTTY'> = process.stderr): LineSink {
+export function stderrSink(
+  stream: Pick<NodeJS.WriteStream, 'on' | 'write' | 'isTTY'> & { fd?: number } = process.stderr,
+  onProblem: (message: string) => void = () => {},
+): LineSink {
   const toTerminal = stream.isTTY === true;
-  let broken = false;
-  stream.on('error', () => {
-    broken = true;
+  const fd = stream.fd ?? 2;
+  let state: 'stream' | 'direct' | 'gone' = 'stream';
+  let dropped = 0;
+  let droppedErrno = '';
+  const failed = (err: NodeJS.ErrnoException): void => {
+    if (err.code === 'EPIPE') {
+      state = 'gone';
+      return;
+    }
+    if (droppedErrno === '') {
+      droppedErrno = err.code ?? 'EIO';
+      onProblem(`cannot write to stderr: ${err.message}; dropping log lines until writing works again`);
+    }
+  };
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (state === 'stream') state = 'direct';
+    if (err.code !== 'EPIPE') dropped += 1; // at least the line whose write failed
+    failed(err);
   });
   return {
     write(line) {
-      if (!broken) stream.write(toTerminal ? escapeForTerminal(line) : line);
+      const text = toTerminal ? escapeForTerminal(line) : line;
+      if (state === 'stream') {
+        stream.write(text);
+        return;
+      }
+      if (state === 'gone') return;
+      try {
+        const notice = droppedErrno === '' ? '' : `autopilotd: dropped ${dropped} log lines (${droppedErrno})\n`;
+        writeSync(fd, notice + text);
+        dropped = 0;
+        droppedErrno = '';
+      } catch (err) {
+        dropped += 1;
+        failed(err as NodeJS.ErrnoException);
+      }
     },
   };
 }

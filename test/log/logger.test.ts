@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { openSync, closeSync, fstatSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { openSync, closeSync, fstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EventEmitter } from 'node:events';
 import { Logger, isJournaldStream, stderrSink, type LineSink } from '../../src/log/logger.js';
@@ -13,6 +15,9 @@ function capture(): LineSink & { lines: string[] } {
 }
 
 const at = Date.parse('2026-11-25T10:00:00.000Z');
+const LOGGER_MODULE = new URL('../../src/log/logger.js', import.meta.url).href;
+const FILE_SIZE_LIMIT = 4096;
+const noPrlimit = spawnSync('sh', ['-c', 'command -v prlimit']).status === 0 ? false : 'needs prlimit (util-linux) to stand in for a full disk';
 
 test('plain lines carry an ISO timestamp, a level and key=value fields', () => {
   const sink = capture();
@@ -130,4 +135,38 @@ test('stderrSink stops writing after a stream error (the reader is gone) instead
   stream.emit('error', Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
   sink.write('two\n');
   assert.deepEqual(stream.written, ['one\n']);
+});
+
+test('stderrSink reports an error other than EPIPE once, drops and counts lines while it lasts, then says how many were lost (#15)', { skip: noPrlimit }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'autopilotd-stderr-test-'));
+  try {
+    const path = join(dir, 'stderr.log');
+    // The file is at RLIMIT_FSIZE already: every write to it fails with EFBIG (Node ignores SIGXFSZ).
+    writeFileSync(path, 'x'.repeat(FILE_SIZE_LIMIT));
+    const fd = openSync(path, 'a');
+    const script = `
+      import { stderrSink } from ${JSON.stringify(LOGGER_MODULE)};
+      import { truncateSync } from 'node:fs';
+      const problems = [];
+      const sink = stderrSink(process.stderr, (m) => problems.push(m));
+      const turn = () => new Promise((r) => setImmediate(r));
+      sink.write('line 1\\n');
+      await turn();
+      sink.write('line 2\\n');
+      sink.write('line 3\\n');
+      truncateSync(${JSON.stringify(path)}, 0); // space is back
+      sink.write('line 4\\n');
+      sink.write('line 5\\n');
+      process.stdout.write(JSON.stringify(problems));
+    `;
+    const child = spawnSync('prlimit', [`--fsize=${FILE_SIZE_LIMIT}`, process.execPath, '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', fd], encoding: 'utf8', timeout: 60_000 });
+    closeSync(fd);
+    assert.equal(child.status, 0, `child failed: ${child.stdout}`);
+    const problems = JSON.parse(child.stdout) as string[];
+    assert.equal(problems.length, 1, problems.join(' | '));
+    assert.match(problems[0]!, /cannot write to stderr: .*EFBIG/);
+    assert.equal(readFileSync(path, 'utf8'), 'autopilotd: dropped 3 log lines (EFBIG)\nline 4\nline 5\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
