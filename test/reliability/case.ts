@@ -26,6 +26,8 @@ export interface CaseResult {
 
 export interface ReliabilityCase {
   name: string;
+  /** Longer than this and the case is failed (its processes ended); default the runner's CASE_TIMEOUT_MS. */
+  timeoutMs?: (scale: number) => number;
   run(ctx: CaseContext): Promise<CaseResult>;
 }
 
