@@ -11,10 +11,14 @@
 //   peak      = the largest tree RSS the hog reported: how far it grew while it was being stopped
 //               (a tree stop ends the grace past 125 % of the limit, 375 MiB: the third scenario,
 //               whose hog ignores SIGTERM, shows that bound)
+// The fourth scenario runs the first one while 16 control clients pipeline `status` requests at the
+// daemon without pause (10 000 per connection per round, replies read; #15 item 5: the overshoot must
+// be what it is without them). The replies answered meanwhile are reported.
 // Requirement: every generation caught before the tree passes 330 MiB and within 750 ms of crossing.
 // Usage: npm run build && node bench/leak.mjs [runs=3]
 // Every daemon is ended by PID, its tree by its instance marker, and its temp dir removed.
-import { spawn } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
+import * as net from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,7 +49,56 @@ const SCENARIOS = [
   { name: 'leak in worker child', command: [process.execPath, MEMORY_WORKER, '--', ...LEAK_ARGS, '--with-parent'] },
   // Keeps leaking through the stop's grace (stop_timeout_ms, 10 s): the tree stop's bound ends it.
   { name: 'main, SIGTERM ignored', command: [process.execPath, HOG, ...LEAK_ARGS, '--ignore-term'] },
+  { name: 'main, control flood', command: [process.execPath, HOG, ...LEAK_ARGS], flood: true },
 ];
+
+const FLOOD_CLIENTS = 16;
+const FLOOD_REQUESTS = 10_000;
+
+/** Child-process side of the flood: FLOOD_CLIENTS connections, each pipelining rounds of status until killed. */
+async function floodClients(socketPath) {
+  let answered = 0;
+  setInterval(() => process.send?.({ answered }), 500);
+  const connectOne = () =>
+    new Promise((resolve) => {
+      const s = net.connect(socketPath);
+      s.once('error', () => setTimeout(() => connectOne().then(resolve), 50)); // not listening yet
+      s.once('connect', () => {
+        s.removeAllListeners('error');
+        s.on('error', () => {});
+        resolve(s);
+      });
+    });
+  let text = '';
+  for (let i = 0; i < FLOOD_REQUESTS; i++) text += `{"v":1,"id":${i},"cmd":"status"}\n`;
+  const loop = async () => {
+    const s = await connectOne();
+    for (;;) {
+      let seen = 0;
+      await new Promise((resolve) => {
+        const onData = (chunk) => {
+          for (let at = chunk.indexOf(10); at !== -1; at = chunk.indexOf(10, at + 1)) {
+            seen++;
+            answered++;
+          }
+          if (seen >= FLOOD_REQUESTS) {
+            s.off('data', onData);
+            resolve();
+          }
+        };
+        s.on('data', onData);
+        s.once('close', resolve);
+        s.write(text);
+      });
+      if (s.destroyed) return loop();
+    }
+  };
+  await Promise.all(Array.from({ length: FLOOD_CLIENTS }, loop));
+}
+
+if (process.argv[2] === '--flood-clients') {
+  await floodClients(process.argv[3]);
+}
 
 /** Daemons still running, for cleanup on Ctrl-C. */
 const live = new Set();
@@ -82,6 +135,10 @@ function waitFor(what, probe, timeoutMs, log) {
 
 /** SIGKILLs the daemon (if still running) and every process of ours carrying its marker. */
 async function endDaemon(d) {
+  if (d.flood && d.flood.exitCode === null && d.flood.signalCode === null) {
+    d.flood.kill('SIGKILL');
+    await new Promise((resolve) => d.flood.once('exit', resolve));
+  }
   if (d.child.exitCode === null && d.child.signalCode === null) {
     d.child.kill('SIGTERM');
     const timer = setTimeout(() => d.child.kill('SIGKILL'), 20_000);
@@ -131,6 +188,13 @@ async function runOnce(scenario) {
     if (m) d.reports.push({ atMs: Number(m[1]), treeBytes: Number(m[3]), generation: Number(m[4]) });
   });
   const restartLines = () => d.log.filter((l) => / memory tree_limit: restarting the worker /.test(l));
+  let flood = null;
+  let floodAnswered = 0;
+  if (scenario.flood) {
+    flood = fork(fileURLToPath(import.meta.url), ['--flood-clients', join(dir, 'd.sock')], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    flood.on('message', (m) => (floodAnswered = m.answered));
+    d.flood = flood;
+  }
   try {
     await waitFor(`${GENERATIONS} tree-limit restarts`, () => restartLines().length >= GENERATIONS, RUN_TIMEOUT_MS, () => d.log);
     // The last generation's old tree gone too, so its peak is in the reports.
@@ -156,7 +220,7 @@ async function runOnce(scenario) {
       results.push({ generation, overshootMiB: treeMiB - LIMIT_MIB, reactionMs: decidedAtMs - crossedAtMs, peakMiB });
     }
     const overLimitKills = d.log.filter((l) => / tree over limit during the grace: SIGKILL now /.test(l)).length;
-    return { generations: results, overLimitKills };
+    return { generations: results, overLimitKills, floodAnswered };
   } finally {
     await endDaemon(d);
   }
@@ -170,6 +234,9 @@ const median = (xs) => {
 const fmt = (x, digits) => x.toFixed(digits).padStart(7);
 const stats = (xs, digits) => `${fmt(median(xs), digits)}  [${fmt(Math.min(...xs), digits)} .. ${fmt(Math.max(...xs), digits)}]`;
 
+if (process.argv[2] !== '--flood-clients') await main();
+
+async function main() {
 process.on('SIGINT', () => {
   void Promise.all([...live].map(endDaemon)).finally(() => process.exit(130));
 });
@@ -182,7 +249,8 @@ for (const scenario of SCENARIOS) {
     const r = await runOnce(scenario);
     runs.push(r);
     const gens = r.generations.map((g) => `g${g.generation} ${g.overshootMiB.toFixed(1)} MiB/${g.reactionMs.toFixed(0)} ms/peak ${g.peakMiB.toFixed(0)}`).join(', ');
-    console.log(`  ${scenario.name.padEnd(21)} run ${n}: overshoot/reaction/peak ${gens}; over-limit SIGKILLs ${r.overLimitKills}`);
+    const flooded = scenario.flood ? `; ${r.floodAnswered} pipelined status answered meanwhile` : '';
+    console.log(`  ${scenario.name.padEnd(21)} run ${n}: overshoot/reaction/peak ${gens}; over-limit SIGKILLs ${r.overLimitKills}${flooded}`);
   }
   results.push({ scenario, runs });
 }
@@ -207,3 +275,4 @@ for (const { scenario, runs } of results) {
   }
 }
 process.exitCode = allPass ? 0 : 1;
+}
