@@ -57,7 +57,7 @@ export function describeAction(a: ServiceAction): string {
   }
 }
 
-/** Binary units, three significant figures at most: `812 MiB`, `5.1 GiB`, `64 KiB`. */
+/** Binary units, one decimal below 10: `812 MiB`, `5.1 GiB`, `64 KiB`. */
 export function formatSize(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let v = bytes;
