@@ -9,6 +9,7 @@ import { sendRequest } from '../../src/control/client.js';
 import type { StatusData } from '../../src/control/protocol.js';
 import { daemonInTempDir, makeTempDir, startForeground } from '../helpers/daemon.js';
 import { NotifyReceiver, type NotifyDatagram } from '../helpers/notify-receiver.js';
+import { MEMORY_WORKER } from '../helpers/memory.js';
 import { waitFor } from '../helpers/wait.js';
 
 const envWorker = (dir: string): string =>
@@ -88,4 +89,27 @@ test('without the native helper the daemon still gets ready through systemd-noti
   assert.match(daemon.matching(/native helper/)[0]!, /WARN {2}native helper not loaded \(disabled by _AUTOPILOTD_NO_NATIVE=1\); sd_notify goes through systemd-notify, which needs NotifyAccess=all$/);
   assert.equal(daemon.matching(/sd_notify via/).length, 0, 'systemd-notify delivered every message');
   assert.ok(!existsSync(join(dir, 'd.sock')));
+});
+
+test('a memory action leads the STATUS line it caused', async (t) => {
+  const receiver = await NotifyReceiver.start(t, `@autopilotd-test-${process.pid}-${Date.now()}`);
+  // Only generation 1 grows past worker_max_bytes: one tree-limit restart.
+  const body = `
+[worker]
+command = ${JSON.stringify([process.execPath, MEMORY_WORKER, '--child-generation', '1', '--', '--mib', '250', '--rate-mib-s', '500'])}
+stop_timeout_ms = 3000
+[memory]
+poll_interval_ms = 300
+cooldown_ms = 200
+min_available_bytes = "2MiB"
+critical_threshold_bytes = "1MiB"
+worker_max_bytes = "200MiB"
+[restart]
+initial_backoff_ms = 50
+`;
+  const { daemon } = await daemonInTempDir(t, body, { start: (c) => startForeground(c, [], { NOTIFY_SOCKET: receiver.address }) });
+  const action = await receiver.waitFor('the tree-limit restart in STATUS', (d) => d.message.startsWith('STATUS=memory tree limit: restarting the worker; '), 0, 30_000);
+  assert.match(action.message, /^STATUS=memory tree limit: restarting the worker; worker (running|stopping), pid \d+, gen 1, tree \d+ MiB in \d+ procs?, [\d.]+ [MGT]iB available$/);
+  await receiver.waitFor('generation 2 running', (d) => /^STATUS=worker running, pid \d+, gen 2\b/.test(d.message), receiver.datagrams.indexOf(action));
+  await daemon.waitForLine(/memory: old worker tree gone/);
 });
