@@ -43,8 +43,8 @@ try {
   mkdirSync(dirname(logPath), { recursive: true });
   writeFileSync(logPath, output);
   where = `; its output is in ${logPath}`;
-} catch {
-  where = ''; // the one line below still says what happened
+} catch (err) {
+  where = `; its output could not be saved to ${logPath}: ${err.message}`;
 }
 process.stderr.write(`autopilotd: native helper not built (${why}${where}); the daemon runs without it and uses systemd-notify instead (see README, "The native helper")\n`);
 process.exit(0);
