@@ -10,10 +10,15 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const logPath = join(root, 'build', 'native-build.log');
 
-/** npm hands its bundled node-gyp to scripts as npm_config_node_gyp; outside npm, one on PATH. */
+/**
+ * npm hands its bundled node-gyp to scripts as npm_config_node_gyp; run by hand, the copy in the
+ * npm installed beside this node, else one on PATH.
+ */
 function nodeGypCommand() {
-  const bundled = process.env.npm_config_node_gyp;
-  if (bundled && existsSync(bundled)) return [process.execPath, bundled];
+  const besideNode = join(dirname(dirname(process.execPath)), 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+  for (const script of [process.env.npm_config_node_gyp, besideNode]) {
+    if (script && existsSync(script)) return [process.execPath, script];
+  }
   return ['node-gyp'];
 }
 
