@@ -1,5 +1,5 @@
 // The one place that wires the daemon together. Start-up is one ordered list of steps (lock, crash
-// recovery, PID file, control socket, signals, worker, memory guard), each leaving its undo; the
+// recovery, PID file, control socket, signals, worker, memory guard; service manager first), each leaving its undo; the
 // undos run in reverse at shutdown and after a failed start alike (lifecycle.ts). What each step
 // does is decided elsewhere; this file only orders them and owns their lifetimes.
 
@@ -187,7 +187,7 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
       },
     },
     {
-      // First, so the watchdog is fed through the whole start and the whole shutdown.
+      // Before anything slow, and undone last: the watchdog is fed through the whole start and shutdown.
       name: 'tell the service manager',
       start: () => d.service.start(),
     },
