@@ -1,7 +1,8 @@
-// The one place that wires the daemon together. Start-up is one ordered list of steps (lock, crash
-// recovery, PID file, control socket, signals, worker, memory guard; service manager first), each leaving its undo; the
-// undos run in reverse at shutdown and after a failed start alike (lifecycle.ts). What each step
-// does is decided elsewhere; this file only orders them and owns their lifetimes.
+// The one place that wires the daemon together. Start-up is one ordered list of steps (service
+// manager, lock, crash recovery, PID file, control socket, signals, worker, memory guard), each
+// leaving its undo; the undos run in reverse at shutdown and after a failed start alike
+// (lifecycle.ts). What each step does is decided elsewhere; this file only orders them and owns
+// their lifetimes.
 
 import { randomBytes } from 'node:crypto';
 import type { Config, ConfigFlags, LoadedConfig } from '../config/types.js';
