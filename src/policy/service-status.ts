@@ -44,7 +44,7 @@ export function formatServiceStatus(s: ServiceStatusInput): string {
 export type ServiceAction =
   | { kind: 'memory-kill'; reason: string; comm: string; pid: number; rssBytes: number }
   | { kind: 'memory-kill-escalated'; comm: string; pid: number }
-  | { kind: 'memory-restart'; reason: string }
+  | { kind: 'memory-restart'; reason: string; treeRssBytes: number; limitBytes: number | null }
   | { kind: 'restart'; cause: string };
 
 /** A memory or health action in a few words, to lead the STATUS line it caused. */
@@ -52,7 +52,11 @@ export function describeAction(a: ServiceAction): string {
   switch (a.kind) {
     case 'memory-kill': return `memory ${a.reason}: SIGTERM to ${a.comm} pid ${a.pid} (${formatSize(a.rssBytes)})`;
     case 'memory-kill-escalated': return `memory: SIGKILL to ${a.comm} pid ${a.pid}`;
-    case 'memory-restart': return `memory ${a.reason === 'tree_limit' ? 'tree limit' : a.reason}: restarting the worker`;
+    // The figures of the decision itself: by the time the line is sent the tree may be going.
+    case 'memory-restart': {
+      const figures = a.limitBytes === null ? `tree ${formatSize(a.treeRssBytes)}` : `tree ${formatSize(a.treeRssBytes)} over ${formatSize(a.limitBytes)}`;
+      return `memory ${a.reason === 'tree_limit' ? 'tree limit' : a.reason} (${figures}): restarting the worker`;
+    }
     case 'restart': return `${a.cause} restart`;
   }
 }

@@ -31,8 +31,8 @@ test('a memory or health action leads the line it caused', () => {
   assert.equal(kill, 'memory low: SIGTERM to cc1plus pid 5012 (1.9 GiB)');
   assert.equal(formatServiceStatus({ worker: worker({}), memory, action: kill }), `${kill}; worker running, pid 4121, gen 3, tree 812 MiB in 14 procs, 5.1 GiB available`);
   assert.equal(describeAction({ kind: 'memory-kill-escalated', comm: 'node', pid: 7 }), 'memory: SIGKILL to node pid 7');
-  assert.equal(describeAction({ kind: 'memory-restart', reason: 'tree_limit' }), 'memory tree limit: restarting the worker');
-  assert.equal(describeAction({ kind: 'memory-restart', reason: 'critical' }), 'memory critical: restarting the worker');
+  assert.equal(describeAction({ kind: 'memory-restart', reason: 'tree_limit', treeRssBytes: 312 * 2 ** 20, limitBytes: 300 * 2 ** 20 }), 'memory tree limit (tree 312 MiB over 300 MiB): restarting the worker');
+  assert.equal(describeAction({ kind: 'memory-restart', reason: 'critical', treeRssBytes: 1.5 * 2 ** 30, limitBytes: null }), 'memory critical (tree 1.5 GiB): restarting the worker');
   assert.equal(describeAction({ kind: 'restart', cause: 'health' }), 'health restart');
 });
 
