@@ -31,6 +31,8 @@ const COMMAND_OPTIONS: Record<string, Options> = {
   reload: {},
   logs: { lines: { type: 'string', short: 'n' }, follow: { type: 'boolean', short: 'f' } },
   config: {},
+  'install-service': { enable: { type: 'boolean' }, now: { type: 'boolean' }, print: { type: 'boolean' } },
+  'uninstall-service': {},
 };
 
 export interface ParsedCommand {
