@@ -24,7 +24,6 @@ import { DAEMON_NODE_FLAGS } from './daemon-node-flags.js';
 /** The fd on which a daemonized child reports its startup outcome to `autopilotd start`. */
 const READY_FD = 3;
 
-
 export async function startCommand(p: ParsedCommand): Promise<number> {
   const loaded = await loadForCommand(p);
   const foreground = p.values.foreground === true && p.values.daemonized !== true;
