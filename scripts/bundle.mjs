@@ -7,7 +7,13 @@ import { chmodSync, renameSync, rmSync } from 'node:fs';
 
 const next = `dist/bin.next-${process.pid}`;
 const old = `dist/bin.old-${process.pid}`;
-const common = { bundle: true, format: 'cjs', platform: 'node', target: 'node20', sourcemap: 'linked', logLevel: 'warning' };
+// import.meta.url has no CommonJS equivalent esbuild fills in: each bundle defines it from its own
+// file (src/os/native.ts finds the native helper from there).
+const importMetaUrl = "const __importMetaUrl = require('node:url').pathToFileURL(__filename).href;";
+const common = {
+  bundle: true, format: 'cjs', platform: 'node', target: 'node20', sourcemap: 'linked', logLevel: 'warning',
+  define: { 'import.meta.url': '__importMetaUrl' },
+};
 
 /** The client reaches the daemon through one dynamic import, resolved at run time to daemon.cjs. */
 const daemonAsSibling = {
@@ -18,8 +24,8 @@ const daemonAsSibling = {
 };
 
 await Promise.all([
-  build({ ...common, entryPoints: ['src/cli/main.ts'], outfile: `${next}/autopilotd.cjs`, banner: { js: '#!/usr/bin/env node' }, plugins: [daemonAsSibling] }),
-  build({ ...common, entryPoints: ['src/daemon/daemon.ts'], outfile: `${next}/daemon.cjs` }),
+  build({ ...common, entryPoints: ['src/cli/main.ts'], outfile: `${next}/autopilotd.cjs`, banner: { js: `#!/usr/bin/env node\n${importMetaUrl}` }, plugins: [daemonAsSibling] }),
+  build({ ...common, entryPoints: ['src/daemon/daemon.ts'], outfile: `${next}/daemon.cjs`, banner: { js: importMetaUrl } }),
 ]);
 chmodSync(`${next}/autopilotd.cjs`, 0o755);
 try {

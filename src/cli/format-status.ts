@@ -30,6 +30,9 @@ export function formatStatus(s: StatusData, nowMs: number): string {
   const lines: string[] = [];
   lines.push(`autopilotd ${s.daemon.version}: running, pid ${s.daemon.pid}, up ${formatDuration(s.daemon.uptime_ms)}`);
   lines.push(`  config:    ${s.daemon.config_path ?? '(built-in defaults)'}`);
+  // An older daemon's reply may lack the field: nothing to say then.
+  const native = s.daemon.native;
+  if (native !== undefined && !native.loaded) lines.push(`  native:    not loaded (${native.reason ?? 'unknown'}); sd_notify goes through systemd-notify`);
   const up = w.uptime_ms === null ? '' : `, up ${formatDuration(w.uptime_ms)}`;
   lines.push(`  worker:    ${w.state}${w.pid === null ? '' : `, pid ${w.pid}`}, generation ${w.generation}${up}`);
   lines.push(`  command:   ${w.command.join(' ')}`);

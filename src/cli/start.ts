@@ -129,6 +129,8 @@ async function daemonize(loaded: LoadedConfig): Promise<number> {
     throw new CliFailure(`daemon started (pid ${outcome.pid}) but the worker did not: it is ${outcome.workerState} and will be retried.\n${thisStart()}`, EXIT.failure);
   }
   process.stdout.write(`autopilotd started: pid ${outcome.pid}, worker pid ${outcome.workerPid}\n`);
+  // Once, here: the daemon's own line about it went to its log file.
+  if (outcome.nativeMissing) process.stderr.write(`autopilotd: warning: native helper not loaded (${outcome.nativeMissing}); sd_notify goes through systemd-notify, which needs NotifyAccess=all\n`);
   return EXIT.ok;
 }
 

@@ -196,6 +196,8 @@ export interface DaemonStatus {
   config_path: string | null;
   /** Where the daemon logs: the log file's path, "journald", or "stderr" (a foreground terminal). */
   log_target: string;
+  /** The native helper (src/native/): loaded, or why not (sd_notify then goes through systemd-notify). */
+  native: { loaded: boolean; reason: string | null };
 }
 
 export interface WorkerExitStatus {

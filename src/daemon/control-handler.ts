@@ -9,6 +9,8 @@ import type { Logger } from '../log/logger.js';
 import { VERSION } from '../version.js';
 import type { DaemonOptions } from './daemon.js';
 import type { MemoryGuardLoop } from './memory-guard-loop.js';
+import type { NativeLoad } from '../os/native.js';
+import type { ServiceNotify } from './service-notify.js';
 import { buildStatus } from './status.js';
 import type { WorkerSupervisor } from './worker-supervisor.js';
 
@@ -21,6 +23,9 @@ export interface ControlParts {
   memoryGuard: MemoryGuardLoop;
   /** The configuration now; reload replaces it. */
   config: { current: Config };
+  native: NativeLoad;
+  /** Told of a reload's start and end (RELOADING=1 ... READY=1). */
+  service: ServiceNotify;
   /** Begins the daemon's shutdown (idempotent); true once it has begun. */
   shutdown(reason: string): void;
   shuttingDown(): boolean;
@@ -54,7 +59,10 @@ function statusOf(parts: ControlParts): unknown {
   const wall = supervisor.wallTimes;
   return buildStatus({
     nowMs: Date.now(),
-    daemon: { pid: process.pid, version: VERSION, startedAtMs: parts.startedAtMs, configPath: opts.loaded.path, logTarget: parts.logTarget },
+    daemon: {
+      pid: process.pid, version: VERSION, startedAtMs: parts.startedAtMs, configPath: opts.loaded.path, logTarget: parts.logTarget,
+      native: parts.native.loaded ? { loaded: true, reason: null } : { loaded: false, reason: parts.native.reason },
+    },
     worker: supervisor.state,
     workerClock: { nowMs: supervisor.clockMs(), startedAtWallMs: wall.startedAtMs, lastExitAtWallMs: wall.lastExitAtMs },
     command: supervisor.argv,
@@ -64,6 +72,15 @@ function statusOf(parts: ControlParts): unknown {
 
 /** Re-reads the configuration as the start did; a bad one is logged, refused, and changes nothing. */
 export function reloadConfig(parts: ControlParts): void {
+  parts.service.reloading();
+  try {
+    applyNewConfig(parts);
+  } finally {
+    parts.service.reloaded();
+  }
+}
+
+function applyNewConfig(parts: ControlParts): void {
   const { logger } = parts;
   let next: LoadedConfig;
   try {

@@ -1,7 +1,8 @@
-// The one place that wires the daemon together. Start-up is one ordered list of steps (lock, crash
-// recovery, PID file, control socket, signals, worker, memory guard), each leaving its undo; the
-// undos run in reverse at shutdown and after a failed start alike (lifecycle.ts). What each step
-// does is decided elsewhere; this file only orders them and owns their lifetimes.
+// The one place that wires the daemon together. Start-up is one ordered list of steps (service
+// manager, lock, crash recovery, PID file, control socket, signals, worker, memory guard), each
+// leaving its undo; the undos run in reverse at shutdown and after a failed start alike
+// (lifecycle.ts). What each step does is decided elsewhere; this file only orders them and owns
+// their lifetimes.
 
 import { randomBytes } from 'node:crypto';
 import type { Config, ConfigFlags, LoadedConfig } from '../config/types.js';
@@ -12,6 +13,8 @@ import { RotatingLogFile } from '../os/log-file.js';
 import { ProcTable } from '../os/proc-table.js';
 import { findTree, protectedPidsOf } from '../os/process-tree.js';
 import { signalIfSame } from '../os/signal.js';
+import { loadNative, type NativeLoad } from '../os/native.js';
+import { notifierFromEnv, watchdogIntervalMs } from '../os/sd-notify.js';
 import { VERSION } from '../version.js';
 import { WorkerSupervisor } from './worker-supervisor.js';
 import { MemoryGuardLoop } from './memory-guard-loop.js';
@@ -19,6 +22,7 @@ import { daemonLogPath } from './log-path.js';
 import { Lifecycle, StepFailure, type LifecycleStep } from './lifecycle.js';
 import { makeControlHandler, reloadConfig, type ControlParts } from './control-handler.js';
 import { ownStartTicks, stopOrphanTree, takeInstanceLocks } from './instance-files.js';
+import { ServiceNotify } from './service-notify.js';
 
 export interface DaemonOptions {
   loaded: LoadedConfig;
@@ -33,7 +37,7 @@ export interface DaemonOptions {
 }
 
 export type StartupOutcome =
-  | { ok: true; pid: number; workerPid: number | null; workerState: string; spawnError: string | null }
+  | { ok: true; pid: number; workerPid: number | null; workerState: string; spawnError: string | null; nativeMissing: string | null }
   | { ok: false; code: string; message: string };
 
 /** Exit code after an internal error (EX_SOFTWARE). */
@@ -63,6 +67,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
       return;
     }
     exitCode = code;
+    d.service.stopping(reason);
     logger.emit({ kind: 'daemon-stopping', reason });
     if (code === EXIT_INTERNAL_ERROR) armFatalDeadline(d);
     stopRequested();
@@ -90,6 +95,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   }
   if (exitCode === null) {
     logger.emit({ kind: 'daemon-ready', socketPath: d.config.current.socket_path });
+    d.service.ready();
     reportStarted(d);
   } else {
     opts.onStartup?.({ ok: false, code: exitCode === EXIT_INTERNAL_ERROR ? 'internal_error' : 'stopped', message: 'the daemon stopped during start-up; see the log' });
@@ -115,6 +121,8 @@ interface Daemon {
   protectedPids: () => ReadonlySet<number>;
   supervisor: WorkerSupervisor;
   memoryGuard: MemoryGuardLoop;
+  native: NativeLoad;
+  service: ServiceNotify;
 }
 
 function assemble(opts: DaemonOptions): Daemon {
@@ -129,6 +137,8 @@ function assemble(opts: DaemonOptions): Daemon {
   // must not shield that descendant from a stop.
   const protectedPids = (): ReadonlySet<number> => protectedPidsOf(table, process.pid);
   logger.emit({ kind: 'daemon-started', pid: process.pid, version: VERSION, instanceId, configPath: opts.loaded.path, logTarget });
+  const native = loadNative();
+  if (!native.loaded) logger.emit({ kind: 'native-missing', reason: native.reason });
   const supervisor = new WorkerSupervisor(config.current, {
     logger, table, instanceId, uid, protectedPids,
     // Under journald too: inherited, the worker's lines would reach the journal as the daemon's own,
@@ -143,7 +153,12 @@ function assemble(opts: DaemonOptions): Daemon {
     workerRunning: () => supervisor.state.state === 'running',
     restartWorker: () => supervisor.restart('memory'),
   });
-  return { opts, config, logger, logFile, logTarget, startedAtMs, instanceId, uid, table, protectedPids, supervisor, memoryGuard };
+  const service = new ServiceNotify({
+    notifier: notifierFromEnv(process.env, { native, onError: (message) => logger.emit({ kind: 'sd-notify-failed', message }) }),
+    watchdogMs: watchdogIntervalMs(process.env, process.pid),
+    logger, supervisor, memoryGuard,
+  });
+  return { opts, config, logger, logFile, logTarget, startedAtMs, instanceId, uid, table, protectedPids, supervisor, memoryGuard, native, service };
 }
 
 interface Control {
@@ -160,6 +175,7 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
   const pidFile = d.config.current.pid_file;
   const parts: ControlParts = {
     opts: d.opts, logger, logTarget: d.logTarget, startedAtMs: d.startedAtMs, supervisor, memoryGuard, config: d.config,
+    native: d.native, service: d.service,
     shutdown: control.shutdown, shuttingDown: control.stopping,
   };
   return [
@@ -173,6 +189,11 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
           process.off('unhandledRejection', control.onFatal);
         };
       },
+    },
+    {
+      // Before anything slow, and undone last: the watchdog is fed through the whole start and shutdown.
+      name: 'tell the service manager',
+      start: () => d.service.start(),
     },
     {
       name: LOCK_STEP,
@@ -269,6 +290,7 @@ function reportStarted(d: Daemon): void {
   d.opts.onStartup?.({
     ok: true, pid: process.pid, workerPid: w.pid, workerState: w.state,
     spawnError: w.pid === null && w.state !== 'stopped' ? 'the worker could not be spawned; see the log' : null,
+    nativeMissing: d.native.loaded ? null : d.native.reason,
   });
 }
 

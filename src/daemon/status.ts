@@ -6,7 +6,7 @@ import type { WorkerModel } from '../policy/worker-state.js';
 
 export interface StatusInputs {
   nowMs: number;
-  daemon: { pid: number; version: string; startedAtMs: number; configPath: string | null; logTarget: string };
+  daemon: { pid: number; version: string; startedAtMs: number; configPath: string | null; logTarget: string; native: { loaded: boolean; reason: string | null } };
   worker: Readonly<WorkerModel>;
   /**
    * The worker model's times are on the policy's monotonic clock: its reading now, for durations,
@@ -33,6 +33,7 @@ export function buildStatus(s: StatusInputs): StatusData {
       uptime_ms: s.nowMs - s.daemon.startedAtMs,
       config_path: s.daemon.configPath,
       log_target: s.daemon.logTarget,
+      native: { ...s.daemon.native },
     },
     worker: {
       state: w.state,

@@ -42,6 +42,8 @@ export type LogEvent =
   | { kind: 'memory-restart'; reason: string; availableBytes: number; treeRssBytes: number; limitBytes: number | null }
   | { kind: 'memory-restart-done'; availableBefore: number; availableAfter: number; treeRssBefore: number; treeRssAfter: number }
   | { kind: 'memory-threshold-warning'; message: string }
+  | { kind: 'native-missing'; reason: string }
+  | { kind: 'sd-notify-failed'; message: string }
   | { kind: 'control-error'; message: string }
   | { kind: 'log-problem'; message: string }
   | { kind: 'unexpected'; message: string }
@@ -91,6 +93,8 @@ export const FORMATS: Formats = {
   'memory-restart': { level: 'warn', text: (e) => [`memory ${e.reason}: restarting the worker`, { available: mib(e.availableBytes), tree_rss: mib(e.treeRssBytes), limit: e.limitBytes === null ? null : mib(e.limitBytes) }] },
   'memory-restart-done': { level: 'warn', text: (e) => ['memory: old worker tree gone', { available_before: mib(e.availableBefore), available_after: mib(e.availableAfter), tree_rss_before: mib(e.treeRssBefore), tree_rss_after: mib(e.treeRssAfter) }] },
   'memory-threshold-warning': { level: 'warn', text: (e) => [e.message] },
+  'native-missing': { level: 'warn', text: (e) => [`native helper not loaded (${e.reason}); sd_notify goes through systemd-notify, which needs NotifyAccess=all`] },
+  'sd-notify-failed': { level: 'warn', text: (e) => [`${e.message}; the service manager may not hear from the daemon (reported once)`] },
   'control-error': { level: 'warn', text: (e) => [`control: ${e.message}`] },
   'log-problem': { level: 'warn', text: (e) => [`log: ${e.message}`] },
   'unexpected': { level: 'warn', text: (e) => [`can't happen: ${e.message}`] },

@@ -66,7 +66,7 @@ test('start daemonizes and returns once the worker runs; status reports it; stop
     return s.memory === null ? null : s;
   });
   assert.deepEqual(keys(status), ['daemon', 'memory', 'restarts', 'worker']);
-  assert.deepEqual(keys(status.daemon), ['config_path', 'log_target', 'pid', 'started_at', 'uptime_ms', 'version']);
+  assert.deepEqual(keys(status.daemon), ['config_path', 'log_target', 'native', 'pid', 'started_at', 'uptime_ms', 'version']);
   assert.deepEqual(keys(status.worker), ['command', 'consecutive_failures', 'generation', 'last_exit', 'next_restart_at', 'pid', 'started_at', 'state', 'uptime_ms']);
   assert.deepEqual(keys(status.restarts), ['crash', 'health', 'memory', 'operator', 'total']);
   assert.deepEqual(keys(status.memory), ['available_bytes', 'last_action', 'level', 'psi', 'top', 'tree_processes', 'tree_rss_bytes']);
@@ -74,6 +74,7 @@ test('start daemonizes and returns once the worker runs; status reports it; stop
   assert.equal(status.daemon.version, VERSION);
   assert.equal(status.daemon.config_path, box.configPath);
   assert.equal(status.daemon.log_target, box.logPath, 'a detached daemon logs to its log file');
+  assert.deepEqual(status.daemon.native, { loaded: true, reason: null }, 'npm install built the native helper');
   assert.ok(status.daemon.uptime_ms >= 0 && !Number.isNaN(Date.parse(status.daemon.started_at)));
   assert.deepEqual(
     { ...status.worker, started_at: null, uptime_ms: null },

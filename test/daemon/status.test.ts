@@ -6,6 +6,8 @@ import { formatStatus } from '../../src/cli/format-status.js';
 
 const t0 = Date.parse('2026-11-25T10:00:00.000Z');
 
+const LOADED = { loaded: true, reason: null };
+
 test('status carries the documented fields with ISO times and ms durations', () => {
   const worker = {
     // The model's times are on the monotonic clock; the dates come from the wall times noted beside it.
@@ -14,9 +16,9 @@ test('status carries the documented fields with ISO times and ms durations', () 
     restarts: { total: 3, crash: 2, memory: 1, operator: 0, health: 0 },
   };
   const workerClock = { nowMs: 25_000, startedAtWallMs: t0 + 1000, lastExitAtWallMs: t0 + 500 };
-  const s = buildStatus({ nowMs: t0 + 5000, daemon: { pid: 10, version: '9.9.9', startedAtMs: t0, configPath: '/c.toml', logTarget: 'journald' }, worker, workerClock, command: ['node', 'w'], memory: null });
+  const s = buildStatus({ nowMs: t0 + 5000, daemon: { pid: 10, version: '9.9.9', startedAtMs: t0, configPath: '/c.toml', logTarget: 'journald', native: LOADED }, worker, workerClock, command: ['node', 'w'], memory: null });
   assert.deepEqual(s, {
-    daemon: { pid: 10, version: '9.9.9', started_at: '2026-11-25T10:00:00.000Z', uptime_ms: 5000, config_path: '/c.toml', log_target: 'journald' },
+    daemon: { pid: 10, version: '9.9.9', started_at: '2026-11-25T10:00:00.000Z', uptime_ms: 5000, config_path: '/c.toml', log_target: 'journald', native: { loaded: true, reason: null } },
     worker: {
       state: 'running', pid: 77, generation: 4, started_at: '2026-11-25T10:00:01.000Z', uptime_ms: 4000, command: ['node', 'w'],
       consecutive_failures: 2, next_restart_at: null,
@@ -27,10 +29,26 @@ test('status carries the documented fields with ISO times and ms durations', () 
   });
 });
 
+test('without the native helper, status says why in one line of the summary (#16)', () => {
+  const native = { loaded: false, reason: 'disabled by _AUTOPILOTD_NO_NATIVE=1' };
+  const s = buildStatus({
+    nowMs: t0, daemon: { pid: 10, version: '1', startedAtMs: t0, configPath: null, logTarget: 'stderr', native },
+    worker: initialWorkerModel(), workerClock: { nowMs: 0, startedAtWallMs: null, lastExitAtWallMs: null }, command: ['x'], memory: null,
+  });
+  assert.deepEqual(s.daemon.native, native);
+  const lines = formatStatus(s, t0).split('\n').filter((l) => l.includes('native'));
+  assert.deepEqual(lines, ['  native:    not loaded (disabled by _AUTOPILOTD_NO_NATIVE=1); sd_notify goes through systemd-notify']);
+  const loaded = buildStatus({
+    nowMs: t0, daemon: { pid: 10, version: '1', startedAtMs: t0, configPath: null, logTarget: 'stderr', native: LOADED },
+    worker: initialWorkerModel(), workerClock: { nowMs: 0, startedAtWallMs: null, lastExitAtWallMs: null }, command: ['x'], memory: null,
+  });
+  assert.doesNotMatch(formatStatus(loaded, t0), /native/, 'nothing to say when it is loaded');
+});
+
 test('a worker waiting in backoff has no pid or uptime but a next restart time', () => {
   const worker = { ...initialWorkerModel(), state: 'backoff' as const, generation: 2, startedAtMs: 100, nextStartAtMs: 8100 };
   const workerClock = { nowMs: 5100, startedAtWallMs: t0, lastExitAtWallMs: null };
-  const s = buildStatus({ nowMs: t0 + 5000, daemon: { pid: 10, version: '1', startedAtMs: t0, configPath: null, logTarget: 'stderr' }, worker, workerClock, command: ['x'], memory: null });
+  const s = buildStatus({ nowMs: t0 + 5000, daemon: { pid: 10, version: '1', startedAtMs: t0, configPath: null, logTarget: 'stderr', native: LOADED }, worker, workerClock, command: ['x'], memory: null });
   assert.equal(s.worker.pid, null);
   assert.equal(s.worker.uptime_ms, null);
   assert.equal(s.worker.next_restart_at, '2026-11-25T10:00:08.000Z');
@@ -42,7 +60,7 @@ test('a worker waiting in backoff has no pid or uptime but a next restart time',
 
 test('the human summary shows memory, the largest processes and the last action', () => {
   const s = buildStatus({
-    nowMs: t0 + 60_000, daemon: { pid: 1, version: '1', startedAtMs: t0, configPath: null, logTarget: 'stderr' },
+    nowMs: t0 + 60_000, daemon: { pid: 1, version: '1', startedAtMs: t0, configPath: null, logTarget: 'stderr', native: LOADED },
     worker: { ...initialWorkerModel(), state: 'running', pid: 5, startedAtMs: 0 }, command: ['x'],
     workerClock: { nowMs: 60_000, startedAtWallMs: t0, lastExitAtWallMs: null },
     memory: {
@@ -61,7 +79,7 @@ test('a wall-clock step changes neither the worker\'s uptime nor when its restar
   // The wall clock was stepped back an hour after the spawn; the monotonic clock ran on 4 s.
   const worker = { ...initialWorkerModel(), state: 'running' as const, pid: 7, generation: 1, startedAtMs: 1000 };
   const s = buildStatus({
-    nowMs: t0 - 3_600_000, daemon: { pid: 10, version: '1', startedAtMs: t0 - 3_600_000, configPath: null, logTarget: 'stderr' },
+    nowMs: t0 - 3_600_000, daemon: { pid: 10, version: '1', startedAtMs: t0 - 3_600_000, configPath: null, logTarget: 'stderr', native: LOADED },
     worker, workerClock: { nowMs: 5000, startedAtWallMs: t0, lastExitAtWallMs: null }, command: ['x'], memory: null,
   });
   assert.equal(s.worker.uptime_ms, 4000);
