@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameS
 import { homedir, userInfo } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { formatProblem } from '../config/errors.js';
+import { loadNative } from '../os/native.js';
 import { lingeringOf, systemctlUser, toolFailure, type ToolResult } from '../os/systemctl.js';
 import { loadForCommand, type ParsedCommand } from './args.js';
 import { CliFailure, EXIT, UsageError } from './exit-codes.js';
@@ -14,10 +15,14 @@ import { workerProblems } from './worker-check.js';
 /**
  * How this installation's daemon will notify systemd. The native addon sends from the daemon's
  * own pid (NotifyAccess=main); without it the daemon falls back to the systemd-notify binary, a
- * child process, which needs NotifyAccess=all. The lead wires this to src/os/sd-notify.ts's `via`.
+ * child process, which needs NotifyAccess=all (src/os/sd-notify.ts). Said once, on stderr, so that
+ * --print's stdout stays the unit.
  */
-export function notifyAccessOfThisInstall(): NotifyAccess {
-  return 'main';
+function notifyAccessOfThisInstall(): NotifyAccess {
+  const native = loadNative();
+  if (native.loaded) return 'main';
+  process.stderr.write(`autopilotd: the native helper is not available (${native.reason}): the unit says NotifyAccess=all for the systemd-notify fallback; run install-service again once it is built\n`);
+  return 'all';
 }
 
 /** `$XDG_CONFIG_HOME/systemd/user`, or `~/.config/systemd/user` (a relative XDG_CONFIG_HOME is ignored, as the XDG spec says). */

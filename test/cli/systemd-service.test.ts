@@ -13,6 +13,7 @@ import { CLI, isAlive } from '../helpers/daemon.js';
 import { envOf, livePidsWithEnv, startUserManager, type UserManager } from '../helpers/systemd-user.js';
 import { waitFor } from '../helpers/wait.js';
 import type { StatusData } from '../../src/control/protocol.js';
+import { loadNative } from '../../src/os/native.js';
 
 let um: UserManager | null = null;
 let skip: string | null = null;
@@ -112,7 +113,7 @@ test('install-service writes the unit into XDG_CONFIG_HOME and the user manager 
 
   const shown = await m.show('autopilotd', ['LoadState', 'FragmentPath', 'Type', 'NotifyAccess', 'KillMode', 'Delegate', 'OOMPolicy', 'Restart', 'RestartUSec', 'NoNewPrivileges', 'UnitFileState']);
   assert.deepEqual(shown, {
-    LoadState: 'loaded', FragmentPath: file, Type: 'notify', NotifyAccess: 'main', KillMode: 'mixed', Delegate: 'yes',
+    LoadState: 'loaded', FragmentPath: file, Type: 'notify', NotifyAccess: loadNative().loaded ? 'main' : 'all', KillMode: 'mixed', Delegate: 'yes',
     OOMPolicy: 'continue', Restart: 'always', RestartUSec: '10s', NoNewPrivileges: 'yes', UnitFileState: 'disabled',
   });
   const verify = await m.run('systemd-analyze', ['--user', 'verify', file]);
