@@ -5,11 +5,13 @@ import { homedir } from 'node:os';
 import type { ConfigFlags, LoadedConfig } from '../config/types.js';
 import type { RuntimeDirPlan } from './runtime-dirs.js';
 import { UsageError } from './exit-codes.js';
+import { instanceNameProblem } from '../config/instance.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
 const COMMON: Options = {
   config: { type: 'string' },
+  instance: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 };
 
@@ -29,6 +31,8 @@ const COMMAND_OPTIONS: Record<string, Options> = {
   reload: {},
   logs: { lines: { type: 'string', short: 'n' }, follow: { type: 'boolean', short: 'f' } },
   config: {},
+  'install-service': { enable: { type: 'boolean' }, now: { type: 'boolean' }, print: { type: 'boolean' } },
+  'uninstall-service': {},
 };
 
 export interface ParsedCommand {
@@ -59,6 +63,8 @@ export function parseCommandLine(argv: string[]): ParsedCommand | 'help' | 'vers
   }
   if (rest !== null && first !== 'start') throw new UsageError(`${first} takes no arguments after --`);
   if (rest !== null && rest.length === 0) throw new UsageError('start: nothing after --; give the worker command or leave out --');
+  const instance = parsed.values.instance;
+  if (typeof instance === 'string' && instanceNameProblem(instance) !== null) throw new UsageError(`${first}: --instance: ${instanceNameProblem(instance)}`);
   return { command: first, values: parsed.values as ParsedCommand['values'], positionals: parsed.positionals, rest };
 }
 
@@ -76,6 +82,7 @@ export async function loadForCommand(p: ParsedCommand): Promise<LoadedConfig> {
 export function configFlagsOf(p: ParsedCommand): ConfigFlags {
   const flags: ConfigFlags = {};
   if (typeof p.values.config === 'string') flags.configPath = p.values.config;
+  if (typeof p.values.instance === 'string') flags.instance = p.values.instance;
   if (typeof p.values.project === 'string') flags.project = p.values.project;
   if (typeof p.values.workdir === 'string') flags.workdir = p.values.workdir;
   if (p.rest !== null) flags.workerCommand = p.rest;

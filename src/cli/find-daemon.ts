@@ -49,12 +49,13 @@ const LOCATION_KEYS = new Set(['socket_path', 'pid_file']);
 export async function loadToFindDaemon(p: ParsedCommand): Promise<ConfigForFinding> {
   const { ConfigError } = await import('../config/load.js');
   const { CONFIG_ENV, CONFIG_FLAG } = await import('../config/file.js');
+  const { INSTANCE_FLAG } = await import('../config/instance.js');
   let target: ConfigForFinding;
   try {
     target = { loaded: await loadForCommand(p), problems: null, locationKnown: true };
   } catch (err) {
     if (!(err instanceof ConfigError) || err.bestEffort === null) throw err;
-    const namedFileUnreadable = err.problems.some((q) => q.key === '' && (q.flag === CONFIG_FLAG || q.envName === CONFIG_ENV));
+    const namedFileUnreadable = err.problems.some((q) => q.key === '' && (q.flag === CONFIG_FLAG || q.flag === INSTANCE_FLAG || q.envName === CONFIG_ENV));
     if (namedFileUnreadable) throw err;
     const fileUnread = err.problems.some((q) => q.source === 'file' && q.key === '');
     const locationInvalid = err.problems.some((q) => LOCATION_KEYS.has(q.key));

@@ -14,9 +14,15 @@ Commands:
   reload                  re-read the configuration (the old one stays if the new is invalid)
   logs [-n N] [-f]        show (and follow) the daemon and worker log
   config check|show       validate the configuration / show it with where each value came from
+  install-service [--instance NAME] [--enable] [--now] [--print]
+                          write the systemd user unit of this installation and reload the manager
+  uninstall-service [--instance NAME]
+                          stop, disable and remove it
 
 Options for every command:
   --config PATH           configuration file (default ~/.autopilot/daemon.toml, or $AUTOPILOTD_CONFIG)
+  --instance NAME         one of several daemons: reads ~/.autopilot/NAME.toml, with its own socket,
+                          PID file and logs (~/.autopilot/autopilotd@NAME.*); the unit autopilotd@NAME
   -h, --help              help for the command
   -V, --version           print the version
 
@@ -44,10 +50,28 @@ Shows daemon and worker state, restarts by cause, memory and the next restart.
   'stop-worker': 'Usage: autopilotd stop-worker [--config P]\n\nStops the worker tree; the daemon keeps running with the worker stopped.\n',
   'start-worker': 'Usage: autopilotd start-worker [--config P]\n\nStarts the worker (after stop-worker, or now instead of after the backoff delay).\n',
   reload: 'Usage: autopilotd reload [--config P]\n\nRe-reads the configuration. Memory and restart settings apply at once, worker settings at the\nnext start. An invalid file is rejected and the old configuration stays.\n',
-  logs: `Usage: autopilotd logs [-n N] [-f] [--config P]
+  logs: `Usage: autopilotd logs [-n N] [-f] [--config P] [--instance NAME]
 
 Prints the last N lines (default 50) of the daemon and worker log; -f follows it.
 Under systemd the log is in the journal instead: journalctl --user -u autopilotd
+(journalctl --user -u autopilotd@NAME for an instance).
+`,
+  'install-service': `Usage: autopilotd install-service [--instance NAME] [--enable] [--now] [--print] [--config P]
+
+Writes the systemd user unit ~/.config/systemd/user/autopilotd.service ($XDG_CONFIG_HOME if set),
+or the template autopilotd@.service with --instance, with this installation's node and script,
+then runs systemctl --user daemon-reload and says what to run next.
+  --enable    also systemctl --user enable the unit (autopilotd@NAME with --instance)
+  --now       also start it now (a running one is left alone; restart it to use a new unit)
+  --print     write the unit to stdout and change nothing
+  --config P  the plain unit runs the daemon with this file (not with --instance: each instance
+              reads ~/.autopilot/NAME.toml)
+Says when lingering is off (loginctl enable-linger): without it the service stops at logout.
+`,
+  'uninstall-service': `Usage: autopilotd uninstall-service [--instance NAME]
+
+Stops and disables the unit (autopilotd@NAME with --instance), removes its file (the template
+stays while other instances use it) and runs systemctl --user daemon-reload.
 `,
   config: `Usage: autopilotd config check [--config P]
        autopilotd config show [--config P]

@@ -9,6 +9,7 @@ import { daemonLogPath } from '../daemon/log-path.js';
 import type { ParsedCommand } from './args.js';
 import { findDaemon, loadToFindDaemon, type ConfigForFinding } from './find-daemon.js';
 import { CliFailure, EXIT, UsageError } from './exit-codes.js';
+import { unitNameOf } from './service-unit.js';
 
 export async function logsCommand(p: ParsedCommand): Promise<number> {
   const found = await loadToFindDaemon(p);
@@ -19,14 +20,16 @@ export async function logsCommand(p: ParsedCommand): Promise<number> {
   // logs.dir in the file may have changed (or broken) since the daemon started.
   const target = await runningLogTarget(found);
   const path = target !== null && target.startsWith('/') ? target : daemonLogPath(config);
+  // The unit install-service writes for this daemon: autopilotd, or autopilotd@NAME for an instance.
+  const journalctl = `journalctl --user -u ${unitNameOf(typeof p.values.instance === 'string' ? p.values.instance : null)}`;
   if (target === 'journald') {
-    throw new CliFailure('the daemon logs to the journal: journalctl --user -u autopilotd (add -f to follow)', EXIT.failure);
+    throw new CliFailure(`the daemon logs to the journal: ${journalctl} (add -f to follow)`, EXIT.failure);
   }
   if (target === 'stderr') {
     throw new CliFailure('the daemon runs in the foreground and logs to the terminal that started it; it keeps no log file', EXIT.failure);
   }
   if (!existsSync(path) && !p.values.follow) {
-    throw new CliFailure(`no log file at ${path}.\nUnder systemd the daemon logs to the journal: journalctl --user -u autopilotd`, EXIT.failure);
+    throw new CliFailure(`no log file at ${path}.\nUnder systemd the daemon logs to the journal: ${journalctl}`, EXIT.failure);
   }
   const abort = new AbortController();
   const stopFollowing = (): void => abort.abort();

@@ -25,6 +25,8 @@ async function run(argv: string[]): Promise<number> {
     case 'start': return (await import('./start.js')).startCommand(parsed);
     case 'config': return (await import('./config-command.js')).configCommand(parsed);
     case 'logs': return (await import('./logs.js')).logsCommand(parsed);
+    case 'install-service': return (await import('./install-service.js')).installServiceCommand(parsed);
+    case 'uninstall-service': return (await import('./install-service.js')).uninstallServiceCommand(parsed);
     default: return (await import('./control-commands.js')).controlCommand(parsed);
   }
 }

@@ -19,17 +19,10 @@ import { daemonFromPidFile, movedNotice } from './find-daemon.js';
 import { logFileConfigError, runtimeDirProblems } from './runtime-dirs.js';
 import { startTimeoutMs, stopUnreportedDaemon } from './start-timeout.js';
 import { workerProblems } from './worker-check.js';
+import { DAEMON_NODE_FLAGS } from './daemon-node-flags.js';
 
 /** The fd on which a daemonized child reports its startup outcome to `autopilotd start`. */
 const READY_FD = 3;
-
-/**
- * V8 flags for the long-running daemon, measured in BENCHMARKS.md ("Daemon memory"): lite mode
- * drops the optimizing compiler (the daemon computes little) and a 1 MiB semi-space keeps polling
- * garbage from growing the young generation; together ~48 MiB RSS, flat, instead of ~55 and rising.
- * Without WebAssembly exposed (the daemon has none), lite mode does not warn at every start.
- */
-export const DAEMON_NODE_FLAGS = ['--lite-mode', '--no-expose-wasm', '--max-semi-space-size=1'];
 
 export async function startCommand(p: ParsedCommand): Promise<number> {
   const loaded = await loadForCommand(p);

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse, TomlError } from 'smol-toml';
 import { DEFAULT_CONFIG_PATH } from './defaults.js';
+import { INSTANCE_FLAG, instanceConfigPath } from './instance.js';
 import type { ConfigProblem, ProblemOrigin } from './errors.js';
 import type { LayerValue } from './layer.js';
 import { KeyLocator, keyAtPosition } from './locate.js';
@@ -30,13 +31,18 @@ export interface FileLayer {
   locator: KeyLocator | null;
 }
 
-/** --config wins over AUTOPILOTD_CONFIG, which wins over the default path. */
+/**
+ * --config wins over AUTOPILOTD_CONFIG, which wins over the default path. With --instance the
+ * default path is the instance's file, and it must exist: `autopilotd@typo` must not start a
+ * worker on the built-in defaults.
+ */
 export function chooseConfigFile(
   flagPath: string | undefined,
   env: Record<string, string | undefined>,
   homeDir: string,
   cwd: string,
   problems: ConfigProblem[],
+  instance: string | null = null,
 ): ConfigFileChoice | null {
   const candidates: Array<[string | undefined, ProblemOrigin]> = [
     [flagPath, { source: 'flag', flag: CONFIG_FLAG }],
@@ -49,6 +55,9 @@ export function chooseConfigFile(
       return null;
     }
     return { path: resolveConfigPath(given, homeDir, cwd), named: origin };
+  }
+  if (instance !== null) {
+    return { path: resolveConfigPath(instanceConfigPath(instance), homeDir, cwd), named: { source: 'flag', flag: INSTANCE_FLAG } };
   }
   return { path: resolveConfigPath(DEFAULT_CONFIG_PATH, homeDir, cwd), named: null };
 }
@@ -65,7 +74,11 @@ export function readFileLayer(choice: ConfigFileChoice, problems: ConfigProblem[
     }
     const origin: ProblemOrigin = choice.named ?? { source: 'file', file };
     const reason = `cannot read config file: ${(error as Error).message}`;
-    problems.push({ ...origin, key: '', expected: 'a readable TOML file', got: JSON.stringify(file), reason });
+    const problem: ConfigProblem = { ...origin, key: '', expected: 'a readable TOML file', got: JSON.stringify(file), reason };
+    if (origin.source === 'flag' && origin.flag === INSTANCE_FLAG && code === 'ENOENT') {
+      problem.hint = 'an instance reads its own file: create it (it may hold only worker.command), or give one with --config';
+    }
+    problems.push(problem);
     return { path: file, complete: false, values: [], locator: null };
   }
   const decoded = decodeUtf8Text(bytes);

@@ -5,6 +5,7 @@ import type { LayerValue } from './layer.js';
 /** Flag spelling per ConfigFlags field, used in problems and `config show`; the CLI must match. */
 export const FLAG_NAMES = {
   configPath: '--config',
+  instance: '--instance',
   project: '--project',
   workdir: '--workdir',
   workerCommand: '-- <worker argv>',

@@ -1,6 +1,7 @@
 // loadConfig: the one entry point. Defaults < file < environment < flags, every problem collected
 // before anything is thrown, so one run of the daemon shows the operator all that needs fixing.
 import { DEFAULTS } from './defaults.js';
+import { instanceNameProblem, instancePathDefaults } from './instance.js';
 import { readEnvLayer } from './env.js';
 import { ConfigError, type ConfigProblem } from './errors.js';
 import { chooseConfigFile, readFileLayer } from './file.js';
@@ -28,13 +29,17 @@ export function loadConfig(input: LoadConfigInput): LoadedConfig {
   const { flags, env, homeDir, cwd } = input;
   const problems: ConfigProblem[] = [];
 
-  const choice = chooseConfigFile(flags.configPath, env, homeDir, cwd, problems);
+  const instance = flags.instance ?? null;
+  // The command line checked it already (exit 64); this guards every other caller.
+  if (instance !== null && instanceNameProblem(instance) !== null) throw new Error(`config: ${instanceNameProblem(instance)}`);
+  const defaults = instance === null ? DEFAULTS : withInstancePaths(instance);
+  const choice = chooseConfigFile(flags.configPath, env, homeDir, cwd, problems, instance);
   const file = choice === null ? null : readFileLayer(choice, problems);
   const layers: LayerValue[][] = [file?.values ?? [], readEnvLayer(env, cwd, problems), readFlagLayer(flags, cwd)];
 
   const effective = new Map<string, EffectiveValue>();
   for (const field of FIELDS) {
-    const value = getByKey(DEFAULTS, field.key);
+    const value = getByKey(defaults, field.key);
     effective.set(field.key, {
       // A copy, so that a caller changing its config cannot reach the frozen defaults.
       value: field.kind === 'path' && typeof value === 'string' ? resolveConfigPath(value, homeDir, homeDir) : structuredClone(value),
@@ -55,7 +60,7 @@ export function loadConfig(input: LoadConfigInput): LoadedConfig {
   }
   // A file that could not be read or parsed has unknown values: pair rules would judge the wrong pair.
   if (file === null || file.complete) checkRules(effective, invalidKeys, problems);
-  const config = structuredClone(DEFAULTS) as Config;
+  const config = structuredClone(defaults) as Config;
   const sources: Record<string, ValueSource> = {};
   for (const [key, { value, source }] of effective) {
     setByKey(config, key, value);
@@ -64,6 +69,13 @@ export function loadConfig(input: LoadConfigInput): LoadedConfig {
   const loaded = { config, path: file?.path ?? null, sources };
   if (problems.length > 0) throw new ConfigError(sortProblems(problems), loaded);
   return loaded;
+}
+
+/** The defaults with instance `name`'s socket, PID file and log directory. */
+function withInstancePaths(name: string): Config {
+  const defaults = structuredClone(DEFAULTS) as Config;
+  for (const [key, value] of Object.entries(instancePathDefaults(name))) setByKey(defaults, key, value);
+  return defaults;
 }
 
 // Grouped by where to fix them (file, environment, flags), the file's in line order, variables by name.

@@ -75,6 +75,8 @@ export interface LoadedConfig {
 /** Command-line values that override everything else. */
 export interface ConfigFlags {
   configPath?: string;
+  /** `--instance NAME`: the instance's config file and default paths (config/instance.ts). */
+  instance?: string;
   project?: string;
   workdir?: string;
   workerCommand?: string[];

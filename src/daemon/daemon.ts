@@ -143,7 +143,10 @@ function assemble(opts: DaemonOptions): Daemon {
   if (!native.loaded) logger.emit({ kind: 'native-missing', reason: native.reason });
   const supervisor = new WorkerSupervisor(config.current, {
     logger, table, instanceId, uid, protectedPids,
-    output: opts.mode === 'background' ? 'pipe' : 'inherit',
+    // Under journald too: inherited, the worker's lines would reach the journal as the daemon's own,
+    // stdout and stderr alike (systemd hands both one stream), and a `<N>` of its own would set their
+    // priority. Piped, each line carries worker[N] or worker[N,stderr] (#16).
+    output: opts.mode === 'background' || logTarget === 'journald' ? 'pipe' : 'inherit',
     hooks: opts.workerHooks,
   });
   const memoryGuard = new MemoryGuardLoop(config.current, {

@@ -213,8 +213,11 @@ export class WorkerSupervisor {
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !DAEMON_ONLY_ENV.includes(k)) env[k] = v;
     Object.assign(env, config.worker.env, { AUTOPILOTD_INSTANCE: deps.instanceId, AUTOPILOTD_GENERATION: String(generation) });
+    // stdout and stderr differ inside the brackets, so no text of the worker can make a stdout line
+    // read as a stderr one, nor as a daemon line (none starts with `worker[`); under journald the
+    // priority stays info for both: build tools write their progress to stderr.
     const splitters = deps.output === 'pipe'
-      ? { stdout: new LineSplitter((lines) => deps.logger.workerOutput(`worker[${generation}] `, lines)), stderr: new LineSplitter((lines) => deps.logger.workerOutput(`worker[${generation}] `, lines)) }
+      ? { stdout: new LineSplitter((lines) => deps.logger.workerOutput(`worker[${generation}] `, lines)), stderr: new LineSplitter((lines) => deps.logger.workerOutput(`worker[${generation},stderr] `, lines)) }
       : null;
     let pid = 0;
     // This run's own start: the model's startedAtMs may still be the previous run's (#15).

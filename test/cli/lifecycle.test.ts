@@ -84,7 +84,7 @@ test('start daemonizes and returns once the worker runs; status reports it; stop
 
   // Background mode: daemon events and the worker's stdout and stderr all go to the log file.
   await box.waitForLog(/ INFO {2}worker\[1\] worker out 1$/);
-  await box.waitForLog(/ INFO {2}worker\[1\] worker err$/);
+  await box.waitForLog(/ INFO {2}worker\[1,stderr\] worker err$/);
   assert.match(box.log(), new RegExp(`daemon started pid=${pid} `));
 
   const again = await box.cli(['start']);

@@ -5,9 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, cleanEnv, REPO_ROOT } from '../helpers/daemon.js';
+import { CLI, cleanEnv, makeTempDir, REPO_ROOT } from '../helpers/daemon.js';
 import { SANDBOX_ENV, sandbox } from '../helpers/sandbox.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -252,4 +252,28 @@ test('a worker burst of 100000 lines in 64 KiB writes reaches the log whole and 
   assert.deepEqual(seen, range(seen[0]!, count - 1), 'none lost, repeated or out of order');
   assert.doesNotMatch(all.stdout, /dropped/);
   assert.equal((await box.cli(['stop'])).code, 0);
+});
+
+test('under journald, logs names the unit of the daemon: autopilotd@NAME for an instance (#16)', async (t) => {
+  const dir = makeTempDir('apd-j-');
+  const home = join(dir.path, 'h');
+  mkdirSync(join(home, '.autopilot'), { recursive: true, mode: 0o700 });
+  writeFileSync(join(home, '.autopilot/web.toml'), `working_dir = ${JSON.stringify(home)}\n[worker]\ncommand = ["sleep", "1000"]\nstop_timeout_ms = 2000\n`);
+  const streamPath = join(dir.path, 'journal-stream');
+  const fd = openSync(streamPath, 'w');
+  const { dev, ino } = fstatSync(fd);
+  const env = { ...cleanEnv(), HOME: home };
+  const daemon = spawn(process.execPath, [CLI, 'start', '--foreground', '--instance', 'web'], { env: { ...env, JOURNAL_STREAM: `${dev}:${ino}` }, stdio: ['ignore', 'ignore', fd] });
+  closeSync(fd);
+  const exited = new Promise((resolve) => daemon.once('exit', resolve));
+  t.after(async () => {
+    if (daemon.exitCode === null && daemon.signalCode === null) daemon.kill('SIGTERM');
+    await exited;
+    dir.cleanup();
+  });
+  await waitFor(() => `the instance daemon to be ready; its output:\n${readFileSync(streamPath, 'utf8')}`, () => readFileSync(streamPath, 'utf8').includes('worker spawned'));
+  const logs = spawnSync(process.execPath, [CLI, 'logs', '--instance', 'web'], { env, encoding: 'utf8' });
+  assert.equal(logs.status, 1, logs.stderr);
+  assert.equal(logs.stderr, 'autopilotd: the daemon logs to the journal: journalctl --user -u autopilotd@web (add -f to follow)\n');
+  assert.match(readFileSync(streamPath, 'utf8'), new RegExp(`daemon ready socket=${join(home, '.autopilot/autopilotd@web.sock').replace(/[.]/g, '\\.')}`));
 });

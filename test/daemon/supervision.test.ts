@@ -161,12 +161,14 @@ initial_backoff_ms = 50
   assert.equal(status.memory?.tree_processes, 1);
 });
 
-test('under journald (JOURNAL_STREAM names its stderr) lines carry a syslog priority and no timestamp', async (t) => {
+test('under journald (JOURNAL_STREAM names its stderr) lines carry a syslog priority and no timestamp; worker stdout and stderr are told apart', async (t) => {
   const dir = makeTempDir();
   const logPath = join(dir.path, 'journal-stream');
   const fd = openSync(logPath, 'w');
   const { dev, ino } = fstatSync(fd);
-  const config = writeConfig(dir.path, '[worker]\ncommand = ["sh", "-c", "exit 2"]\n[restart]\ninitial_backoff_ms = 60000\n');
+  // The worker's own `<3>` and a line dressed as a daemon event must stay worker output (#16).
+  const worker = 'echo "to stdout"; echo "to stderr" >&2; echo "<3>daemon stopped took_ms=1" >&2; exit 2';
+  const config = writeConfig(dir.path, `[worker]\ncommand = ["sh", "-c", ${JSON.stringify(worker)}]\n[restart]\ninitial_backoff_ms = 60000\n`);
   const child = spawn(process.execPath, [CLI, 'start', '--foreground', '--config', config], {
     env: { ...cleanEnv(), JOURNAL_STREAM: `${dev}:${ino}` },
     stdio: ['ignore', 'ignore', fd],
@@ -189,6 +191,9 @@ test('under journald (JOURNAL_STREAM names its stderr) lines carry a syslog prio
   assert.ok(lines.some((l) => /^<4>worker exited with code 2 /.test(l)), lines.join('\n'));
   assert.ok(lines.some((l) => /^<6>restarting worker in 60000 ms /.test(l)));
   assert.ok(lines.every((l) => /^<[3467]>\S/.test(l)), `every line has a priority prefix and no timestamp:\n${lines.join('\n')}`);
+  assert.ok(lines.includes('<6>worker[1] to stdout'), lines.join('\n'));
+  assert.ok(lines.includes('<6>worker[1,stderr] to stderr'), lines.join('\n'));
+  assert.ok(lines.includes('<6>worker[1,stderr] <3>daemon stopped took_ms=1'), lines.join('\n'));
 });
 
 test('once the worker tree is gone, a new process that gets its old group id is not taken for the worker', async (t) => {

@@ -1,0 +1,9 @@
+// Shared by `start` (the detached daemon) and the systemd unit (service-unit.ts), which must agree.
+
+/**
+ * V8 flags for the long-running daemon, measured in BENCHMARKS.md ("Daemon memory"): lite mode
+ * drops the optimizing compiler (the daemon computes little) and a 1 MiB semi-space keeps polling
+ * garbage from growing the young generation; together ~48 MiB RSS, flat, instead of ~55 and rising.
+ * Without WebAssembly exposed (the daemon has none), lite mode does not warn at every start.
+ */
+export const DAEMON_NODE_FLAGS = ['--lite-mode', '--no-expose-wasm', '--max-semi-space-size=1'];
