@@ -7,7 +7,7 @@
 
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI, isAlive } from '../helpers/daemon.js';
 import { envOf, livePidsWithEnv, startUserManager, type UserManager } from '../helpers/systemd-user.js';
@@ -326,6 +326,35 @@ test('two template instances run side by side, each with its own socket, PID fil
   assert.ok(!existsSync(join(m.unitDir, 'autopilotd@.service')));
   assert.ok(!isAlive(beta.worker.pid!));
   assert.deepEqual([...markedBy(m)], []);
+});
+
+test('without the native helper: NotifyAccess=all, and the daemon reaches active through systemd-notify and says what is missing', async (t) => {
+  const m = manager(t);
+  if (m === null) return;
+  m.writeHome('.autopilot/daemon.toml', `working_dir = ${JSON.stringify(m.home)}\n${SLEEP_WORKER}`);
+  // install-service where the helper is not loadable, and a daemon that cannot load it either.
+  const installed = await m.run('env', ['_AUTOPILOTD_NO_NATIVE=1', process.execPath, CLI, 'install-service']);
+  assert.equal(installed.code, 0, `install-service: ${installed.stderr}`);
+  assert.equal(installed.stderr.split('\n').filter((l) => /native helper/.test(l)).length, 1, `said once: ${installed.stderr}`);
+  m.dropIn('autopilotd.service', 'no-native', '[Service]\nEnvironment=_AUTOPILOTD_NO_NATIVE=1\n');
+  t.after(async () => {
+    rmSync(join(m.unitDir, 'autopilotd.service.d', 'no-native.conf'), { force: true });
+    await mustSucceed(cli(m, ['install-service']), 'install-service with the helper again');
+  });
+  await mustSucceed(m.systemctl(['daemon-reload']), 'daemon-reload');
+  assert.equal((await m.show('autopilotd', ['NotifyAccess'])).NotifyAccess, 'all');
+  const logFrom = daemonLog(m, 'autopilotd').length;
+
+  await mustSucceed(m.systemctl(['start', 'autopilotd']), 'systemctl start');
+  const active = await m.waitForUnit('autopilotd', ['ActiveState', 'SubState', 'MainPID'], 'active (running)', (p) => (p.ActiveState === 'active' ? p : null));
+  assert.equal(active.SubState, 'running');
+  const status = await statusOf(m);
+  assert.equal(status.daemon.pid, Number(active.MainPID));
+  assert.equal(status.daemon.native.loaded, false);
+  await m.waitForUnit('autopilotd', ['StatusText'], 'StatusText through systemd-notify', (p) => /^worker running, pid \d+/.test(p.StatusText ?? ''));
+  const said = daemonLog(m, 'autopilotd').slice(logFrom).split('\n').filter((l) => /native helper not loaded/.test(l));
+  assert.equal(said.length, 1, daemonLog(m, 'autopilotd').slice(logFrom));
+  await stopUnit(m, 'autopilotd');
 });
 
 test('uninstall-service stops, disables and removes the plain unit', async (t) => {
