@@ -3,16 +3,19 @@
 // directory is unwritable, lines are dropped and counted, the first failure of a streak is reported
 // once, and the first successful write afterwards starts with a "dropped N lines" notice.
 //
-// Two ways in. `writeSoon` (the worker's output) queues, and the queue is written asynchronously
-// (write(2) on libuv's thread pool), one batch at a time: a worker printing 200 MB/s made one lstat
-// + one write(2) per line, its pipe backed up, and a slow disk stalled the whole event loop, memory
-// guard included (issue #15, item 7). The queue is bounded (`maxPendingBytes`, the batch being
-// written included): past it, lines are dropped and counted as for a full disk, rather than growing
-// the daemon or blocking it. `write` (a daemon event) is synchronous when nothing waits before it,
-// so an event is on disk before a crash it may explain; when worker output is queued or being
-// written, the event joins the queue behind it, so the file keeps the order things happened in.
-// `drain()` waits until everything queued is written (the daemon's last step); `close()` writes what
-// is still queued synchronously.
+// Two ways in: `write` (a daemon event) and `writeSoon` (a chunk of the worker's output). While the
+// disk keeps up, both write at once, synchronously: an event is on disk before a crash it may
+// explain, and a chunk costs one lstat + write(2) (a worker printing 200 MB/s once made one of each
+// per line and was throttled to a few MB/s, issue #15 item 7). A synchronous write that takes
+// longer than SLOW_WRITE_MS means the disk is slow: from then on everything is queued and written
+// asynchronously (write(2) on libuv's thread pool), one batch at a time, so a slow or stalled disk
+// costs the event loop (memory guard, status) at most that one write. The queue is bounded
+// (`maxPendingBytes`, the batch on the disk included): past it worker lines are dropped and counted
+// as for a full disk, rather than growing the daemon or blocking it; a daemon event joins the
+// queue behind them, so the file keeps the order things happened in. Once the queue is empty and
+// a batch went out faster than SLOW_WRITE_MS, writing is synchronous again. (Always asynchronous
+// was measured too: it halved the worker's throughput on a loaded 2-core VM.) `drain()` waits until
+// everything queued is written (the daemon's last step); `close()` writes what is queued synchronously.
 //
 // Each batch is written in as few write(2)s as rotation allows, on an O_APPEND fd, cut only at line
 // ends, so concurrent writers interleave whole lines. Before each batch (not each line) the path is
@@ -25,6 +28,7 @@
 // made again as a private one (private-dir.ts).
 import { closeSync, constants, lstatSync, readdirSync, renameSync, unlinkSync, write, writeSync, type BigIntStats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { ensurePrivateDir } from './private-dir.js';
 import { openPrivateFile } from './private-file.js';
 
@@ -40,11 +44,15 @@ export interface RotatingLogFileOptions {
   /** Bytes `writeSoon` may hold before it drops lines; default DEFAULT_MAX_PENDING_BYTES. */
   maxPendingBytes?: number;
   /**
-   * How queued batches reach the fd: fs.write (the thread pool) unless given. Tests pass a slow one
-   * to show what a disk that cannot keep up does; nothing else should.
+   * How batches reach the fd: writeSync, and fs.write (the thread pool) once the disk is slow,
+   * unless given. Tests pass slow ones to show what a disk that cannot keep up does; nothing else should.
    */
   writeAsync?: AsyncWrite;
+  writeSync?: (fd: number, buffer: Buffer, offset: number, length: number) => number;
 }
+
+/** A synchronous write slower than this switches to queued, asynchronous writing (see the top). */
+export const SLOW_WRITE_MS = 20;
 
 /** Writes `length` bytes of `buffer` from `offset` to `fd`; resolves to the count written. */
 export type AsyncWrite = (fd: number, buffer: Buffer, offset: number, length: number) => Promise<number>;
@@ -98,14 +106,20 @@ export class RotatingLogFile {
   #lineIsOpen = false;
   #closed = false;
   readonly #maxPendingBytes: number;
-  #pending: string[] = [];
-  #pendingChars = 0;
+  /** Encoded at once: a Buffer lives outside V8's heap, so a queue that waits on the disk is not
+   * promoted and copied by the garbage collector as queued strings were (measured: half the
+   * worker's throughput, 80 MiB of daemon RSS). */
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
   #pendingLines = 0;
   #flushScheduled: NodeJS.Immediate | null = null;
   readonly #writeAsync: AsyncWrite;
+  readonly #writeSync: (fd: number, buffer: Buffer, offset: number, length: number) => number;
+  /** The last synchronous write (or the last batch, once queued) took longer than SLOW_WRITE_MS. */
+  #diskIsSlow = false;
   /** The batch being written asynchronously, and its size in chars (counted against the bound). */
   #inFlight: Promise<void> | null = null;
-  #inFlightChars = 0;
+  #inFlightBytes = 0;
   /** fds to close once the write in flight is done with them (an fd is never closed under a write). */
   #closeAfterFlight: number[] = [];
   #drainWaiters: (() => void)[] = [];
@@ -127,6 +141,7 @@ export class RotatingLogFile {
     this.#droppedNotice = opts.droppedNotice ?? defaultDroppedNotice;
     this.#maxPendingBytes = opts.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES;
     this.#writeAsync = opts.writeAsync ?? fsWriteAsync;
+    this.#writeSync = opts.writeSync ?? writeSync;
   }
 
   /** Lines dropped over this object's life because they could not be written. */
@@ -135,8 +150,8 @@ export class RotatingLogFile {
   }
 
   /**
-   * Appends one line (a missing trailing '\\n' is added): now when nothing is queued or being
-   * written, otherwise behind what is. Never throws.
+   * Appends one line (a missing trailing '\\n' is added): now while the disk keeps up and nothing is
+   * queued, otherwise behind what is. Never throws.
    */
   write(line: string): void {
     if (this.#closed) {
@@ -144,20 +159,22 @@ export class RotatingLogFile {
       return;
     }
     this.#enqueue(line.endsWith('\n') ? line : line + '\n', 1);
-    if (this.#inFlight !== null || this.#pendingLines > 1 || this.#flushScheduled !== null) this.#schedule();
-    else this.flush();
+    if (this.#queueing() || this.#pendingLines > 1) this.#schedule();
+    else this.#flushTimed();
   }
 
   /**
-   * Queues `text`, `lines` whole lines each ending with '\\n', for the next flush (at the end of this
-   * event-loop turn at the latest). Past `maxPendingBytes` queued, they are dropped and counted.
+   * Appends `text`, `lines` whole lines each ending with '\\n': now while the disk keeps up,
+   * otherwise queued (written at the end of this event-loop turn at the earliest). Past
+   * `maxPendingBytes` queued, they are dropped and counted.
    */
   writeSoon(text: string, lines: number): void {
     if (this.#closed) {
       this.#drop(lines, 'EBADF', `write to ${this.path} after close()`);
       return;
     }
-    if (this.#inFlightChars + this.#pendingChars + text.length > this.#maxPendingBytes) {
+    // text.length (UTF-16 units) is at most its UTF-8 size: checked before paying for the encoding.
+    if (this.#inFlightBytes + this.#pendingBytes + text.length > this.#maxPendingBytes) {
       this.#droppedLines += lines;
       this.#backlogLines += lines;
       if (this.#backlogReported) return;
@@ -165,8 +182,21 @@ export class RotatingLogFile {
       this.#onProblem(`more than ${this.#maxPendingBytes} bytes of log lines waiting to be written to ${this.path}; dropping log lines until they are`);
       return;
     }
+    const queueing = this.#queueing();
     this.#enqueue(text, lines);
-    this.#schedule();
+    if (queueing || this.#pendingLines > lines) this.#schedule();
+    else this.#flushTimed();
+  }
+
+  /** Whether writes go through the queue now: the disk is slow, or a batch is on its way. */
+  #queueing(): boolean {
+    return this.#diskIsSlow || this.#inFlight !== null || this.#flushScheduled !== null;
+  }
+
+  #flushTimed(): void {
+    const startMs = performance.now();
+    this.flush();
+    if (performance.now() - startMs > SLOW_WRITE_MS) this.#diskIsSlow = true;
   }
 
   /**
@@ -179,8 +209,8 @@ export class RotatingLogFile {
       this.#flushScheduled = null;
     }
     if (this.#inFlight !== null || this.#pendingLines === 0) return;
-    const { text, lines } = this.#takePending();
-    this.#writeBatch(text, lines);
+    const { bytes, lines } = this.#takePending();
+    this.#writeBatch(bytes, lines);
   }
 
   /** Resolves once everything queued so far (and after) is written or dropped. Never rejects. */
@@ -207,25 +237,28 @@ export class RotatingLogFile {
       for (const resolve of waiters) resolve();
       return;
     }
-    const { text, lines } = this.#takePending();
-    this.#inFlightChars = text.length;
-    this.#inFlight = this.#writeBatchAsync(text, lines).then(() => {
+    const { bytes, lines } = this.#takePending();
+    this.#inFlightBytes = bytes.length;
+    const startMs = performance.now();
+    this.#inFlight = this.#writeBatchAsync(bytes, lines).then(() => {
       this.#inFlight = null;
-      this.#inFlightChars = 0;
+      this.#inFlightBytes = 0;
       for (const fd of this.#closeAfterFlight.splice(0)) closeQuietly(fd);
+      // The disk keeps up again: back to writing at once when the queue is empty.
+      if (this.#pendingLines === 0 && performance.now() - startMs <= SLOW_WRITE_MS) this.#diskIsSlow = false;
       // What was queued meanwhile goes out at once, as the next batch.
       this.#pump();
     });
   }
 
-  #takePending(): { text: string; lines: number } {
-    const text = this.#pending.length === 1 ? this.#pending[0]! : this.#pending.join('');
+  #takePending(): { bytes: Buffer; lines: number } {
+    const bytes = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending, this.#pendingBytes);
     const lines = this.#pendingLines;
     this.#pending = [];
-    this.#pendingChars = 0;
+    this.#pendingBytes = 0;
     this.#pendingLines = 0;
     this.#backlogReported = false;
-    return { text, lines };
+    return { bytes, lines };
   }
 
   #enqueue(text: string, lines: number): void {
@@ -233,27 +266,26 @@ export class RotatingLogFile {
       // Where the lines went missing, after those queued before them.
       const notice = this.#droppedNotice(this.#backlogLines, BACKLOG);
       this.#backlogLines = 0;
-      this.#pending.push(notice);
-      this.#pendingChars += notice.length;
+      this.#push(notice);
       this.#pendingLines += 1;
     }
-    this.#pending.push(text);
-    this.#pendingChars += text.length;
+    this.#push(text);
     this.#pendingLines += lines;
   }
 
-  #beginBatch(text: string, lines: number): Batch {
-    let noticeBytes = 0;
-    if (this.#streakErrno !== null) {
-      const notice = this.#droppedNotice(this.#streakLines, this.#streakErrno);
-      noticeBytes = Buffer.byteLength(notice);
-      text = notice + text;
-    }
-    if (this.#lineIsOpen) {
-      text = '\n' + text;
-      noticeBytes += 1;
-    }
-    return { bytes: Buffer.from(text, 'utf8'), lines, noticeBytes, done: 0 };
+  #push(text: string): void {
+    const bytes = Buffer.from(text, 'utf8');
+    this.#pending.push(bytes);
+    this.#pendingBytes += bytes.length;
+  }
+
+  #beginBatch(batch: Buffer, lines: number): Batch {
+    let prefix = '';
+    if (this.#streakErrno !== null) prefix = this.#droppedNotice(this.#streakLines, this.#streakErrno);
+    if (this.#lineIsOpen) prefix = '\n' + prefix;
+    if (prefix === '') return { bytes: batch, lines, noticeBytes: 0, done: 0 };
+    const head = Buffer.from(prefix, 'utf8');
+    return { bytes: Buffer.concat([head, batch]), lines, noticeBytes: head.length, done: 0 };
   }
 
   /**
@@ -295,13 +327,13 @@ export class RotatingLogFile {
     b.done += Math.min(written, piece.end - b.done);
   }
 
-  #writeBatch(text: string, lines: number): void {
-    const b = this.#beginBatch(text, lines);
+  #writeBatch(batch: Buffer, lines: number): void {
+    const b = this.#beginBatch(batch, lines);
     try {
       for (const piece of this.#pieces(b)) {
         let written = 0;
         try {
-          while (written < piece.bytes.length) written += writeSync(piece.fd, piece.bytes, written, piece.bytes.length - written);
+          while (written < piece.bytes.length) written += this.#writeSync(piece.fd, piece.bytes, written, piece.bytes.length - written);
         } catch (err) {
           this.#pieceFailed(b, piece, written);
           throw err;
@@ -314,10 +346,10 @@ export class RotatingLogFile {
     this.#batchWritten();
   }
 
-  async #writeBatchAsync(text: string, lines: number): Promise<void> {
+  async #writeBatchAsync(batch: Buffer, lines: number): Promise<void> {
     let b: Batch | null = null;
     try {
-      b = this.#beginBatch(text, lines);
+      b = this.#beginBatch(batch, lines);
       for (const piece of this.#pieces(b)) {
         let written = 0;
         try {
@@ -365,8 +397,8 @@ export class RotatingLogFile {
     if (this.#flushScheduled !== null) clearImmediate(this.#flushScheduled);
     this.#flushScheduled = null;
     if (this.#pendingLines > 0) {
-      const { text, lines } = this.#takePending();
-      this.#writeBatch(text, lines);
+      const { bytes, lines } = this.#takePending();
+      this.#writeBatch(bytes, lines);
     }
     this.#closed = true;
     try {
