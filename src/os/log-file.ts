@@ -7,9 +7,10 @@
 // disk keeps up, both write at once, synchronously: an event is on disk before a crash it may
 // explain, and a chunk costs one lstat + write(2) (a worker printing 200 MB/s once made one of each
 // per line and was throttled to a few MB/s, issue #15 item 7). A synchronous write that takes
-// longer than SLOW_WRITE_MS means the disk is slow: from then on everything is queued and written
-// asynchronously (write(2) on libuv's thread pool), one batch at a time, so a slow or stalled disk
-// costs the event loop (memory guard, status) at most that one write. The queue is bounded
+// longer than SLOW_WRITE_MS means the disk is slow: from then on worker output is queued and written
+// asynchronously (write(2) on libuv's thread pool), one batch (at most 1 MiB) at a time, so a slow
+// or stalled disk costs the event loop (memory guard, status) that one write, and one per daemon
+// event written while nothing is queued (events are few). The queue is bounded
 // (`maxPendingBytes`, the batch on the disk included): past it worker lines are dropped and counted
 // as for a full disk, rather than growing the daemon or blocking it; a daemon event joins the
 // queue behind them, so the file keeps the order things happened in. Once the queue is empty and
@@ -53,6 +54,8 @@ export interface RotatingLogFileOptions {
 
 /** A synchronous write slower than this switches to queued, asynchronous writing (see the top). */
 export const SLOW_WRITE_MS = 20;
+/** One asynchronous batch: small enough that copying it together costs little memory. */
+const MAX_BATCH_BYTES = 1024 * 1024;
 
 /** Writes `length` bytes of `buffer` from `offset` to `fd`; resolves to the count written. */
 export type AsyncWrite = (fd: number, buffer: Buffer, offset: number, length: number) => Promise<number>;
@@ -109,7 +112,7 @@ export class RotatingLogFile {
   /** Encoded at once: a Buffer lives outside V8's heap, so a queue that waits on the disk is not
    * promoted and copied by the garbage collector as queued strings were (measured: half the
    * worker's throughput, 80 MiB of daemon RSS). */
-  #pending: Buffer[] = [];
+  #pending: { bytes: Buffer; lines: number }[] = [];
   #pendingBytes = 0;
   #pendingLines = 0;
   #flushScheduled: NodeJS.Immediate | null = null;
@@ -150,8 +153,8 @@ export class RotatingLogFile {
   }
 
   /**
-   * Appends one line (a missing trailing '\\n' is added): now while the disk keeps up and nothing is
-   * queued, otherwise behind what is. Never throws.
+   * Appends one line (a missing trailing '\\n' is added): now when nothing is queued or being
+   * written, otherwise behind what is. Never throws.
    */
   write(line: string): void {
     if (this.#closed) {
@@ -159,7 +162,9 @@ export class RotatingLogFile {
       return;
     }
     this.#enqueue(line.endsWith('\n') ? line : line + '\n', 1);
-    if (this.#queueing() || this.#pendingLines > 1) this.#schedule();
+    // Even on a slow disk an event goes out at once when nothing waits before it: events are few,
+    // and one is worth most right before a crash it may explain.
+    if (this.#inFlight !== null || this.#flushScheduled !== null || this.#pendingLines > 1) this.#schedule();
     else this.#flushTimed();
   }
 
@@ -237,7 +242,8 @@ export class RotatingLogFile {
       for (const resolve of waiters) resolve();
       return;
     }
-    const { bytes, lines } = this.#takePending();
+    // At most MAX_BATCH_BYTES at a time: the rest waits its turn in the queue, where it is counted.
+    const { bytes, lines } = this.#takePending(MAX_BATCH_BYTES);
     this.#inFlightBytes = bytes.length;
     const startMs = performance.now();
     this.#inFlight = this.#writeBatchAsync(bytes, lines).then(() => {
@@ -251,12 +257,21 @@ export class RotatingLogFile {
     });
   }
 
-  #takePending(): { bytes: Buffer; lines: number } {
-    const bytes = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending, this.#pendingBytes);
-    const lines = this.#pendingLines;
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    this.#pendingLines = 0;
+  /** The queue's head up to `maxBytes` (at least one entry), as one batch. */
+  #takePending(maxBytes = Infinity): { bytes: Buffer; lines: number } {
+    let count = 0;
+    let size = 0;
+    let lines = 0;
+    for (const entry of this.#pending) {
+      if (count > 0 && size + entry.bytes.length > maxBytes) break;
+      count += 1;
+      size += entry.bytes.length;
+      lines += entry.lines;
+    }
+    const taken = this.#pending.splice(0, count);
+    const bytes = taken.length === 1 ? taken[0]!.bytes : Buffer.concat(taken.map((e) => e.bytes), size);
+    this.#pendingBytes -= size;
+    this.#pendingLines -= lines;
     this.#backlogReported = false;
     return { bytes, lines };
   }
@@ -266,17 +281,16 @@ export class RotatingLogFile {
       // Where the lines went missing, after those queued before them.
       const notice = this.#droppedNotice(this.#backlogLines, BACKLOG);
       this.#backlogLines = 0;
-      this.#push(notice);
-      this.#pendingLines += 1;
+      this.#push(notice, 1);
     }
-    this.#push(text);
-    this.#pendingLines += lines;
+    this.#push(text, lines);
   }
 
-  #push(text: string): void {
+  #push(text: string, lines: number): void {
     const bytes = Buffer.from(text, 'utf8');
-    this.#pending.push(bytes);
+    this.#pending.push({ bytes, lines });
     this.#pendingBytes += bytes.length;
+    this.#pendingLines += lines;
   }
 
   #beginBatch(batch: Buffer, lines: number): Batch {
