@@ -5,11 +5,20 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { StatusData } from '../../src/control/protocol.js';
 import { sandbox, type Sandbox } from '../helpers/sandbox.js';
 import { waitFor } from '../helpers/wait.js';
+
+// A worker that exits before `start` has reported would make `start` say the worker did not start:
+// each waits for the test to open this gate (a file in the working directory) once `start` is done.
+const GATE = 'while [ ! -e go ]; do sleep 0.05; done; ';
+
+async function startAndOpen(box: Sandbox, env: Record<string, string> = {}): Promise<void> {
+  await box.start({ env });
+  writeFileSync(join(box.dir, 'go'), '');
+}
 
 /** The hold files' directory goes under the sandbox, so the test sees it made and removed. */
 function runtimeDir(box: Sandbox): string {
@@ -28,14 +37,14 @@ test('a prevent code stops restarts: stopped, no new generation, said in log and
   const box = sandbox(t, {
     body: `
 [worker]
-command = ["sh", "-c", "[ \\"$AUTOPILOTD_GENERATION\\" = 1 ] && exit 3; exec sleep 1000"]
+command = ["sh", "-c", "${GATE}[ \\"$AUTOPILOTD_GENERATION\\" = 1 ] && exit 3; exec sleep 1000"]
 stop_timeout_ms = 2000
 [restart]
 prevent_exit_codes = [3]
 initial_backoff_ms = 50
 `,
   });
-  await box.start();
+  await startAndOpen(box);
   await box.waitForLog(/worker asked not to be restarted: exit code 3 is in \[restart\]\.prevent_exit_codes/);
   await box.waitForLog(/worker state stopping -> stopped/);
   const s = await statusJson(box);
@@ -62,7 +71,7 @@ test('a hold code waits until the time written to the hold file, shows held with
   const box = sandbox(t, {
     body: `
 [worker]
-command = ["sh", "-c", "echo \\"hold file $AUTOPILOTD_HOLD_UNTIL_FILE\\"; [ \\"$AUTOPILOTD_GENERATION\\" = 1 ] || exec sleep 1000; at=$(( $(date +%s) + 8 )); echo \\"until $at\\"; echo $at > \\"$AUTOPILOTD_HOLD_UNTIL_FILE\\"; exit 75"]
+command = ["sh", "-c", "${GATE}echo \\"hold file $AUTOPILOTD_HOLD_UNTIL_FILE\\"; [ \\"$AUTOPILOTD_GENERATION\\" = 1 ] || exec sleep 1000; at=$(( $(date +%s) + 8 )); echo \\"until $at\\"; echo $at > \\"$AUTOPILOTD_HOLD_UNTIL_FILE\\"; exit 75"]
 stop_timeout_ms = 2000
 [restart]
 hold_exit_codes = [75]
@@ -71,7 +80,7 @@ hold_max_ms = 3600000
 max_consecutive_restarts = 1
 `,
   });
-  await box.start({ env: { XDG_RUNTIME_DIR: runtimeDir(box) } });
+  await startAndOpen(box, { XDG_RUNTIME_DIR: runtimeDir(box) });
   const held = await box.waitForLog(/worker held, not a failure; starting it in \d+ ms/);
   assert.match(held, /basis=file consecutive_failures=0/);
   assert.match(box.log(), /worker asked to be held: exit code 75 is in \[restart\]\.hold_exit_codes; next start \d+ ms after the exit \(the time in its hold file\)/);
@@ -108,14 +117,14 @@ test('start-worker ends a hold at once, and so does restart-worker', async (t) =
   const box = sandbox(t, {
     body: `
 [worker]
-command = ["sh", "-c", "[ \\"$AUTOPILOTD_GENERATION\\" -le 2 ] && exit 75; exec sleep 1000"]
+command = ["sh", "-c", "${GATE}[ \\"$AUTOPILOTD_GENERATION\\" -le 2 ] && exit 75; exec sleep 1000"]
 stop_timeout_ms = 2000
 [restart]
 hold_exit_codes = [75]
 hold_ms = 600000
 `,
   });
-  await box.start({ env: { XDG_RUNTIME_DIR: runtimeDir(box) } });
+  await startAndOpen(box, { XDG_RUNTIME_DIR: runtimeDir(box) });
   await box.waitForLog(/worker held, not a failure; starting it in \d+ ms basis=hold_ms/);
   const s = await statusJson(box);
   assert.equal(s.worker.state, 'held');
@@ -143,7 +152,7 @@ test('the tail of a crashing worker\'s stderr is in status --json and in the hum
   const box = sandbox(t, {
     body: `
 [worker]
-command = ["sh", "-c", "echo starting; i=1; while [ $i -le 60 ]; do echo \\"err $i\\" >&2; i=$((i+1)); done; printf 'no newline at the end' >&2; exit 9"]
+command = ["sh", "-c", "${GATE}echo starting; i=1; while [ $i -le 60 ]; do echo \\"err $i\\" >&2; i=$((i+1)); done; printf 'no newline at the end' >&2; exit 9"]
 stop_timeout_ms = 2000
 crash_context_lines = 5
 [restart]
@@ -151,7 +160,7 @@ initial_backoff_ms = 600000
 max_backoff_ms = 600000
 `,
   });
-  await box.start();
+  await startAndOpen(box);
   await box.waitForLog(/restarting worker in 600000 ms/);
   const s = await statusJson(box);
   assert.equal(s.worker.last_exit?.code, 9);
