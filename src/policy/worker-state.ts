@@ -36,7 +36,7 @@ export interface WorkerModel {
   pid: number | null;
   startedAtMs: number | null;
   consecutiveFailures: number;
-  /** When the backoff timer fires, while in backoff or failed. */
+  /** When the wait timer fires, while in backoff, failed or held. */
   nextStartAtMs: number | null;
   lastExit: ExitRecord | null;
   /** Set while stopping: what to do once the tree is gone (null: stay stopped, or hold). */
