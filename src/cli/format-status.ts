@@ -1,6 +1,7 @@
 // The human summary printed by `autopilotd status` (the raw data is `status --json`).
 
-import type { StatusData } from '../control/protocol.js';
+import type { StatusData, WorkerExitStatus } from '../control/protocol.js';
+import { escapeForTerminal } from '../log/terminal-text.js';
 
 export function formatDuration(ms: number): string {
   const s = Math.floor(ms / 1000);
@@ -25,6 +26,21 @@ export function formatBytes(bytes: number): string {
 
 const ago = (iso: string, nowMs: number): string => `${formatDuration(Math.max(0, nowMs - Date.parse(iso)))} ago`;
 
+/** What the worker asked for by its exit code, while that still decides its state. */
+function askedText(exit: WorkerExitStatus, state: string): string {
+  if (exit.asked === 'prevent' && state === 'stopped') return '; the worker asked not to be restarted (prevent_exit_codes): start-worker starts it';
+  if (exit.asked === 'hold' && state === 'held') return '; the worker asked to be held (hold_exit_codes): start-worker ends the hold';
+  return '';
+}
+
+/** The crash context under the last exit, each line marked with its stream and made safe for a terminal. */
+function tailLines(exit: WorkerExitStatus | null): string[] {
+  const tail = exit?.tail ?? [];
+  if (tail.length === 0) return [];
+  const head = `  output before it (last ${tail.length} ${tail.length === 1 ? 'line' : 'lines'}):`;
+  return [head, ...tail.map((l) => `    ${l.stream === 'stderr' ? 'err' : 'out'}| ${escapeForTerminal(l.line)}${l.cut ? ' [cut at 4 KiB]' : ''}`)];
+}
+
 export function formatStatus(s: StatusData, nowMs: number): string {
   const w = s.worker;
   const lines: string[] = [];
@@ -37,13 +53,19 @@ export function formatStatus(s: StatusData, nowMs: number): string {
   lines.push(`  worker:    ${w.state}${w.pid === null ? '' : `, pid ${w.pid}`}, generation ${w.generation}${up}`);
   lines.push(`  command:   ${w.command.join(' ')}`);
   const r = s.restarts;
-  lines.push(`  restarts:  ${r.total} (crash ${r.crash}, memory ${r.memory}, operator ${r.operator}, health ${r.health}); consecutive failures ${w.consecutive_failures}`);
+  // An older daemon's reply may lack the hold count.
+  const held = r.hold === undefined ? '' : `, hold ${r.hold}`;
+  lines.push(`  restarts:  ${r.total} (crash ${r.crash}, memory ${r.memory}, operator ${r.operator}, health ${r.health}${held}); consecutive failures ${w.consecutive_failures}`);
   if (w.last_exit) {
     const how = w.last_exit.signal ? `signal ${w.last_exit.signal}` : `code ${w.last_exit.code}`;
     const ran = w.last_exit.uptime_ms === null ? '' : ` after ${formatDuration(w.last_exit.uptime_ms)}`;
-    lines.push(`  last exit: ${how}${ran}, ${ago(w.last_exit.at, nowMs)}`);
+    lines.push(`  last exit: ${how}${ran}, ${ago(w.last_exit.at, nowMs)}${askedText(w.last_exit, w.state)}`);
   }
-  if (w.next_restart_at) lines.push(`  next start: in ${formatDuration(Math.max(0, Date.parse(w.next_restart_at) - nowMs))}`);
+  if (w.next_restart_at) {
+    const until = w.state === 'held' ? ` (held until ${w.next_restart_at})` : '';
+    lines.push(`  next start: in ${formatDuration(Math.max(0, Date.parse(w.next_restart_at) - nowMs))}${until}`);
+  }
+  lines.push(...tailLines(w.last_exit));
   const m = s.memory;
   if (m) {
     const avail = m.available_bytes === null ? '?' : formatBytes(m.available_bytes);

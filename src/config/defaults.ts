@@ -18,6 +18,7 @@ export const DEFAULTS: Readonly<Config> = deepFreeze({
     env: {},
     stop_timeout_ms: 10_000,
     restart: 'always',
+    crash_context_lines: 40,
   },
   memory: {
     min_available_bytes: 2 * GIB,
@@ -37,6 +38,10 @@ export const DEFAULTS: Readonly<Config> = deepFreeze({
     backoff_multiplier: 2.0,
     max_consecutive_restarts: 10,
     stable_after_ms: 60_000,
+    prevent_exit_codes: [],
+    hold_exit_codes: [],
+    hold_ms: 30 * 60_000,
+    hold_max_ms: 6 * 3_600_000,
   },
   logs: {
     dir: '~/.autopilot/logs',

@@ -8,7 +8,7 @@ import { closestMatch } from './suggest.js';
 export const ENV_PREFIX = 'AUTOPILOTD_';
 
 /** Set by the daemon in the worker's environment, so a worker that runs autopilotd inherits them. */
-export const DAEMON_SET_ENV = ['AUTOPILOTD_INSTANCE', 'AUTOPILOTD_GENERATION'] as const;
+export const DAEMON_SET_ENV = ['AUTOPILOTD_INSTANCE', 'AUTOPILOTD_GENERATION', 'AUTOPILOTD_HOLD_UNTIL_FILE'] as const;
 
 /** "memory.poll_interval_ms" -> "AUTOPILOTD_MEMORY_POLL_INTERVAL_MS". */
 export function envNameFor(key: string): string {
@@ -63,6 +63,14 @@ function coerce(field: Field, text: string): Coerced {
       return parseJson(text, 'a JSON array of strings, e.g. ["node", "worker.js"]');
     case 'env':
       return parseJson(text, 'a JSON object of strings, e.g. {"RUST_LOG": "info"}');
+    case 'exit-codes': {
+      // JSON has no integer type: a whole number becomes the bigint the schema takes, as a TOML integer does.
+      const parsed = parseJson(text, 'a JSON array of exit codes, e.g. [75]');
+      if (parsed.ok && Array.isArray(parsed.value)) {
+        return { ok: true, value: parsed.value.map((item: unknown) => (typeof item === 'number' && Number.isSafeInteger(item) ? BigInt(item) : item)) };
+      }
+      return parsed;
+    }
     default:
       return { ok: true, value: text };
   }

@@ -19,6 +19,12 @@ export function checkRules(values: ReadonlyMap<string, EffectiveValue>, invalidK
       problems.push(pairProblem(values, 'restart.initial_backoff_ms', 'at most', 'restart.max_backoff_ms', 'at least'));
     }
   }
+  if (usable('restart.hold_ms', 'restart.hold_max_ms')) {
+    if (number('restart.hold_ms') > number('restart.hold_max_ms')) {
+      problems.push(pairProblem(values, 'restart.hold_ms', 'at most', 'restart.hold_max_ms', 'at least'));
+    }
+  }
+  if (usable('restart.prevent_exit_codes', 'restart.hold_exit_codes')) checkExitCodeLists(values, problems);
   const socket = values.get('socket_path');
   if (socket !== undefined && usable('socket_path')) {
     const socketPath = socket.value as string;
@@ -36,6 +42,26 @@ export function checkRules(values: ReadonlyMap<string, EffectiveValue>, invalidK
     }
   }
   if (usable('socket_path', 'pid_file', 'logs.dir', 'logs.max_files')) checkFileClashes(values, problems);
+}
+
+/** An exit code cannot both stop the worker for good and hold it: the worker's request would be ambiguous. */
+function checkExitCodeLists(values: ReadonlyMap<string, EffectiveValue>, problems: ConfigProblem[]): void {
+  const prevent = values.get('restart.prevent_exit_codes') as EffectiveValue;
+  const hold = values.get('restart.hold_exit_codes') as EffectiveValue;
+  const both = (hold.value as number[]).filter((code) => (prevent.value as number[]).includes(code));
+  if (both.length === 0) return;
+  // At whichever list the higher-precedence source set, as pairProblem does; the hold list on a tie.
+  const blamePrevent = sourceRank(prevent.source) > sourceRank(hold.source);
+  const [key, blamed, otherKey, other] = blamePrevent
+    ? ['restart.prevent_exit_codes', prevent, 'restart.hold_exit_codes', hold]
+    : ['restart.hold_exit_codes', hold, 'restart.prevent_exit_codes', prevent];
+  problems.push({
+    ...blamed.origin,
+    key,
+    expected: `no code that is also in ${otherKey} (from ${sourceLabel(other.source)})`,
+    got: `[${(blamed.value as number[]).join(', ')}] (${both.join(', ')} in both lists)`,
+    hint: 'keep each exit code in one list: prevent stops the worker, hold starts it again later',
+  });
 }
 
 /**

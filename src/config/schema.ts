@@ -5,7 +5,7 @@
 import * as v from 'valibot';
 import { parseSize } from './size.js';
 
-export type FieldKind = 'integer' | 'size' | 'number' | 'text' | 'path' | 'choice' | 'argv' | 'names' | 'env';
+export type FieldKind = 'integer' | 'size' | 'number' | 'text' | 'path' | 'choice' | 'argv' | 'names' | 'env' | 'exit-codes';
 
 export interface Field {
   /** Dotted key as in the file, e.g. "memory.poll_interval_ms". */
@@ -16,7 +16,7 @@ export interface Field {
   choices?: readonly string[];
 }
 
-export const RESERVED_WORKER_ENV = ['AUTOPILOTD_INSTANCE', 'AUTOPILOTD_GENERATION'] as const;
+export const RESERVED_WORKER_ENV = ['AUTOPILOTD_INSTANCE', 'AUTOPILOTD_GENERATION', 'AUTOPILOTD_HOLD_UNTIL_FILE'] as const;
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 const TOO_LARGE = `an integer <= ${Number.MAX_SAFE_INTEGER}`;
@@ -121,12 +121,22 @@ function checkEnvName(name: string): string | undefined {
   if (name.includes('=')) return "a variable name without '='";
   if (!NO_NUL(name)) return 'a variable name without NUL characters';
   if ((RESERVED_WORKER_ENV as readonly string[]).includes(name)) {
-    return `a name other than ${RESERVED_WORKER_ENV.join(' and ')} (the daemon sets them for the worker)`;
+    return `a name other than ${RESERVED_WORKER_ENV.join(', ')} (the daemon sets them for the worker)`;
   }
   return undefined;
 }
 
 const path = (): v.GenericSchema<unknown, string> => text('a non-empty path');
+
+// Bounded so that the tail held in memory stays small: at most 1000 lines of at most 4 KiB each.
+const CRASH_CONTEXT_LINES = 'an integer 0..1000 (lines; 0 keeps none)';
+const crashContextLines = v.pipe(v.bigint(CRASH_CONTEXT_LINES), v.minValue(0n, CRASH_CONTEXT_LINES), v.maxValue(1000n, CRASH_CONTEXT_LINES), v.transform((value) => Number(value)));
+
+// Exit statuses the worker can give: 0..255. An empty list is the default (none).
+const EXIT_CODE = 'an exit code (an integer 0..255)';
+const exitCodes = v.pipe(
+  v.array(v.pipe(v.bigint(EXIT_CODE), v.minValue(0n, EXIT_CODE), v.maxValue(255n, EXIT_CODE), v.transform((value) => Number(value))), 'an array of exit codes, e.g. [75]'),
+);
 
 /** Every key, top level first, in the order `config show` prints them. */
 export const FIELDS: readonly Field[] = [
@@ -139,6 +149,7 @@ export const FIELDS: readonly Field[] = [
   { key: 'worker.env', kind: 'env', schema: workerEnv },
   { key: 'worker.stop_timeout_ms', kind: 'integer', schema: milliseconds(0) },
   choice('worker.restart', ['always', 'on-failure']),
+  { key: 'worker.crash_context_lines', kind: 'integer', schema: crashContextLines },
   { key: 'memory.min_available_bytes', kind: 'size', schema: size(1) },
   { key: 'memory.critical_threshold_bytes', kind: 'size', schema: size(1) },
   { key: 'memory.poll_interval_ms', kind: 'integer', schema: milliseconds(100) },
@@ -154,6 +165,10 @@ export const FIELDS: readonly Field[] = [
   { key: 'restart.backoff_multiplier', kind: 'number', schema: decimal('a number >= 1', (x) => x >= 1) },
   { key: 'restart.max_consecutive_restarts', kind: 'integer', schema: integer(1, 'an integer >= 1') },
   { key: 'restart.stable_after_ms', kind: 'integer', schema: milliseconds(1) },
+  { key: 'restart.prevent_exit_codes', kind: 'exit-codes', schema: exitCodes },
+  { key: 'restart.hold_exit_codes', kind: 'exit-codes', schema: exitCodes },
+  { key: 'restart.hold_ms', kind: 'integer', schema: milliseconds(1) },
+  { key: 'restart.hold_max_ms', kind: 'integer', schema: milliseconds(1) },
   { key: 'logs.dir', kind: 'path', schema: path() },
   { key: 'logs.max_file_bytes', kind: 'size', schema: size(65536) },
   { key: 'logs.max_files', kind: 'integer', schema: integer(1, 'an integer >= 1') },

@@ -42,6 +42,8 @@ function formatValue(field: Field, value: unknown): string {
       return String(value);
     case 'number':
       return tomlFloat(value as number);
+    case 'exit-codes':
+      return `[${(value as number[]).join(', ')}]`;
     default:
       return tomlInline(value);
   }

@@ -12,6 +12,8 @@ export interface WorkerConfig {
   env: Record<string, string>;
   stop_timeout_ms: number;
   restart: RestartMode;
+  /** Lines of the worker's output kept in memory for its last exit (status `worker.last_exit.tail`). */
+  crash_context_lines: number;
 }
 
 export interface MemoryConfig {
@@ -35,6 +37,12 @@ export interface RestartConfig {
   backoff_multiplier: number;
   max_consecutive_restarts: number;
   stable_after_ms: number;
+  /** Exit codes by which the worker asks not to be restarted. */
+  prevent_exit_codes: number[];
+  /** Exit codes by which the worker asks to be started again later (hold_ms, or its hold file). */
+  hold_exit_codes: number[];
+  hold_ms: number;
+  hold_max_ms: number;
 }
 
 export interface LogsConfig {

@@ -184,7 +184,7 @@ export function parseReply(line: string): Reply | ProtocolFailure {
 
 // ---- `status` reply data. Timestamps: ISO-8601 UTC strings; durations: ms; sizes: bytes. ----
 
-export const WORKER_STATES = ['starting', 'running', 'backoff', 'stopping', 'stopped', 'failed'] as const;
+export const WORKER_STATES = ['starting', 'running', 'backoff', 'stopping', 'stopped', 'failed', 'held'] as const;
 export type WorkerState = (typeof WORKER_STATES)[number];
 
 export interface DaemonStatus {
@@ -200,11 +200,24 @@ export interface DaemonStatus {
   native: { loaded: boolean; reason: string | null };
 }
 
+/** One line of the worker's output, as the crash context keeps it (README "Status fields"). */
+export interface WorkerOutputLine {
+  stream: 'stdout' | 'stderr';
+  /** Without its newline; at most 4096 bytes of UTF-8. */
+  line: string;
+  /** The line was longer and cut to its first 4096 bytes (at a character boundary). */
+  cut: boolean;
+}
+
 export interface WorkerExitStatus {
   code: number | null;
   signal: string | null;
   at: string;
   uptime_ms: number | null;
+  /** What the worker asked for by its exit code: `prevent` (not restarted), `hold` (held), or null. */
+  asked: 'prevent' | 'hold' | null;
+  /** The last `[worker].crash_context_lines` lines of the run's output, oldest first. */
+  tail: WorkerOutputLine[];
 }
 
 export interface WorkerStatus {
@@ -225,6 +238,8 @@ export interface RestartCounts {
   memory: number;
   operator: number;
   health: number;
+  /** Starts after a hold (exit with a hold code). */
+  hold: number;
 }
 
 export interface PsiStatus {

@@ -67,6 +67,7 @@ function statusOf(parts: ControlParts): unknown {
     workerClock: { nowMs: supervisor.clockMs(), startedAtWallMs: wall.startedAtMs, lastExitAtWallMs: wall.lastExitAtMs },
     command: supervisor.argv,
     memory: parts.memoryGuard.status(),
+    lastExitTail: supervisor.lastExitTail(),
   });
 }
 

@@ -274,7 +274,10 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
       name: 'start the worker',
       start: async () => {
         await supervisor.start();
-        return () => supervisor.stop();
+        return async () => {
+          await supervisor.stop();
+          supervisor.dispose();
+        };
       },
     },
     {

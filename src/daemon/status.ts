@@ -1,7 +1,7 @@
 // Builds the `status` reply from the supervisor's model. Field names are a documented contract
 // (README "Status fields"); all times ISO-8601 UTC, durations in ms, sizes in bytes, null if unknown.
 
-import type { MemoryStatus, StatusData } from '../control/protocol.js';
+import type { MemoryStatus, StatusData, WorkerOutputLine } from '../control/protocol.js';
 import type { WorkerModel } from '../policy/worker-state.js';
 
 export interface StatusInputs {
@@ -15,6 +15,8 @@ export interface StatusInputs {
   workerClock: { nowMs: number; startedAtWallMs: number | null; lastExitAtWallMs: number | null };
   command: string[];
   memory: MemoryStatus | null;
+  /** The crash context of the last exit (supervisor.lastExitTail()); none when left out. */
+  lastExitTail?: readonly WorkerOutputLine[];
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -49,6 +51,8 @@ export function buildStatus(s: StatusInputs): StatusData {
         signal: w.lastExit.signal,
         at: iso(clock.lastExitAtWallMs ?? s.nowMs)!,
         uptime_ms: w.lastExit.uptimeMs,
+        asked: w.lastExit.asked,
+        tail: (s.lastExitTail ?? []).map((l) => ({ ...l })),
       },
     },
     restarts: { ...w.restarts },

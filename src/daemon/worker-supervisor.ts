@@ -13,6 +13,10 @@ import { treeStopKillAboveBytes } from '../policy/memory-guard.js';
 import type { ProcTable } from '../os/proc-table.js';
 import type { ProcessKey, TreeIdentity } from '../os/process-tree.js';
 import { LineSplitter } from './line-splitter.js';
+import { OutputTail } from './output-tail.js';
+import { HoldFiles, holdFileParent } from '../os/hold-file.js';
+import { parseHoldUntil, type HoldRequest } from '../policy/hold-until.js';
+import type { WorkerOutputLine } from '../control/protocol.js';
 
 export interface WorkerSupervisorDeps {
   logger: Logger;
@@ -27,8 +31,10 @@ export interface WorkerSupervisorDeps {
   hooks?: { spawned?: (pid: number) => void; exited?: (pid: number) => void };
   /** The policy's clock: monotonic ms (an NTP step must neither fake nor hide a stable run). */
   now?: () => number;
-  /** Wall-clock ms, only for what status shows as a date. */
+  /** Wall-clock ms, only for what status shows as a date and to read the time in a hold file. */
   wallNow?: () => number;
+  /** Where the per-run hold files' directory is made (default holdFileParent(process.env)). */
+  holdFileParent?: string;
 }
 
 /** When the current run started and the last one exited, by the wall clock: what status shows. */
@@ -58,10 +64,24 @@ export class WorkerSupervisor {
   private readonly now: () => number;
   private readonly wallNow: () => number;
   private wall: WorkerWallTimes = { startedAtMs: null, lastExitAtMs: null };
+  /** The crash context of the run that exited last: it still takes the lines left in its pipes. */
+  private lastExitOutput: OutputTail | null = null;
+  private readonly holdFiles: HoldFiles;
 
   constructor(private config: Config, private readonly deps: WorkerSupervisorDeps) {
     this.now = deps.now ?? (() => Math.round(performance.now()));
     this.wallNow = deps.wallNow ?? Date.now;
+    this.holdFiles = new HoldFiles(deps.holdFileParent ?? holdFileParent(process.env));
+  }
+
+  /** The last lines of the output of the run that exited last, oldest first (status `last_exit.tail`). */
+  lastExitTail(): WorkerOutputLine[] {
+    return this.lastExitOutput?.lines() ?? [];
+  }
+
+  /** Removes the hold files' directory: once the worker is stopped for good. */
+  dispose(): void {
+    this.holdFiles.dispose();
   }
 
   /** The policy's clock now, to compare with the model's times (monotonic ms). */
@@ -131,7 +151,7 @@ export class WorkerSupervisor {
    */
   private settledAfterSpawn(generationBefore: number, accepted: boolean): boolean {
     const s = this.model.state;
-    if (s === 'stopped' || s === 'backoff' || s === 'failed') return true;
+    if (s === 'stopped' || s === 'backoff' || s === 'failed' || s === 'held') return true;
     if (s !== 'running') return false;
     return !accepted || this.model.generation > generationBefore;
   }
@@ -184,6 +204,9 @@ export class WorkerSupervisor {
         }
         return;
       case 'failures-cleared': return log.emit({ kind: 'failures-cleared', previousFailures: effect.previousFailures });
+      case 'restart-prevented': return log.emit({ kind: 'restart-prevented', code: effect.code });
+      case 'hold-requested': return log.emit({ kind: 'hold-requested', code: effect.code, delayMs: effect.delayMs, basis: effect.basis, fallbackReason: effect.fallbackReason });
+      case 'hold-scheduled': return log.emit({ kind: 'worker-held', delayMs: effect.delayMs, basis: effect.basis, consecutiveFailures: effect.consecutiveFailures });
       case 'unexpected': return log.emit({ kind: 'unexpected', message: `event ${effect.event} in state ${effect.state} (from ${cause.kind})` });
     }
   }
@@ -213,11 +236,23 @@ export class WorkerSupervisor {
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !DAEMON_ONLY_ENV.includes(k)) env[k] = v;
     Object.assign(env, config.worker.env, { AUTOPILOTD_INSTANCE: deps.instanceId, AUTOPILOTD_GENERATION: String(generation) });
+    const holdFile = this.holdFilePath(generation);
+    if (holdFile !== null) env.AUTOPILOTD_HOLD_UNTIL_FILE = holdFile;
+    const tail = new OutputTail(config.worker.crash_context_lines);
     // stdout and stderr differ inside the brackets, so no text of the worker can make a stdout line
     // read as a stderr one, nor as a daemon line (none starts with `worker[`); under journald the
     // priority stays info for both: build tools write their progress to stderr.
     const splitters = deps.output === 'pipe'
-      ? { stdout: new LineSplitter((lines) => deps.logger.workerOutput(`worker[${generation}] `, lines)), stderr: new LineSplitter((lines) => deps.logger.workerOutput(`worker[${generation},stderr] `, lines)) }
+      ? {
+          stdout: new LineSplitter((lines) => {
+            tail.push('stdout', lines);
+            deps.logger.workerOutput(`worker[${generation}] `, lines);
+          }),
+          stderr: new LineSplitter((lines) => {
+            tail.push('stderr', lines);
+            deps.logger.workerOutput(`worker[${generation},stderr] `, lines);
+          }),
+        }
       : null;
     let pid = 0;
     // This run's own start: the model's startedAtMs may still be the previous run's (#15).
@@ -254,18 +289,23 @@ export class WorkerSupervisor {
       },
       onExit: (code, signal) => {
         const atMs = this.now();
+        let hold: HoldRequest = { kind: 'none' };
         // As in onSpawned: the policy hears of the exit and a stop waiting on it goes on, come what may.
         try {
           splitters?.stdout.flush();
           splitters?.stderr.flush();
+          // Lines still in the pipes (libuv may report the exit before it read them) join this tail
+          // until the tree is gone and the pipes are let go: status reads it then, not now.
+          this.lastExitOutput = tail;
+          hold = this.readHoldFile(generation);
           const uptimeMs = spawnedAtMs === null ? 0 : Math.max(0, atMs - spawnedAtMs);
           const asked = this.model.state === 'stopping';
-          deps.logger.emit({ kind: asked ? 'worker-stopped' : 'worker-exited', generation, pid, code, signal, uptimeMs });
+          deps.logger.emit({ kind: asked ? 'worker-stopped' : 'worker-exited', generation, pid, code, signal, uptimeMs, tail: tail.lines() });
           deps.hooks?.exited?.(pid);
         } finally {
           this.wall = { ...this.wall, lastExitAtMs: this.wallNow() };
           try {
-            this.dispatch({ kind: 'exited', atMs, code, signal });
+            this.dispatch({ kind: 'exited', atMs, code, signal, hold });
           } finally {
             exited();
           }
@@ -279,6 +319,25 @@ export class WorkerSupervisor {
       splitters.stdout.flush();
       splitters.stderr.flush();
     };
+  }
+
+  /** The hold file's path for this run, or null (logged) when its directory cannot be made: a hold then lasts hold_ms. */
+  private holdFilePath(generation: number): string | null {
+    try {
+      return this.holdFiles.pathFor(generation);
+    } catch (err) {
+      this.deps.logger.emit({ kind: 'internal-error', message: `cannot make the directory for hold files: ${(err as Error).message}; a hold lasts [restart].hold_ms` });
+      return null;
+    }
+  }
+
+  /** What the exited run wrote into its hold file, as a delay from now by the wall clock. */
+  private readHoldFile(generation: number): HoldRequest {
+    const reading = this.holdFiles.take(generation);
+    if (reading.kind === 'absent') return { kind: 'none' };
+    if (reading.kind === 'unreadable') return reading;
+    const untilMs = parseHoldUntil(reading.text);
+    return untilMs === null ? { kind: 'invalid', text: reading.text } : { kind: 'at', inMs: untilMs - this.wallNow() };
   }
 
   /** Set per spawn: flushes what the last worker's pipes held when they are let go. */

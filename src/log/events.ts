@@ -4,6 +4,8 @@
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 
+import type { WorkerOutputLine } from '../control/protocol.js';
+
 type Exit = { code: number | null; signal: string | null };
 
 export type LogEvent =
@@ -20,13 +22,17 @@ export type LogEvent =
   | { kind: 'previous-daemon-alive'; instanceId: string; previousPid: number }
   | { kind: 'worker-spawned'; generation: number; pid: number; argv: string[]; cwd: string }
   | { kind: 'worker-spawn-failed'; generation: number; reason: string }
-  | { kind: 'worker-exited'; generation: number; pid: number; code: number | null; signal: string | null; uptimeMs: number }
+  /** `tail`: the run's last output lines (crash context) for subscribers; the log has the lines themselves. */
+  | { kind: 'worker-exited'; generation: number; pid: number; code: number | null; signal: string | null; uptimeMs: number; tail: readonly WorkerOutputLine[] }
   /** An exit the daemon asked for (stop, restart): information, not a warning. */
-  | { kind: 'worker-stopped'; generation: number; pid: number; code: number | null; signal: string | null; uptimeMs: number }
+  | { kind: 'worker-stopped'; generation: number; pid: number; code: number | null; signal: string | null; uptimeMs: number; tail: readonly WorkerOutputLine[] }
   | { kind: 'worker-state'; from: string; to: string }
   | { kind: 'restart-scheduled'; cause: string; delayMs: number; consecutiveFailures: number }
   | { kind: 'worker-failed'; consecutiveFailures: number; lastExit: Exit | null; retryMs: number }
   | { kind: 'failures-cleared'; previousFailures: number }
+  | { kind: 'restart-prevented'; code: number }
+  | { kind: 'hold-requested'; code: number; delayMs: number; basis: string; fallbackReason: string | null }
+  | { kind: 'worker-held'; delayMs: number; basis: string; consecutiveFailures: number }
   | { kind: 'worker-output-dropped'; lines: number }
   | { kind: 'tree-term-sent'; pgid: number | null; pids: number[] }
   | { kind: 'tree-kill-sent'; pids: number[]; afterMs: number }
@@ -57,6 +63,11 @@ type Formats = { [K in LogEventKind]: Rendering<Extract<LogEvent, { kind: K }>> 
 
 const exitText = (e: Exit | null): string =>
   e === null ? 'none' : e.signal !== null ? `signal ${e.signal}` : `code ${e.code ?? '?'}`;
+const HOLD_BASIS_TEXT: Record<string, string> = {
+  file: 'the time in its hold file',
+  hold_max_ms: 'the time in its hold file, cut to [restart].hold_max_ms',
+  hold_ms: '[restart].hold_ms',
+};
 const mib = (bytes: number): string => `${(bytes / 1048576).toFixed(1)}MiB`;
 
 export const FORMATS: Formats = {
@@ -78,6 +89,11 @@ export const FORMATS: Formats = {
   'restart-scheduled': { level: 'info', text: (e) => [`restarting worker in ${e.delayMs} ms`, { cause: e.cause, consecutive_failures: e.consecutiveFailures }] },
   'worker-failed': { level: 'error', text: (e) => [`worker failed ${e.consecutiveFailures} times in a row (last exit: ${exitText(e.lastExit)}); still retrying every ${e.retryMs} ms`] },
   'failures-cleared': { level: 'info', text: (e) => ['worker ran stable; failure count cleared', { previous_failures: e.previousFailures }] },
+  'restart-prevented': { level: 'warn', text: (e) => [`worker asked not to be restarted: exit code ${e.code} is in [restart].prevent_exit_codes; it stays stopped until start-worker`] },
+  'hold-requested': { level: 'info', text: (e) => [
+    `worker asked to be held: exit code ${e.code} is in [restart].hold_exit_codes; next start ${e.delayMs} ms after the exit (${HOLD_BASIS_TEXT[e.basis] ?? e.basis}${e.fallbackReason === null ? '' : `: ${e.fallbackReason}`})`,
+  ] },
+  'worker-held': { level: 'info', text: (e) => [`worker held, not a failure; starting it in ${e.delayMs} ms`, { basis: e.basis, consecutive_failures: e.consecutiveFailures }] },
   'worker-output-dropped': { level: 'warn', text: (e) => ['worker output lines dropped', { lines: e.lines }] },
   'tree-term-sent': { level: 'info', text: (e) => ['SIGTERM sent to the worker tree', { pgid: e.pgid, pids: e.pids }] },
   'tree-kill-sent': { level: 'warn', text: (e) => [`SIGKILL sent after ${e.afterMs} ms`, { pids: e.pids }] },

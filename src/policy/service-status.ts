@@ -10,7 +10,7 @@ export interface ServiceStatusInput {
     pid: number | null;
     generation: number;
     consecutiveFailures: number;
-    /** Until the scheduled start (backoff, failed), or null. */
+    /** Until the scheduled start (backoff, failed, held), or null. */
     retryInMs: number | null;
   };
   /** The memory guard's latest figures; null before its first sample. */
@@ -29,6 +29,7 @@ export function formatServiceStatus(s: ServiceStatusInput): string {
     parts.push(`${w.consecutiveFailures} ${w.consecutiveFailures === 1 ? 'failure' : 'failures'} in a row`);
   }
   if (w.retryInMs !== null && (w.state === 'backoff' || w.state === 'failed')) parts.push(`retry in ${formatSeconds(w.retryInMs)}`);
+  if (w.retryInMs !== null && w.state === 'held') parts.push(`next start in ${formatSeconds(w.retryInMs)}`);
   const m = s.memory;
   if (m !== null) {
     // Only while a tree can exist: after it, the guard's last look still counts the old one.

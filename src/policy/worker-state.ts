@@ -4,19 +4,25 @@
 // The table is documented in docs/supervision.md; test/policy/worker-state.test.ts checks they agree.
 
 import { backoffDelayMs, isFailureBudgetSpent, isStableRun, type BackoffSettings } from './backoff.js';
+import { holdDelay, type HoldBasis, type HoldRequest, type HoldSettings } from './hold-until.js';
 
-export const WORKER_STATES = ['starting', 'running', 'backoff', 'stopping', 'stopped', 'failed'] as const;
+export const WORKER_STATES = ['starting', 'running', 'backoff', 'stopping', 'stopped', 'failed', 'held'] as const;
 export type WorkerState = (typeof WORKER_STATES)[number];
 
 /** Why a worker was (re)started. One name each, used in code, logs, status and docs. */
-export const RESTART_CAUSES = ['crash', 'memory', 'operator', 'health'] as const;
+export const RESTART_CAUSES = ['crash', 'memory', 'operator', 'health', 'hold'] as const;
 export type RestartCause = (typeof RESTART_CAUSES)[number];
+
+/** What the worker asked for by its own exit code: not to be restarted, or to be started later. */
+export type ExitRequest = 'prevent' | 'hold';
 
 export interface ExitRecord {
   code: number | null;
   signal: string | null;
   atMs: number;
   uptimeMs: number;
+  /** Set only for an exit the worker made by itself with a code in prevent_exit_codes or hold_exit_codes. */
+  asked: ExitRequest | null;
 }
 
 export type RestartCounts = Record<RestartCause, number> & { total: number };
@@ -30,11 +36,13 @@ export interface WorkerModel {
   pid: number | null;
   startedAtMs: number | null;
   consecutiveFailures: number;
-  /** When the backoff timer fires, while in backoff or failed. */
+  /** When the wait timer fires, while in backoff, failed or held. */
   nextStartAtMs: number | null;
   lastExit: ExitRecord | null;
-  /** Set while stopping: what to do once the tree is gone (null: stay stopped). */
+  /** Set while stopping: what to do once the tree is gone (null: stay stopped, or hold). */
   pendingRestart: RestartCause | null;
+  /** Set while stopping after a hold exit: the wait from that exit, started once the tree is gone. */
+  pendingHold: { delayMs: number; basis: HoldBasis } | null;
   restarts: RestartCounts;
 }
 
@@ -42,7 +50,8 @@ export type WorkerEvent =
   | { kind: 'start-requested'; atMs: number }
   | { kind: 'spawned'; atMs: number; pid: number }
   | { kind: 'spawn-failed'; atMs: number; reason: string }
-  | { kind: 'exited'; atMs: number; code: number | null; signal: string | null }
+  /** `hold`: what the worker's hold file said at this exit (absent: nothing was read). */
+  | { kind: 'exited'; atMs: number; code: number | null; signal: string | null; hold?: HoldRequest }
   | { kind: 'stable-elapsed'; atMs: number }
   | { kind: 'backoff-elapsed'; atMs: number }
   | { kind: 'stop-requested'; atMs: number }
@@ -65,11 +74,19 @@ export type WorkerEffect =
   /** A restart was scheduled: for the log and counters. `failed` when the budget is spent. */
   | { kind: 'restart-scheduled'; cause: RestartCause; delayMs: number; consecutiveFailures: number; failed: boolean }
   | { kind: 'failures-cleared'; previousFailures: number }
+  /** The worker exited with a prevent code: it stays stopped until an operator starts it. */
+  | { kind: 'restart-prevented'; code: number }
+  /** The worker exited with a hold code; `fallbackReason` says why its hold file was not used. */
+  | { kind: 'hold-requested'; code: number; delayMs: number; basis: HoldBasis; fallbackReason: string | null }
+  /** The tree of a held worker is gone: the wait runs, to end at the exit plus the hold's delay. */
+  | { kind: 'hold-scheduled'; delayMs: number; basis: HoldBasis; consecutiveFailures: number }
   /** A cell the table says cannot happen; the daemon logs it and changes nothing. */
   | { kind: 'unexpected'; state: WorkerState; event: WorkerEventKind };
 
-export interface WorkerPolicySettings extends BackoffSettings {
+export interface WorkerPolicySettings extends BackoffSettings, HoldSettings {
   restart: 'always' | 'on-failure';
+  prevent_exit_codes: readonly number[];
+  hold_exit_codes: readonly number[];
 }
 
 export interface Step {
@@ -88,7 +105,8 @@ export function initialWorkerModel(): WorkerModel {
     nextStartAtMs: null,
     lastExit: null,
     pendingRestart: null,
-    restarts: { total: 0, crash: 0, memory: 0, operator: 0, health: 0 },
+    pendingHold: null,
+    restarts: { total: 0, crash: 0, memory: 0, operator: 0, health: 0, hold: 0 },
   };
 }
 
@@ -101,7 +119,7 @@ function spawnNext(m: WorkerModel, extra: WorkerEffect[] = []): Step {
   const generation = m.generation + 1;
   return {
     // startedAtMs is the new run's, set once it is spawned: an exit before that has no uptime.
-    model: { ...m, state: 'starting', wanted: 'up', generation, pid: null, startedAtMs: null, nextStartAtMs: null, pendingRestart: null },
+    model: { ...m, state: 'starting', wanted: 'up', generation, pid: null, startedAtMs: null, nextStartAtMs: null, pendingRestart: null, pendingHold: null },
     effects: [...extra, { kind: 'spawn', generation }],
   };
 }
@@ -145,27 +163,69 @@ function runUptime(m: WorkerModel, atMs: number): number {
   return m.startedAtMs === null ? 0 : Math.max(0, atMs - m.startedAtMs);
 }
 
-function recordExit(m: WorkerModel, e: { atMs: number; code: number | null; signal: string | null }): WorkerModel {
-  const lastExit = { code: e.code, signal: e.signal, atMs: e.atMs, uptimeMs: runUptime(m, e.atMs) };
+type ExitEvent = { atMs: number; code: number | null; signal: string | null; hold?: HoldRequest };
+
+function recordExit(m: WorkerModel, e: ExitEvent, asked: ExitRequest | null = null): WorkerModel {
+  const lastExit = { code: e.code, signal: e.signal, atMs: e.atMs, uptimeMs: runUptime(m, e.atMs), asked };
   return { ...m, pid: null, lastExit };
+}
+
+/** What the worker's own exit code asks for; the lists are judged before restart = "on-failure". */
+function exitRequest(code: number | null, s: WorkerPolicySettings): ExitRequest | null {
+  if (code === null) return null;
+  if (s.prevent_exit_codes.includes(code)) return 'prevent';
+  if (s.hold_exit_codes.includes(code)) return 'hold';
+  return null;
 }
 
 /**
  * The worker's main process exited by itself. Its children may live on: clear the tree before any
- * restart. A worker that is wanted down (a stop came while its spawn was in flight) or exited 0
- * under restart = "on-failure" stays down.
+ * restart. A worker that is wanted down (a stop came while its spawn was in flight), exited with a
+ * prevent code, or exited 0 under restart = "on-failure" stays down. A hold code is no failure:
+ * the count is kept as it is (a stable run still clears it), so neither the backoff nor `failed`
+ * comes nearer, and a worker in a crash loop is not forgiven by asking for a hold either.
  */
-function workerExited(m: WorkerModel, e: { atMs: number; code: number | null; signal: string | null }, s: WorkerPolicySettings): Step {
-  const exited = recordExit(m, e);
+function workerExited(m: WorkerModel, e: ExitEvent, s: WorkerPolicySettings): Step {
+  const stopTree: WorkerEffect[] = [{ kind: 'cancel-timer', timer: 'stable' }, { kind: 'stop-tree' }];
+  const asked = m.wanted === 'down' ? null : exitRequest(e.code, s);
+  const exited = recordExit(m, e, asked);
+  const uptimeMs = exited.lastExit!.uptimeMs;
+  if (asked === 'prevent') {
+    return {
+      model: { ...exited, state: 'stopping', wanted: 'down', pendingRestart: null, pendingHold: null },
+      effects: [{ kind: 'restart-prevented', code: e.code! }, ...stopTree],
+    };
+  }
+  if (asked === 'hold') {
+    const hold = holdDelay(e.hold ?? { kind: 'none' }, s);
+    const failures = isStableRun(uptimeMs, s) ? 0 : m.consecutiveFailures;
+    return {
+      model: { ...exited, state: 'stopping', pendingRestart: null, pendingHold: { delayMs: hold.delayMs, basis: hold.basis }, consecutiveFailures: failures },
+      effects: [{ kind: 'hold-requested', code: e.code!, delayMs: hold.delayMs, basis: hold.basis, fallbackReason: hold.fallbackReason }, ...stopTree],
+    };
+  }
   const staysDown = m.wanted === 'down' || (s.restart === 'on-failure' && e.code === 0);
   const model: WorkerModel = staysDown
     ? { ...exited, state: 'stopping', wanted: 'down', pendingRestart: null }
-    : { ...exited, state: 'stopping', pendingRestart: 'crash', consecutiveFailures: countFailure(m, exited.lastExit!.uptimeMs, s) };
-  return { model, effects: [{ kind: 'cancel-timer', timer: 'stable' }, { kind: 'stop-tree' }] };
+    : { ...exited, state: 'stopping', pendingRestart: 'crash', consecutiveFailures: countFailure(m, uptimeMs, s) };
+  return { model, effects: stopTree };
+}
+
+/** The held worker's tree is gone: wait until its exit plus the hold's delay (at once if that is past). */
+function enterHold(m: WorkerModel, hold: { delayMs: number; basis: HoldBasis }, atMs: number): Step {
+  const endsAtMs = Math.max(atMs, (m.lastExit?.atMs ?? atMs) + hold.delayMs);
+  const delayMs = endsAtMs - atMs;
+  return {
+    model: { ...m, state: 'held', pid: null, pendingRestart: null, pendingHold: null, nextStartAtMs: endsAtMs, restarts: bump(m.restarts, 'hold') },
+    effects: [
+      { kind: 'hold-scheduled', delayMs, basis: hold.basis, consecutiveFailures: m.consecutiveFailures },
+      { kind: 'arm-timer', timer: 'backoff', delayMs },
+    ],
+  };
 }
 
 const stoppingForStop = (m: WorkerModel): Step => ({
-  model: { ...m, state: 'stopping', wanted: 'down', pendingRestart: null },
+  model: { ...m, state: 'stopping', wanted: 'down', pendingRestart: null, pendingHold: null },
   effects: [{ kind: 'cancel-timer', timer: 'stable' }, { kind: 'stop-tree' }],
 });
 
@@ -250,14 +310,16 @@ export const TRANSITIONS: Record<WorkerState, Row> = {
       same({ ...m, wanted: 'up', pendingRestart: m.pendingRestart ?? 'operator' })) as Cell,
     spawned: 'impossible',
     'spawn-failed': 'impossible',
-    exited: ((m: WorkerModel, e: { atMs: number; code: number | null; signal: string | null }) => same(recordExit(m, e))) as Cell,
+    exited: ((m: WorkerModel, e: ExitEvent) => same(recordExit(m, e))) as Cell,
     'stable-elapsed': 'ignore',
     'backoff-elapsed': 'ignore',
-    'stop-requested': ((m: WorkerModel) => same({ ...m, wanted: 'down', pendingRestart: null })) as Cell,
+    'stop-requested': ((m: WorkerModel) => same({ ...m, wanted: 'down', pendingRestart: null, pendingHold: null })) as Cell,
     'restart-requested': ((m: WorkerModel, e: { cause: RestartCause }) =>
       e.cause === 'operator' ? same({ ...m, wanted: 'up', pendingRestart: 'operator' }) : same(m)) as Cell,
     'tree-gone': ((m: WorkerModel, e: { atMs: number }, s: WorkerPolicySettings) => {
       const gone = { ...m, pid: null };
+      // A pending restart (an operator's start or restart came meanwhile) goes before a hold.
+      if (m.pendingRestart === null && m.pendingHold !== null) return enterHold(gone, m.pendingHold, e.atMs);
       if (m.pendingRestart === null) return same({ ...gone, state: 'stopped', wanted: 'down' });
       if (m.pendingRestart === 'operator') return operatorStart({ ...gone, restarts: bump(gone.restarts, 'operator') });
       return scheduleRestart(gone, m.pendingRestart, e.atMs, s);
@@ -265,6 +327,8 @@ export const TRANSITIONS: Record<WorkerState, Row> = {
   },
   backoff: waitingRow,
   failed: waitingRow,
+  // The hold's end is the wait timer too: the same row, so start-worker and restart-worker end it at once.
+  held: waitingRow,
 };
 
 /** The one entry point: applies `event` to `model`. */

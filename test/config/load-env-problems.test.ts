@@ -34,6 +34,8 @@ const BAD_VARIABLES: BadVariable[] = [
   { name: 'AUTOPILOTD_WORKER_COMMAND', value: '["node", 1]', key: 'worker.command[1]', says: ['expected a string, got 1'] },
   { name: 'AUTOPILOTD_WORKER_COMMAND', value: '[""]', key: 'worker.command[0]' },
   { name: 'AUTOPILOTD_MEMORY_HOG_NAMES', value: '["node", ""]', key: 'memory.hog_names[1]' },
+  { name: 'AUTOPILOTD_RESTART_PREVENT_EXIT_CODES', value: '3', key: 'restart.prevent_exit_codes' },
+  { name: 'AUTOPILOTD_RESTART_HOLD_EXIT_CODES', value: '[75.5]', key: 'restart.hold_exit_codes[0]' },
   { name: 'AUTOPILOTD_WORKER_ENV', value: '["A=1"]', key: 'worker.env' },
   { name: 'AUTOPILOTD_WORKER_ENV', value: 'A=1', key: 'worker.env', says: ['a JSON object of strings'] },
   { name: 'AUTOPILOTD_WORKER_ENV', value: '{"A": 1}', key: 'worker.env.A', says: ['a string value, got 1'] },
@@ -70,7 +72,7 @@ test('an unknown variable far from every known name gets no suggestion', () => {
 test('the variables the daemon sets for its worker are not settings and are ignored', () => {
   const loaded = loadConfig({
     flags: {},
-    env: { AUTOPILOTD_INSTANCE: 'abc', AUTOPILOTD_GENERATION: '7', AUTOPILOTD: 'x', PATH: '/bin', autopilotd_project: 'lower' },
+    env: { AUTOPILOTD_INSTANCE: 'abc', AUTOPILOTD_GENERATION: '7', AUTOPILOTD_HOLD_UNTIL_FILE: '/tmp/h', AUTOPILOTD: 'x', PATH: '/bin', autopilotd_project: 'lower' },
     homeDir: '/nonexistent-home',
     cwd: '/',
   });

@@ -19,12 +19,14 @@ test('config show parses back with smol-toml and loads back to the same configur
       'min_available_bytes = "1.5GiB"',
       'psi_some_avg10 = 10',
       'hog_scope = "user"',
+      '[restart]',
+      'hold_exit_codes = [75, 76]',
       '',
     ].join('\n'),
   );
   const loaded = loadConfig({
     flags: { project: 'proj' },
-    env: { AUTOPILOTD_RESTART_BACKOFF_MULTIPLIER: '1.5', AUTOPILOTD_MEMORY_WORKER_MAX_BYTES: '8GiB' },
+    env: { AUTOPILOTD_RESTART_BACKOFF_MULTIPLIER: '1.5', AUTOPILOTD_MEMORY_WORKER_MAX_BYTES: '8GiB', AUTOPILOTD_RESTART_PREVENT_EXIT_CODES: '[3]' },
     homeDir: home.dir,
     cwd: '/',
   });
@@ -37,6 +39,10 @@ test('config show parses back with smol-toml and loads back to the same configur
   const reloaded = loadConfig({ flags: { configPath: again }, env: {}, homeDir: home.dir, cwd: '/' });
   assert.deepEqual(reloaded.config, loaded.config);
   assert.equal(loaded.path, file);
+  // Exit codes are integers, in the file, from the environment's JSON, and shown back as TOML integers.
+  assert.deepEqual(loaded.config.restart.hold_exit_codes, [75, 76]);
+  assert.deepEqual(loaded.config.restart.prevent_exit_codes, [3]);
+  assert.match(shown, /^prevent_exit_codes = \[3\]  # env AUTOPILOTD_RESTART_PREVENT_EXIT_CODES$/m);
 });
 
 test('config show comments each value with its source', (t) => {

@@ -12,8 +12,8 @@ test('status carries the documented fields with ISO times and ms durations', () 
   const worker = {
     // The model's times are on the monotonic clock; the dates come from the wall times noted beside it.
     ...initialWorkerModel(), state: 'running' as const, pid: 77, generation: 4, startedAtMs: 21_000,
-    consecutiveFailures: 2, lastExit: { code: 1, signal: null, atMs: 20_500, uptimeMs: 300 },
-    restarts: { total: 3, crash: 2, memory: 1, operator: 0, health: 0 },
+    consecutiveFailures: 2, lastExit: { code: 1, signal: null, atMs: 20_500, uptimeMs: 300, asked: null },
+    restarts: { total: 3, crash: 2, memory: 1, operator: 0, health: 0, hold: 0 },
   };
   const workerClock = { nowMs: 25_000, startedAtWallMs: t0 + 1000, lastExitAtWallMs: t0 + 500 };
   const s = buildStatus({ nowMs: t0 + 5000, daemon: { pid: 10, version: '9.9.9', startedAtMs: t0, configPath: '/c.toml', logTarget: 'journald', native: LOADED }, worker, workerClock, command: ['node', 'w'], memory: null });
@@ -22,9 +22,9 @@ test('status carries the documented fields with ISO times and ms durations', () 
     worker: {
       state: 'running', pid: 77, generation: 4, started_at: '2026-11-25T10:00:01.000Z', uptime_ms: 4000, command: ['node', 'w'],
       consecutive_failures: 2, next_restart_at: null,
-      last_exit: { code: 1, signal: null, at: '2026-11-25T10:00:00.500Z', uptime_ms: 300 },
+      last_exit: { code: 1, signal: null, at: '2026-11-25T10:00:00.500Z', uptime_ms: 300, asked: null, tail: [] },
     },
-    restarts: { total: 3, crash: 2, memory: 1, operator: 0, health: 0 },
+    restarts: { total: 3, crash: 2, memory: 1, operator: 0, health: 0, hold: 0 },
     memory: null,
   });
 });
@@ -84,4 +84,49 @@ test('a wall-clock step changes neither the worker\'s uptime nor when its restar
   });
   assert.equal(s.worker.uptime_ms, 4000);
   assert.equal(s.worker.started_at, '2026-11-25T10:00:00.000Z', 'the date noted at the spawn');
+});
+
+test('a held worker shows its end time and why; its crash context is listed under the last exit, escaped, with streams', () => {
+  const worker = {
+    ...initialWorkerModel(), state: 'held' as const, generation: 3, consecutiveFailures: 1, nextStartAtMs: 3_605_000,
+    lastExit: { code: 75, signal: null, atMs: 5000, uptimeMs: 4000, asked: 'hold' as const },
+    restarts: { total: 1, crash: 0, memory: 0, operator: 0, health: 0, hold: 1 },
+  };
+  const tail = [
+    { stream: 'stdout' as const, line: 'working', cut: false },
+    { stream: 'stderr' as const, line: 'usage limit reached\x1b[2J', cut: false },
+    { stream: 'stderr' as const, line: 'x'.repeat(4096), cut: true },
+  ];
+  const s = buildStatus({
+    nowMs: t0, daemon: { pid: 10, version: '1', startedAtMs: t0, configPath: null, logTarget: 'stderr', native: LOADED },
+    worker, workerClock: { nowMs: 5000, startedAtWallMs: null, lastExitAtWallMs: t0 }, command: ['x'], memory: null, lastExitTail: tail,
+  });
+  assert.equal(s.worker.state, 'held');
+  assert.equal(s.worker.next_restart_at, new Date(t0 + 3_600_000).toISOString());
+  assert.equal(s.worker.last_exit?.asked, 'hold');
+  assert.deepEqual(s.worker.last_exit?.tail, tail);
+  assert.equal(s.restarts.hold, 1);
+  const text = formatStatus(s, t0);
+  assert.match(text, /worker: +held, generation 3/);
+  assert.match(text, /last exit: code 75 after 4\.0s, 0\.0s ago; the worker asked to be held \(hold_exit_codes\): start-worker ends the hold/);
+  assert.match(text, /next start: in 1h 0m \(held until 2026-11-25T11:00:00\.000Z\)/);
+  assert.match(text, /restarts: +1 \(crash 0, memory 0, operator 0, health 0, hold 1\)/);
+  const lines = text.split('\n');
+  const at = lines.indexOf('  output before it (last 3 lines):');
+  assert.ok(at > 0, text);
+  assert.equal(lines[at + 1], '    out| working');
+  assert.equal(lines[at + 2], '    err| usage limit reached\\x1b[2J', 'control characters are escaped');
+  assert.ok(lines[at + 3]!.endsWith(' [cut at 4 KiB]'));
+});
+
+test('a worker stopped by its prevent code says that it asked for it', () => {
+  const worker = { ...initialWorkerModel(), generation: 2, lastExit: { code: 3, signal: null, atMs: 5000, uptimeMs: 100, asked: 'prevent' as const } };
+  const s = buildStatus({
+    nowMs: t0, daemon: { pid: 10, version: '1', startedAtMs: t0, configPath: null, logTarget: 'stderr', native: LOADED },
+    worker, workerClock: { nowMs: 5000, startedAtWallMs: null, lastExitAtWallMs: t0 }, command: ['x'], memory: null,
+  });
+  assert.equal(s.worker.state, 'stopped');
+  assert.deepEqual(s.worker.last_exit?.tail, []);
+  assert.match(formatStatus(s, t0), /last exit: code 3 after 0\.1s, 0\.0s ago; the worker asked not to be restarted \(prevent_exit_codes\): start-worker starts it/);
+  assert.doesNotMatch(formatStatus(s, t0), /output before it/);
 });

@@ -52,7 +52,7 @@ test('lines below the level are not written, and a disabled event is not even fo
 
 test('every event kind has a level and renders without throwing', () => {
   for (const kind of Object.keys(FORMATS)) assert.ok(['debug', 'info', 'warn', 'error'].includes(FORMATS[kind as keyof typeof FORMATS].level), kind);
-  const r = renderEvent({ kind: 'worker-exited', generation: 2, pid: 9, code: null, signal: 'SIGKILL', uptimeMs: 1200 });
+  const r = renderEvent({ kind: 'worker-exited', generation: 2, pid: 9, code: null, signal: 'SIGKILL', uptimeMs: 1200, tail: [] });
   assert.deepEqual(r, { level: 'warn', text: 'worker exited with signal SIGKILL generation=2 pid=9 uptime_ms=1200' });
 });
 

@@ -19,6 +19,8 @@ test('the STATUS line for each worker state', () => {
     [{ worker: worker({ state: 'backoff', pid: null, consecutiveFailures: 1, retryInMs: 0 }), memory: null, action: null }, 'worker backoff, gen 3, 1 failure in a row, retry in 0 s'],
     [{ worker: worker({ state: 'failed', pid: null, generation: 12, consecutiveFailures: 10, retryInMs: 300_000 }), memory: null, action: null }, 'worker failed, gen 12, 10 failures in a row, retry in 5 min'],
     [{ worker: worker({ state: 'stopped', pid: null }), memory, action: null }, 'worker stopped, gen 3, 5.1 GiB available'],
+    // A hold is no failure: its count is not shown, the end is.
+    [{ worker: worker({ state: 'held', pid: null, consecutiveFailures: 2, retryInMs: 1_800_000 }), memory: null, action: null }, 'worker held, gen 3, next start in 30 min'],
     [{ worker: worker({ state: 'stopped', pid: null, generation: 0 }), memory: null, action: null }, 'worker stopped'],
     [{ worker: worker({}), memory: { ...memory, level: 'low', treeProcesses: 1 }, action: null }, 'worker running, pid 4121, gen 3, tree 812 MiB in 1 proc, 5.1 GiB available, memory low'],
     [{ worker: worker({}), memory: { level: 'ok', availableBytes: null, treeRssBytes: null, treeProcesses: null }, action: null }, 'worker running, pid 4121, gen 3'],

@@ -5,6 +5,7 @@ import {
   initialWorkerModel, stepWorker, TRANSITIONS, WORKER_EVENT_KINDS, WORKER_STATES,
   type WorkerEvent, type WorkerEventKind, type WorkerModel, type WorkerPolicySettings, type WorkerState, type WorkerEffect,
 } from '../../src/policy/worker-state.js';
+import type { HoldRequest } from '../../src/policy/hold-until.js';
 
 const settings: WorkerPolicySettings = {
   initial_backoff_ms: 1000,
@@ -13,7 +14,14 @@ const settings: WorkerPolicySettings = {
   max_consecutive_restarts: 10,
   stable_after_ms: 60_000,
   restart: 'always',
+  prevent_exit_codes: [],
+  hold_exit_codes: [],
+  hold_ms: 1_800_000,
+  hold_max_ms: 21_600_000,
 };
+
+/** Settings with a prevent code (3) and a hold code (75). */
+const holding: WorkerPolicySettings = { ...settings, prevent_exit_codes: [3], hold_exit_codes: [75] };
 
 /** Folds events into the model, collecting effects; `s` overrides settings. */
 function run(events: WorkerEvent[], s: WorkerPolicySettings = settings, from = initialWorkerModel()) {
@@ -48,6 +56,7 @@ function modelIn(state: WorkerState): WorkerModel {
     case 'stopping': return run([{ kind: 'stop-requested', atMs: 10 }], settings, running).model;
     case 'backoff': return run([{ kind: 'exited', atMs: 10, code: 1, signal: null }, { kind: 'tree-gone', atMs: 20 }], settings, running).model;
     case 'failed': return { ...modelIn('backoff'), state: 'failed', consecutiveFailures: 10 };
+    case 'held': return run([{ kind: 'exited', atMs: 10, code: 75, signal: null }, { kind: 'tree-gone', atMs: 20 }], holding, running).model;
   }
 }
 
@@ -86,6 +95,7 @@ const expectedNext: Record<WorkerState, Partial<Record<WorkerEventKind, WorkerSt
   stopping: { 'start-requested': 'stopping', exited: 'stopping', 'stop-requested': 'stopping', 'restart-requested': 'stopping', 'tree-gone': 'stopped' },
   backoff: { 'start-requested': 'starting', 'backoff-elapsed': 'starting', 'stop-requested': 'stopped', 'restart-requested': 'starting' },
   failed: { 'start-requested': 'starting', 'backoff-elapsed': 'starting', 'stop-requested': 'stopped', 'restart-requested': 'starting' },
+  held: { 'start-requested': 'starting', 'backoff-elapsed': 'starting', 'stop-requested': 'stopped', 'restart-requested': 'starting' },
 };
 
 test('every handled cell moves the representative model to the expected state', () => {
@@ -183,7 +193,7 @@ test('an exit after a long run resets the count even if the stable timer never f
   const m = { ...modelIn('running'), consecutiveFailures: 6, startedAtMs: 0 };
   const r = run([{ kind: 'exited', atMs: 60_000, code: null, signal: 'SIGSEGV' }, { kind: 'tree-gone', atMs: 60_000 }], settings, m);
   assert.equal(r.model.consecutiveFailures, 1);
-  assert.deepEqual(r.model.lastExit, { code: null, signal: 'SIGSEGV', atMs: 60_000, uptimeMs: 60_000 });
+  assert.deepEqual(r.model.lastExit, { code: null, signal: 'SIGSEGV', atMs: 60_000, uptimeMs: 60_000, asked: null });
 });
 
 test('an exit just short of stable still counts on top of earlier failures', () => {
@@ -320,7 +330,7 @@ test('a worker that exits before its spawn was reported is cleared like any exit
   const exited = stepWorker(asked, { kind: 'exited', atMs: 900, code: null, signal: 'SIGTERM' }, settings);
   assert.equal(exited.model.state, 'stopping');
   assert.deepEqual(exited.effects, [{ kind: 'cancel-timer', timer: 'stable' }, { kind: 'stop-tree' }]);
-  assert.deepEqual(exited.model.lastExit, { code: null, signal: 'SIGTERM', atMs: 900, uptimeMs: 0 });
+  assert.deepEqual(exited.model.lastExit, { code: null, signal: 'SIGTERM', atMs: 900, uptimeMs: 0, asked: null });
   assert.equal(run([{ kind: 'tree-gone', atMs: 950 }], settings, exited.model).model.state, 'stopped');
   // Wanted up, it is a crash and restarts after a backoff.
   const crashed = run([{ kind: 'start-requested', atMs: 0 }, { kind: 'exited', atMs: 900, code: 1, signal: null }, { kind: 'tree-gone', atMs: 950 }]);
@@ -333,4 +343,153 @@ test('an exit before the spawn was reported never takes the previous run\'s star
   assert.equal(first.state, 'starting');
   const exited = stepWorker(first, { kind: 'exited', atMs: 3000, code: 1, signal: null }, settings).model;
   assert.equal(exited.lastExit!.uptimeMs, 0, 'not 3000 ms from the first run\'s start');
+});
+
+// ---- What the worker's exit means: prevent and hold codes (issue #17). ----
+
+const exitWith = (code: number, atMs: number, hold?: HoldRequest): WorkerEvent =>
+  hold === undefined ? { kind: 'exited', atMs, code, signal: null } : { kind: 'exited', atMs, code, signal: null, hold };
+
+test('a prevent code stops the worker: no restart, wanted down, the exit says the worker asked', () => {
+  const m = { ...modelIn('running'), consecutiveFailures: 2 };
+  const exited = stepWorker(m, exitWith(3, 500), holding);
+  assert.equal(exited.model.state, 'stopping');
+  assert.equal(exited.model.wanted, 'down');
+  assert.deepEqual(exited.effects, [{ kind: 'restart-prevented', code: 3 }, { kind: 'cancel-timer', timer: 'stable' }, { kind: 'stop-tree' }]);
+  const gone = stepWorker(exited.model, { kind: 'tree-gone', atMs: 510 }, holding);
+  assert.equal(gone.model.state, 'stopped');
+  assert.deepEqual(gone.effects, [], 'no timer, no spawn');
+  assert.equal(gone.model.lastExit?.asked, 'prevent');
+  assert.equal(gone.model.consecutiveFailures, 2, 'not counted as a failure');
+  assert.equal(gone.model.restarts.total, 0);
+  // start-worker starts it again, as after stop-worker.
+  const started = stepWorker(gone.model, { kind: 'start-requested', atMs: 600 }, holding);
+  assert.equal(started.model.state, 'starting');
+  assert.deepEqual(started.effects, [{ kind: 'spawn', generation: m.generation + 1 }]);
+});
+
+test('a prevent code goes before restart = "on-failure" and a code outside the lists is a crash as before', () => {
+  const onFailure = { ...holding, restart: 'on-failure' as const, prevent_exit_codes: [0] };
+  const exit0 = run([exitWith(0, 5), { kind: 'tree-gone', atMs: 6 }], onFailure, modelIn('running'));
+  assert.equal(exit0.model.state, 'stopped');
+  assert.equal(exit0.model.lastExit?.asked, 'prevent');
+  const crash = run([exitWith(4, 5), { kind: 'tree-gone', atMs: 6 }], holding, modelIn('running'));
+  assert.equal(crash.model.state, 'backoff');
+  assert.equal(crash.model.lastExit?.asked, null);
+  // A signal has no exit code: never a request.
+  const killed = run([{ kind: 'exited', atMs: 5, code: null, signal: 'SIGKILL' }, { kind: 'tree-gone', atMs: 6 }], holding, modelIn('running'));
+  assert.equal(killed.model.state, 'backoff');
+});
+
+test('an exit with a prevent code during an operator stop is the operator\'s: not recorded as the worker asking', () => {
+  const r = run([{ kind: 'stop-requested', atMs: 1 }, exitWith(3, 2), { kind: 'tree-gone', atMs: 3 }], holding, modelIn('running'));
+  assert.equal(r.model.state, 'stopped');
+  assert.equal(r.model.lastExit?.asked, null);
+  assert.ok(!r.effects.some((e) => e.kind === 'restart-prevented'));
+});
+
+test('a hold code without a hold file waits hold_ms from the exit, in held, not counted as a failure', () => {
+  const m = { ...modelIn('running'), consecutiveFailures: 4, startedAtMs: 0 };
+  const exited = stepWorker(m, exitWith(75, 1000), holding);
+  assert.equal(exited.model.state, 'stopping');
+  assert.equal(exited.model.wanted, 'up');
+  assert.deepEqual(exited.effects[0], { kind: 'hold-requested', code: 75, delayMs: 1_800_000, basis: 'hold_ms', fallbackReason: null });
+  assert.equal(exited.model.consecutiveFailures, 4, 'a hold adds no failure');
+  const gone = stepWorker(exited.model, { kind: 'tree-gone', atMs: 1200 }, holding);
+  assert.equal(gone.model.state, 'held');
+  assert.equal(gone.model.nextStartAtMs, 1000 + 1_800_000, 'the hold counts from the exit');
+  assert.deepEqual(gone.effects, [
+    { kind: 'hold-scheduled', delayMs: 1_800_000 - 200, basis: 'hold_ms', consecutiveFailures: 4 },
+    { kind: 'arm-timer', timer: 'backoff', delayMs: 1_800_000 - 200 },
+  ]);
+  assert.equal(gone.model.restarts.hold, 1);
+  assert.equal(gone.model.restarts.crash, 0);
+  assert.equal(gone.model.lastExit?.asked, 'hold');
+  // The hold ends: the next start, and a crash after it backs off from the kept count, not a grown one.
+  const after = run([{ kind: 'backoff-elapsed', atMs: 1_801_000 }, { kind: 'spawned', atMs: 1_801_000, pid: 5 }, exitWith(1, 1_801_100), { kind: 'tree-gone', atMs: 1_801_110 }], holding, gone.model);
+  assert.equal(after.model.consecutiveFailures, 5);
+  assert.deepEqual(after.effects.find((e) => e.kind === 'restart-scheduled'), { kind: 'restart-scheduled', cause: 'crash', delayMs: 16_000, consecutiveFailures: 5, failed: false });
+});
+
+test('a hold never pushes a worker into failed, however often it comes', () => {
+  const s = { ...holding, max_consecutive_restarts: 2, hold_ms: 100, hold_max_ms: 1000 };
+  let m = run([{ kind: 'start-requested', atMs: 0 }], s).model;
+  let now = 0;
+  for (let i = 0; i < 5; i++) {
+    m = run([{ kind: 'spawned', atMs: now, pid: 10 + i }, exitWith(75, now + 1), { kind: 'tree-gone', atMs: now + 2 }], s, m).model;
+    assert.equal(m.state, 'held');
+    assert.equal(m.consecutiveFailures, 0);
+    now = m.nextStartAtMs!;
+    m = stepWorker(m, { kind: 'backoff-elapsed', atMs: now }, s).model;
+  }
+  assert.equal(m.restarts.hold, 5);
+});
+
+test('a hold after a stable run clears the count, as any exit after a stable run does', () => {
+  const m = { ...modelIn('running'), consecutiveFailures: 3, startedAtMs: 0 };
+  const r = run([exitWith(75, 60_000), { kind: 'tree-gone', atMs: 60_001 }], holding, m);
+  assert.equal(r.model.state, 'held');
+  assert.equal(r.model.consecutiveFailures, 0);
+});
+
+test('the hold file sets the end of the hold, capped at hold_max_ms; unreadable, invalid or past falls back to hold_ms', () => {
+  const cases: { hold: HoldRequest; delayMs: number; basis: string; fallback: boolean }[] = [
+    { hold: { kind: 'at', inMs: 3_600_000 }, delayMs: 3_600_000, basis: 'file', fallback: false },
+    { hold: { kind: 'at', inMs: 30_000_000 }, delayMs: 21_600_000, basis: 'hold_max_ms', fallback: false },
+    { hold: { kind: 'at', inMs: 0 }, delayMs: 1_800_000, basis: 'hold_ms', fallback: true },
+    { hold: { kind: 'at', inMs: -5000 }, delayMs: 1_800_000, basis: 'hold_ms', fallback: true },
+    { hold: { kind: 'invalid', text: 'tomorrow' }, delayMs: 1_800_000, basis: 'hold_ms', fallback: true },
+    { hold: { kind: 'unreadable', reason: 'EACCES' }, delayMs: 1_800_000, basis: 'hold_ms', fallback: true },
+    { hold: { kind: 'none' }, delayMs: 1_800_000, basis: 'hold_ms', fallback: false },
+  ];
+  for (const c of cases) {
+    const r = run([exitWith(75, 1000, c.hold), { kind: 'tree-gone', atMs: 1000 }], holding, modelIn('running'));
+    const asked = r.effects.find((e) => e.kind === 'hold-requested');
+    assert.ok(asked?.kind === 'hold-requested', JSON.stringify(c.hold));
+    assert.equal(asked.delayMs, c.delayMs, JSON.stringify(c.hold));
+    assert.equal(asked.basis, c.basis, JSON.stringify(c.hold));
+    assert.equal(asked.fallbackReason !== null, c.fallback, JSON.stringify(c.hold));
+    assert.equal(r.model.nextStartAtMs, 1000 + c.delayMs);
+  }
+});
+
+test('a hold whose end passed while the tree was being cleared starts at once', () => {
+  const r = run([exitWith(75, 1000, { kind: 'at', inMs: 500 }), { kind: 'tree-gone', atMs: 3000 }], holding, modelIn('running'));
+  assert.equal(r.model.state, 'held');
+  assert.equal(r.model.nextStartAtMs, 3000);
+  assert.deepEqual(r.effects.at(-1), { kind: 'arm-timer', timer: 'backoff', delayMs: 0 });
+});
+
+test('start-worker and restart-worker end a hold at once; stop-worker turns it into stopped', () => {
+  const held = modelIn('held');
+  const started = stepWorker(held, { kind: 'start-requested', atMs: 30 }, holding);
+  assert.equal(started.model.state, 'starting');
+  assert.deepEqual(started.effects.map((e) => e.kind), ['cancel-timer', 'spawn']);
+  assert.equal(started.model.nextStartAtMs, null);
+  const restarted = stepWorker(held, { kind: 'restart-requested', atMs: 30, cause: 'operator' }, holding);
+  assert.equal(restarted.model.state, 'starting');
+  assert.equal(restarted.model.restarts.operator, held.restarts.operator + 1);
+  const stopped = stepWorker(held, { kind: 'stop-requested', atMs: 30 }, holding);
+  assert.equal(stopped.model.state, 'stopped');
+  assert.equal(stopped.model.nextStartAtMs, null);
+  assert.deepEqual(stopped.effects, [{ kind: 'cancel-timer', timer: 'backoff' }]);
+  // Memory and health restarts have no worker to act on.
+  assert.deepEqual(stepWorker(held, { kind: 'restart-requested', atMs: 30, cause: 'memory' }, holding), { model: held, effects: [] });
+});
+
+test('a start or stop asked while a held worker\'s tree is cleared wins over the hold', () => {
+  const exiting = stepWorker(modelIn('running'), exitWith(75, 10), holding).model;
+  const started = run([{ kind: 'start-requested', atMs: 11 }, { kind: 'tree-gone', atMs: 12 }], holding, exiting).model;
+  assert.equal(started.state, 'starting');
+  assert.equal(started.pendingHold, null);
+  const stopped = run([{ kind: 'stop-requested', atMs: 11 }, { kind: 'tree-gone', atMs: 12 }], holding, exiting).model;
+  assert.equal(stopped.state, 'stopped');
+  assert.equal(stopped.nextStartAtMs, null);
+});
+
+test('a worker wanted down that exits with a hold code stays down', () => {
+  const asked = run([{ kind: 'start-requested', atMs: 0 }, { kind: 'stop-requested', atMs: 5 }], holding).model;
+  const r = run([exitWith(75, 9), { kind: 'tree-gone', atMs: 10 }], holding, asked);
+  assert.equal(r.model.state, 'stopped');
+  assert.equal(r.model.lastExit?.asked, null);
 });
