@@ -19,6 +19,9 @@ test('config show parses back with smol-toml and loads back to the same configur
       'min_available_bytes = "1.5GiB"',
       'psi_some_avg10 = 10',
       'hog_scope = "user"',
+      '[notify]',
+      'command = ["sh", "-c", "cat >> ~/events.jsonl"]',
+      'events = ["failed", "daemon-start"]',
       '',
     ].join('\n'),
   );
