@@ -70,7 +70,7 @@ export class OccurrenceTracker {
   private failedAt: number | null = null;
   private lastRestartCause: string | null = null;
   private lastHealth: { message: string; figures: Record<string, unknown> } | null = null;
-  private stopReason: string | null = null;
+  private stopAsked: { reason: string; message: string } | null = null;
   private ready = false;
 
   heard(event: LogEvent, message: string): Occurrence | null {
@@ -89,7 +89,7 @@ export class OccurrenceTracker {
         this.ready = true;
         return { kind: 'daemon-start', message, cause: null, figures: null };
       case 'daemon-stopping':
-        this.stopReason = event.reason;
+        this.stopAsked = { reason: event.reason, message };
         return null;
       case 'restart-scheduled': {
         this.lastRestartCause = event.cause;
@@ -126,7 +126,8 @@ export class OccurrenceTracker {
   /** The daemon-stop occurrence, or null when the daemon never got ready (a failed start says so itself). */
   stopping(): Occurrence | null {
     if (!this.ready) return null;
-    return { kind: 'daemon-stop', message: 'daemon stopping', cause: null, figures: { reason: this.stopReason ?? 'unknown' } };
+    const { reason, message } = this.stopAsked ?? { reason: 'unknown', message: 'daemon stopping' };
+    return { kind: 'daemon-stop', message, cause: null, figures: { reason } };
   }
 }
 

@@ -82,8 +82,8 @@ test('daemon-start at daemon-ready; daemon-stop with the stop reason, and only a
 
   const tracker = new OccurrenceTracker();
   assert.equal(tracker.heard({ kind: 'daemon-ready', socketPath: '/s' }, 'daemon ready socket=/s')?.kind, 'daemon-start');
-  tracker.heard({ kind: 'daemon-stopping', reason: 'control request' }, 'x');
-  assert.deepEqual(tracker.stopping(), { kind: 'daemon-stop', message: 'daemon stopping', cause: null, figures: { reason: 'control request' } });
+  tracker.heard({ kind: 'daemon-stopping', reason: 'control request' }, 'daemon stopping reason="control request"');
+  assert.deepEqual(tracker.stopping(), { kind: 'daemon-stop', message: 'daemon stopping reason="control request"', cause: null, figures: { reason: 'control request' } });
 });
 
 test('events that are not notable make nothing', () => {
