@@ -218,7 +218,9 @@ export class Notifier {
           suppressed: effect.suppressed,
           worker: this.deps.workerStatus(),
         };
-        const run = this.run(effect.notifyKind, effect.suppressed, payload, config);
+        // Spawned on the next turn: the step of the supervisor (or memory guard) that logged the
+        // event finishes first, without a fork in the middle of it.
+        const run = new Promise((resolve) => setImmediate(resolve)).then(() => this.run(effect.notifyKind, effect.suppressed, payload, config));
         this.inFlight.add(run);
         void run.finally(() => this.inFlight.delete(run));
         return;
