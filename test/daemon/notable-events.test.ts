@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import { DEFAULTS } from '../../src/config/defaults.js';
 import type { Config } from '../../src/config/types.js';
 import type { LogEvent } from '../../src/log/events.js';
-import { figuresOf, OccurrenceTracker, projectName, type Occurrence } from '../../src/daemon/notifier.js';
+import { figuresOf, OccurrenceTracker, type Occurrence } from '../../src/daemon/notable-events.js';
+import { projectName } from '../../src/daemon/notifier.js';
 
 const failedAfter = (n: number): LogEvent => ({ kind: 'worker-failed', consecutiveFailures: n, lastExit: { code: 1, signal: null }, retryMs: 300_000 });
 const scheduled = (cause: string, n: number): LogEvent => ({ kind: 'restart-scheduled', cause, delayMs: 300_000, consecutiveFailures: n });
