@@ -86,7 +86,7 @@ export class Notifier {
     if (occurrence !== null) this.occurred(occurrence);
     const drained = (async () => {
       while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
-    })();
+    })().catch((err: Error) => this.deps.logger.emit({ kind: 'internal-error', message: `notify command: ${err.stack ?? err.message}` }));
     // Each run ends by its timeout, its tree stop included; this bounds a root stuck past SIGKILL.
     let timer: NodeJS.Timeout | undefined;
     const waitMs = this.deps.config().notify.timeout_ms + NOTIFY_STOP_MARGIN_MS;
