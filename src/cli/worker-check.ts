@@ -7,6 +7,7 @@
 import type { ConfigProblem } from '../config/errors.js';
 import type { LoadedConfig } from '../config/types.js';
 import { checkSpawnable } from '../os/worker-process.js';
+import { notifyCommandProblems } from './notify-check.js';
 import { originOf } from './runtime-dirs.js';
 
 export interface WorkerCheck {
@@ -30,6 +31,7 @@ export function workerProblems(loaded: LoadedConfig, env: Record<string, string 
       reason: `${dirProblem}; the daemon starts anyway and retries the worker with backoff until it is`,
     });
   }
+  check.errors.push(...notifyCommandProblems(loaded, env, dirProblem === null));
   const command = config.worker.command[0] ?? '';
   // A relative path with a slash resolves against working_dir: unknowable while it is missing.
   if (dirProblem !== null && command.includes('/') && !command.startsWith('/')) return check;

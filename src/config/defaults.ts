@@ -1,6 +1,6 @@
 // Built-in defaults: the lowest layer, below the file, the environment and the flags.
 // Paths keep their `~` here; load.ts expands them against the caller's home directory.
-import type { Config } from './types.js';
+import { NOTIFY_EVENT_KINDS, type Config } from './types.js';
 
 export const DEFAULT_CONFIG_PATH = '~/.autopilot/daemon.toml';
 
@@ -47,6 +47,13 @@ export const DEFAULTS: Readonly<Config> = deepFreeze({
     dir: '~/.autopilot/logs',
     max_file_bytes: 10 * MIB,
     max_files: 5,
+  },
+  notify: {
+    command: null,
+    // A daemon start is the operator's own doing, usually: asked for by name.
+    events: NOTIFY_EVENT_KINDS.filter((kind) => kind !== 'daemon-start'),
+    timeout_ms: 10_000,
+    min_interval_ms: 60_000,
   },
 } satisfies Config);
 

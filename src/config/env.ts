@@ -61,6 +61,8 @@ function coerce(field: Field, text: string): Coerced {
     case 'argv':
     case 'names':
       return parseJson(text, 'a JSON array of strings, e.g. ["node", "worker.js"]');
+    case 'choices':
+      return parseJson(text, 'a JSON array of strings, e.g. ["failed", "memory"]');
     case 'env':
       return parseJson(text, 'a JSON object of strings, e.g. {"RUST_LOG": "info"}');
     case 'exit-codes': {

@@ -4,15 +4,16 @@
 // environment strings are coerced to bigint), so that 5000.0 can be told apart from 5000.
 import * as v from 'valibot';
 import { parseSize } from './size.js';
+import { NOTIFY_EVENT_KINDS } from './types.js';
 
-export type FieldKind = 'integer' | 'size' | 'number' | 'text' | 'path' | 'choice' | 'argv' | 'names' | 'env' | 'exit-codes';
+export type FieldKind = 'integer' | 'size' | 'number' | 'text' | 'path' | 'choice' | 'choices' | 'argv' | 'names' | 'env' | 'exit-codes';
 
 export interface Field {
   /** Dotted key as in the file, e.g. "memory.poll_interval_ms". */
   key: string;
   kind: FieldKind;
   schema: v.GenericSchema<unknown, unknown>;
-  /** The allowed strings of a 'choice' field. */
+  /** The allowed strings of a 'choice' field, or of each element of a 'choices' list. */
   choices?: readonly string[];
 }
 
@@ -73,6 +74,17 @@ function text(expected: string): v.GenericSchema<unknown, string> {
 function choice(key: string, choices: readonly string[]): Field {
   const expected = `one of ${choices.map((name) => JSON.stringify(name)).join(', ')}`;
   return { key, kind: 'choice', choices, schema: v.picklist(choices, expected) };
+}
+
+/** A non-empty list, each element one of `choices` (repeats are harmless and kept once). */
+function choices(key: string, allowed: readonly string[]): Field {
+  const one = `one of ${allowed.map((name) => JSON.stringify(name)).join(', ')}`;
+  const schema = v.pipe(
+    v.array(v.picklist(allowed, one), `an array of event kinds, each ${one}`),
+    v.nonEmpty('a non-empty array of event kinds (to send none, leave notify.command unset)'),
+    v.transform((list) => [...new Set(list)]),
+  );
+  return { key, kind: 'choices', choices: allowed, schema };
 }
 
 const argv = v.pipe(
@@ -172,6 +184,10 @@ export const FIELDS: readonly Field[] = [
   { key: 'logs.dir', kind: 'path', schema: path() },
   { key: 'logs.max_file_bytes', kind: 'size', schema: size(65536) },
   { key: 'logs.max_files', kind: 'integer', schema: integer(1, 'an integer >= 1') },
+  { key: 'notify.command', kind: 'argv', schema: argv },
+  choices('notify.events', NOTIFY_EVENT_KINDS),
+  { key: 'notify.timeout_ms', kind: 'integer', schema: milliseconds(1) },
+  { key: 'notify.min_interval_ms', kind: 'integer', schema: milliseconds(0) },
 ];
 
 export const FIELD_BY_KEY: ReadonlyMap<string, Field> = new Map(FIELDS.map((field) => [field.key, field]));

@@ -52,6 +52,20 @@ export interface LogsConfig {
   max_files: number;
 }
 
+/** What a notification is about (README "Notifications"); one name each in config, payload and docs. */
+export const NOTIFY_EVENT_KINDS = ['failed', 'recovered', 'memory', 'health', 'held', 'prevented', 'daemon-start', 'daemon-stop'] as const;
+export type NotifyEventKind = (typeof NOTIFY_EVENT_KINDS)[number];
+
+export interface NotifyConfig {
+  /** argv run with one JSON object on stdin for each notable event; null = no notifications. */
+  command: string[] | null;
+  events: NotifyEventKind[];
+  /** The command and its tree are killed after this long. */
+  timeout_ms: number;
+  /** Per kind: at most one command in this long; the others are counted in the next. */
+  min_interval_ms: number;
+}
+
 export interface Config {
   working_dir: string;
   project: string | null;
@@ -63,6 +77,7 @@ export interface Config {
   memory: MemoryConfig;
   restart: RestartConfig;
   logs: LogsConfig;
+  notify: NotifyConfig;
 }
 
 /** Where an effective value came from, for `config show`. */

@@ -41,9 +41,16 @@ function toProblem(field: Field, given: LayerValue, issue: v.BaseIssue<unknown>,
     const at = locate([...field.key.split('.'), ...textKeys]);
     if (at !== undefined) Object.assign(problem, { line: at.line, column: at.column });
   }
-  const hint = atRoot ? hintFor(field, input, given.origin.source) : undefined;
+  const hint = atRoot ? hintFor(field, input, given.origin.source) : elementHintFor(field, input);
   if (hint !== undefined) problem.hint = hint;
   return problem;
+}
+
+/** A misspelt element of a 'choices' list: the closest allowed name. */
+function elementHintFor(field: Field, input: unknown): string | undefined {
+  if (field.kind !== 'choices' || field.choices === undefined || typeof input !== 'string') return undefined;
+  const near = closestMatch(input, field.choices);
+  return near === undefined ? undefined : `did you mean ${JSON.stringify(near)}?`;
 }
 
 function hintFor(field: Field, input: unknown, source: string): string | undefined {

@@ -4,7 +4,7 @@
 import type { Config, LoadedConfig } from '../config/types.js';
 import { loadConfig } from '../config/load.js';
 import { ConfigError } from '../config/errors.js';
-import { ControlError, type Command } from '../control/protocol.js';
+import { ControlError, type Command, type StatusData } from '../control/protocol.js';
 import type { Logger } from '../log/logger.js';
 import { VERSION } from '../version.js';
 import type { DaemonOptions } from './daemon.js';
@@ -54,7 +54,8 @@ export function makeControlHandler(parts: ControlParts): ControlHandler {
   };
 }
 
-function statusOf(parts: ControlParts): unknown {
+/** The `status` reply; the notifier takes its worker part too, so a notification shows what status does. */
+export function statusOf(parts: ControlParts): StatusData {
   const { supervisor, opts } = parts;
   const wall = supervisor.wallTimes;
   return buildStatus({

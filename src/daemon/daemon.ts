@@ -19,10 +19,11 @@ import { WorkerSupervisor } from './worker-supervisor.js';
 import { MemoryGuardLoop } from './memory-guard-loop.js';
 import { daemonLogPath } from './log-path.js';
 import { Lifecycle, StepFailure, type LifecycleStep } from './lifecycle.js';
-import { makeControlHandler, reloadConfig, type ControlParts } from './control-handler.js';
+import { makeControlHandler, reloadConfig, statusOf, type ControlParts } from './control-handler.js';
 import { ownStartTicks, stopOrphanTree, takeInstanceLocks } from './instance-files.js';
 import { armFatalStopDeadline } from './fatal-deadline.js';
 import { ServiceNotify } from './service-notify.js';
+import { Notifier } from './notifier.js';
 
 export interface DaemonOptions {
   loaded: LoadedConfig;
@@ -226,6 +227,15 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
         }
         return undo;
       },
+    },
+    {
+      // Undone once the worker is stopped and the socket closed, while the instance is still locked:
+      // daemon-stop is sent then, and the commands still running get their timeout at most.
+      name: 'start the notifications',
+      start: () => new Notifier({
+        config: () => d.config.current, logger, table: d.table, uid: d.uid, protectedPids: d.protectedPids, instanceId: d.instanceId,
+        workerStatus: () => statusOf(parts).worker,
+      }).start(),
     },
     {
       name: 'open the control socket',

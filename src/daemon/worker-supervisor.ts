@@ -43,8 +43,8 @@ export interface WorkerWallTimes {
   lastExitAtMs: number | null;
 }
 
-/** Variables that belong to the daemon's own service manager, not to the worker. */
-const DAEMON_ONLY_ENV = ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES'];
+/** Variables that belong to the daemon's own service manager, not to the worker (nor a notify command). */
+export const DAEMON_ONLY_ENV = ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID', 'LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES'];
 
 export function workerArgv(config: Config): string[] {
   return config.project === null ? [...config.worker.command] : [...config.worker.command, '--project', config.project];

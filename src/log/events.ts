@@ -48,6 +48,11 @@ export type LogEvent =
   | { kind: 'memory-restart'; reason: string; availableBytes: number; treeRssBytes: number; limitBytes: number | null }
   | { kind: 'memory-restart-done'; availableBefore: number; availableAfter: number; treeRssBefore: number; treeRssAfter: number }
   | { kind: 'memory-threshold-warning'; message: string }
+  | { kind: 'notify-sent'; event: string; durationMs: number; suppressed: number }
+  /** Left out by the rate limit or because one for the same kind still runs; counted into the next. */
+  | { kind: 'notify-suppressed'; event: string; reason: string; suppressed: number }
+  | { kind: 'notify-failed'; event: string; reason: string }
+  | { kind: 'notify-output'; event: string; stream: 'stdout' | 'stderr'; text: string; droppedBytes: number }
   | { kind: 'native-missing'; reason: string }
   | { kind: 'sd-notify-failed'; message: string }
   | { kind: 'control-error'; message: string }
@@ -109,6 +114,10 @@ export const FORMATS: Formats = {
   'memory-restart': { level: 'warn', text: (e) => [`memory ${e.reason}: restarting the worker`, { available: mib(e.availableBytes), tree_rss: mib(e.treeRssBytes), limit: e.limitBytes === null ? null : mib(e.limitBytes) }] },
   'memory-restart-done': { level: 'warn', text: (e) => ['memory: old worker tree gone', { available_before: mib(e.availableBefore), available_after: mib(e.availableAfter), tree_rss_before: mib(e.treeRssBefore), tree_rss_after: mib(e.treeRssAfter) }] },
   'memory-threshold-warning': { level: 'warn', text: (e) => [e.message] },
+  'notify-sent': { level: 'info', text: (e) => [`notify command for ${e.event} done`, { took_ms: e.durationMs, suppressed: e.suppressed }] },
+  'notify-suppressed': { level: 'info', text: (e) => [`notify ${e.event} suppressed (${e.reason}); counted into the next`, { suppressed: e.suppressed }] },
+  'notify-failed': { level: 'warn', text: (e) => [`notify command for ${e.event} failed: ${e.reason}`] },
+  'notify-output': { level: 'info', text: (e) => [`notify command for ${e.event} wrote on ${e.stream}: ${e.text}`, { dropped_bytes: e.droppedBytes > 0 ? e.droppedBytes : undefined }] },
   'native-missing': { level: 'warn', text: (e) => [`native helper not loaded (${e.reason}); sd_notify goes through systemd-notify, which needs NotifyAccess=all`] },
   'sd-notify-failed': { level: 'warn', text: (e) => [`${e.message}; the service manager may not hear from the daemon (reported once)`] },
   'control-error': { level: 'warn', text: (e) => [`control: ${e.message}`] },

@@ -21,6 +21,9 @@ test('config show parses back with smol-toml and loads back to the same configur
       'hog_scope = "user"',
       '[restart]',
       'hold_exit_codes = [75, 76]',
+      '[notify]',
+      'command = ["sh", "-c", "cat >> ~/events.jsonl"]',
+      'events = ["failed", "daemon-start"]',
       '',
     ].join('\n'),
   );
