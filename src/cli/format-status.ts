@@ -37,7 +37,7 @@ export function formatStatus(s: StatusData, nowMs: number): string {
   lines.push(`  worker:    ${w.state}${w.pid === null ? '' : `, pid ${w.pid}`}, generation ${w.generation}${up}`);
   lines.push(`  command:   ${w.command.join(' ')}`);
   const r = s.restarts;
-  lines.push(`  restarts:  ${r.total} (crash ${r.crash}, memory ${r.memory}, operator ${r.operator}, health ${r.health}); consecutive failures ${w.consecutive_failures}`);
+  lines.push(`  restarts:  ${r.total} (crash ${r.crash}, memory ${r.memory}, operator ${r.operator}, health ${r.health}, recycle ${r.recycle ?? 0}); consecutive failures ${w.consecutive_failures}`);
   if (w.last_exit) {
     const how = w.last_exit.signal ? `signal ${w.last_exit.signal}` : `code ${w.last_exit.code}`;
     const ran = w.last_exit.uptime_ms === null ? '' : ` after ${formatDuration(w.last_exit.uptime_ms)}`;

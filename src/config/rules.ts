@@ -19,6 +19,7 @@ export function checkRules(values: ReadonlyMap<string, EffectiveValue>, invalidK
       problems.push(pairProblem(values, 'restart.initial_backoff_ms', 'at most', 'restart.max_backoff_ms', 'at least'));
     }
   }
+  checkHeartbeatPair(values, invalidKeys, problems);
   const socket = values.get('socket_path');
   if (socket !== undefined && usable('socket_path')) {
     const socketPath = socket.value as string;
@@ -36,6 +37,27 @@ export function checkRules(values: ReadonlyMap<string, EffectiveValue>, invalidK
     }
   }
   if (usable('socket_path', 'pid_file', 'logs.dir', 'logs.max_files')) checkFileClashes(values, problems);
+}
+
+/** heartbeat_file and heartbeat_timeout_ms mean nothing alone: the one set without the other is named. */
+function checkHeartbeatPair(values: ReadonlyMap<string, EffectiveValue>, invalidKeys: ReadonlySet<string>, problems: ConfigProblem[]): void {
+  const file = 'health.heartbeat_file';
+  const timeout = 'health.heartbeat_timeout_ms';
+  if (invalidKeys.has(file) || invalidKeys.has(timeout)) return;
+  const fileValue = values.get(file);
+  const timeoutValue = values.get(timeout);
+  if (fileValue === undefined || timeoutValue === undefined) return;
+  const fileSet = fileValue.value !== null;
+  const timeoutSet = timeoutValue.value !== null;
+  if (fileSet === timeoutSet) return;
+  const [key, given, missing] = fileSet ? [file, fileValue, timeout] : [timeout, timeoutValue, file];
+  problems.push({
+    ...given.origin,
+    key,
+    expected: `to be set together with ${missing}`,
+    got: JSON.stringify(given.value),
+    hint: `set ${missing} too, or remove ${key}`,
+  });
 }
 
 /**

@@ -225,6 +225,8 @@ export interface RestartCounts {
   memory: number;
   operator: number;
   health: number;
+  /** Planned restarts after [health].max_uptime_ms: not failures. */
+  recycle: number;
 }
 
 export interface PsiStatus {

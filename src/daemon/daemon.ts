@@ -11,6 +11,7 @@ import { Logger, isJournaldStream, stderrSink, type LineSink } from '../log/logg
 import { removeInstanceRecord, removePidFile, writeInstanceRecord, writePidFile } from '../os/pid-file.js';
 import { RotatingLogFile } from '../os/log-file.js';
 import { ProcTable } from '../os/proc-table.js';
+import { TerminalOutput } from '../os/terminal-output.js';
 import { protectedPidsOf } from '../os/process-tree.js';
 import { loadNative, type NativeLoad } from '../os/native.js';
 import { notifierFromEnv, watchdogIntervalMs } from '../os/sd-notify.js';
@@ -143,10 +144,10 @@ function assemble(opts: DaemonOptions): Daemon {
   if (!native.loaded) logger.emit({ kind: 'native-missing', reason: native.reason });
   const supervisor = new WorkerSupervisor(config.current, {
     logger, table, instanceId, uid, protectedPids,
-    // Under journald too: inherited, the worker's lines would reach the journal as the daemon's own,
-    // stdout and stderr alike (systemd hands both one stream), and a `<N>` of its own would set their
-    // priority. Piped, each line carries worker[N] or worker[N,stderr] (#16).
-    output: opts.mode === 'background' || logTarget === 'journald' ? 'pipe' : 'inherit',
+    // Under journald too: passed through, the worker's lines would reach the journal as the daemon's
+    // own, stdout and stderr alike (systemd hands both one stream), and a `<N>` of its own would set
+    // their priority. Logged, each line carries worker[N] or worker[N,stderr] (#16).
+    output: opts.mode === 'background' || logTarget === 'journald' ? 'log' : terminalOutput(logger),
     hooks: opts.workerHooks,
   });
   const memoryGuard = new MemoryGuardLoop(config.current, {
@@ -294,6 +295,12 @@ function reportStarted(d: Daemon): void {
     spawnError: w.pid === null && w.state !== 'stopped' ? 'the worker could not be spawned; see the log' : null,
     nativeMissing: d.native.loaded ? null : d.native.reason,
   });
+}
+
+/** The foreground's stdout and stderr, for the worker's output to pass through unchanged (#17). */
+function terminalOutput(logger: Logger): { stdout: TerminalOutput; stderr: TerminalOutput } {
+  const onProblem = (message: string): void => logger.emit({ kind: 'log-problem', message });
+  return { stdout: new TerminalOutput(process.stdout, 'stdout', onProblem), stderr: new TerminalOutput(process.stderr, 'stderr', onProblem) };
 }
 
 function armFatalDeadline(d: Daemon): void {

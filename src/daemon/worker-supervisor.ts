@@ -7,7 +7,7 @@ import {
   initialWorkerModel, stepWorker,
   type RestartCause, type TimerName, type WorkerEffect, type WorkerEvent, type WorkerModel, type WorkerPolicySettings,
 } from '../policy/worker-state.js';
-import { spawnWorker, type WorkerHandle } from '../os/worker-process.js';
+import { spawnWorker, type WorkerHandle, type WorkerSpawnRequest } from '../os/worker-process.js';
 import { stopTree, type TreeStopEvent } from '../os/tree-stop.js';
 import { treeStopKillAboveBytes } from '../policy/memory-guard.js';
 import type { ProcTable } from '../os/proc-table.js';
@@ -21,8 +21,11 @@ export interface WorkerSupervisorDeps {
   uid: number;
   /** The daemon and its ancestors now: never part of a tree. */
   protectedPids: () => ReadonlySet<number>;
-  /** Foreground passes worker output through; a daemonized run logs it. */
-  output: 'inherit' | 'pipe';
+  /**
+   * Foreground passes worker output through to these (the daemon's stdout and stderr); a daemonized
+   * run, or one under journald, logs it (`log`). Either way the daemon sees it (lastOutputAtMs).
+   */
+  output: 'log' | NonNullable<WorkerSpawnRequest['passThrough']>;
   /** Called in each spawn's and exit's handling, before the policy hears of it: tests inject failures here. */
   hooks?: { spawned?: (pid: number) => void; exited?: (pid: number) => void };
   /** The policy's clock: monotonic ms (an NTP step must neither fake nor hide a stable run). */
@@ -44,6 +47,13 @@ export function workerArgv(config: Config): string[] {
   return config.project === null ? [...config.worker.command] : [...config.worker.command, '--project', config.project];
 }
 
+/** The worker's environment for `generation` (the health probe runs in it too). */
+export function workerEnv(config: Config, instanceId: string, generation: number): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !DAEMON_ONLY_ENV.includes(k)) env[k] = v;
+  return Object.assign(env, config.worker.env, { AUTOPILOTD_INSTANCE: instanceId, AUTOPILOTD_GENERATION: String(generation) });
+}
+
 export class WorkerSupervisor {
   private model: WorkerModel = initialWorkerModel();
   private readonly timers = new Map<TimerName, NodeJS.Timeout>();
@@ -58,6 +68,8 @@ export class WorkerSupervisor {
   private readonly now: () => number;
   private readonly wallNow: () => number;
   private wall: WorkerWallTimes = { startedAtMs: null, lastExitAtMs: null };
+  /** When the current generation last wrote to stdout or stderr (policy clock); null until it does. */
+  private outputAtMs: number | null = null;
 
   constructor(private config: Config, private readonly deps: WorkerSupervisorDeps) {
     this.now = deps.now ?? (() => Math.round(performance.now()));
@@ -75,6 +87,16 @@ export class WorkerSupervisor {
 
   get state(): Readonly<WorkerModel> {
     return this.model;
+  }
+
+  /** The current generation's latest output, on the policy's clock, or null when it wrote nothing yet. */
+  get lastOutputAtMs(): number | null {
+    return this.outputAtMs;
+  }
+
+  /** The environment the current configuration gives the worker of `generation`. */
+  envFor(generation: number): Record<string, string> {
+    return workerEnv(this.config, this.deps.instanceId, generation);
   }
 
   get argv(): string[] {
@@ -210,13 +232,12 @@ export class WorkerSupervisor {
   private spawn(generation: number): void {
     const { config, deps } = this;
     const argv = workerArgv(config);
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !DAEMON_ONLY_ENV.includes(k)) env[k] = v;
-    Object.assign(env, config.worker.env, { AUTOPILOTD_INSTANCE: deps.instanceId, AUTOPILOTD_GENERATION: String(generation) });
+    const env = workerEnv(config, deps.instanceId, generation);
+    this.outputAtMs = null;
     // stdout and stderr differ inside the brackets, so no text of the worker can make a stdout line
     // read as a stderr one, nor as a daemon line (none starts with `worker[`); under journald the
     // priority stays info for both: build tools write their progress to stderr.
-    const splitters = deps.output === 'pipe'
+    const splitters = deps.output === 'log'
       ? { stdout: new LineSplitter((lines) => deps.logger.workerOutput(`worker[${generation}] `, lines)), stderr: new LineSplitter((lines) => deps.logger.workerOutput(`worker[${generation},stderr] `, lines)) }
       : null;
     let pid = 0;
@@ -224,7 +245,9 @@ export class WorkerSupervisor {
     let spawnedAtMs: number | null = null;
     let exited = (): void => {};
     this.childExited = new Promise((resolve) => { exited = resolve; });
-    const handle = spawnWorker({ argv, cwd: config.working_dir, env, output: deps.output }, {
+    const request: WorkerSpawnRequest = { argv, cwd: config.working_dir, env };
+    if (deps.output !== 'log') request.passThrough = deps.output;
+    const handle = spawnWorker(request, {
       onSpawned: (p) => {
         pid = p;
         spawnedAtMs = this.now();
@@ -271,7 +294,11 @@ export class WorkerSupervisor {
           }
         }
       },
-      onOutput: splitters ? (stream, chunk) => splitters[stream].push(chunk) : undefined,
+      onOutput: (stream, chunk) => {
+        // An escapee of an earlier generation may still write: only this generation's output counts.
+        if (this.model.generation === generation) this.outputAtMs = this.now();
+        splitters?.[stream].push(chunk);
+      },
       onError: (message) => deps.logger.emit({ kind: 'internal-error', message }),
     });
     this.handle = handle ?? null;

@@ -56,7 +56,7 @@ test('start daemonizes and returns once the worker runs; status reports it; stop
   assert.match(human.stdout, new RegExp(`^autopilotd ${VERSION}: running, pid ${pid}, up `));
   assert.match(human.stdout, new RegExp(`\\n  config: +${box.configPath}\\n`));
   assert.match(human.stdout, new RegExp(`\\n  worker: +running, pid ${workerPid}, generation 1, up `));
-  assert.match(human.stdout, /\n {2}restarts: +0 \(crash 0, memory 0, operator 0, health 0\); consecutive failures 0\n/);
+  assert.match(human.stdout, /\n {2}restarts: +0 \(crash 0, memory 0, operator 0, health 0, recycle 0\); consecutive failures 0\n/);
 
   // The first memory sample may still be on its way when the worker has just started.
   const status = await waitFor('a status with a memory sample', async () => {
@@ -80,7 +80,7 @@ test('start daemonizes and returns once the worker runs; status reports it; stop
     { ...status.worker, started_at: null, uptime_ms: null },
     { state: 'running', pid: workerPid, generation: 1, started_at: null, uptime_ms: null, command: argv, consecutive_failures: 0, next_restart_at: null, last_exit: null },
   );
-  assert.deepEqual(status.restarts, { total: 0, crash: 0, memory: 0, operator: 0, health: 0 });
+  assert.deepEqual(status.restarts, { total: 0, crash: 0, memory: 0, operator: 0, health: 0, recycle: 0 });
 
   // Background mode: daemon events and the worker's stdout and stderr all go to the log file.
   await box.waitForLog(/ INFO {2}worker\[1\] worker out 1$/);

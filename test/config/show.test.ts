@@ -19,6 +19,12 @@ test('config show parses back with smol-toml and loads back to the same configur
       'min_available_bytes = "1.5GiB"',
       'psi_some_avg10 = 10',
       'hog_scope = "user"',
+      '[health]',
+      'stall_timeout_ms = 600000',
+      'heartbeat_file = "heartbeat"',
+      'heartbeat_timeout_ms = 300000',
+      'probe_command = ["curl", "-fsS", "http://127.0.0.1:8080/health"]',
+      'max_uptime_ms = 86400000',
       '',
     ].join('\n'),
   );

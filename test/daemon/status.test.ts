@@ -13,7 +13,7 @@ test('status carries the documented fields with ISO times and ms durations', () 
     // The model's times are on the monotonic clock; the dates come from the wall times noted beside it.
     ...initialWorkerModel(), state: 'running' as const, pid: 77, generation: 4, startedAtMs: 21_000,
     consecutiveFailures: 2, lastExit: { code: 1, signal: null, atMs: 20_500, uptimeMs: 300 },
-    restarts: { total: 3, crash: 2, memory: 1, operator: 0, health: 0 },
+    restarts: { total: 3, crash: 2, memory: 1, operator: 0, health: 0, recycle: 0 },
   };
   const workerClock = { nowMs: 25_000, startedAtWallMs: t0 + 1000, lastExitAtWallMs: t0 + 500 };
   const s = buildStatus({ nowMs: t0 + 5000, daemon: { pid: 10, version: '9.9.9', startedAtMs: t0, configPath: '/c.toml', logTarget: 'journald', native: LOADED }, worker, workerClock, command: ['node', 'w'], memory: null });
@@ -24,7 +24,7 @@ test('status carries the documented fields with ISO times and ms durations', () 
       consecutive_failures: 2, next_restart_at: null,
       last_exit: { code: 1, signal: null, at: '2026-11-25T10:00:00.500Z', uptime_ms: 300 },
     },
-    restarts: { total: 3, crash: 2, memory: 1, operator: 0, health: 0 },
+    restarts: { total: 3, crash: 2, memory: 1, operator: 0, health: 0, recycle: 0 },
     memory: null,
   });
 });
