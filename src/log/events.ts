@@ -42,6 +42,15 @@ export type LogEvent =
   | { kind: 'memory-restart'; reason: string; availableBytes: number; treeRssBytes: number; limitBytes: number | null }
   | { kind: 'memory-restart-done'; availableBefore: number; availableAfter: number; treeRssBefore: number; treeRssAfter: number }
   | { kind: 'memory-threshold-warning'; message: string }
+  /** A health signal judged the worker unhealthy (issue #17); `figures` in words (policy/health.ts describeFigures). */
+  | { kind: 'health-unhealthy'; signal: string; generation: number; figures: string }
+  | { kind: 'health-recycle'; generation: number; uptimeMs: number; maxUptimeMs: number }
+  | { kind: 'health-probe-failed'; generation: number; consecutiveFailures: number; probeFailures: number; detail: string; output: string }
+  | { kind: 'health-probe-recovered'; generation: number; previousFailures: number }
+  /** A timed-out probe's group was killed, or what a finished probe left in its group. */
+  | { kind: 'health-probe-killed'; pid: number; pids: number[]; reason: string }
+  /** The heartbeat can't be judged (mtime zero or in the future, unreadable): no restart for it. Logged when it changes. */
+  | { kind: 'health-heartbeat-unjudged'; path: string; reason: string }
   | { kind: 'native-missing'; reason: string }
   | { kind: 'sd-notify-failed'; message: string }
   | { kind: 'control-error'; message: string }
@@ -93,6 +102,12 @@ export const FORMATS: Formats = {
   'memory-restart': { level: 'warn', text: (e) => [`memory ${e.reason}: restarting the worker`, { available: mib(e.availableBytes), tree_rss: mib(e.treeRssBytes), limit: e.limitBytes === null ? null : mib(e.limitBytes) }] },
   'memory-restart-done': { level: 'warn', text: (e) => ['memory: old worker tree gone', { available_before: mib(e.availableBefore), available_after: mib(e.availableAfter), tree_rss_before: mib(e.treeRssBefore), tree_rss_after: mib(e.treeRssAfter) }] },
   'memory-threshold-warning': { level: 'warn', text: (e) => [e.message] },
+  'health-unhealthy': { level: 'warn', text: (e) => [`worker unhealthy (${e.signal}): ${e.figures}; restarting it`, { signal: e.signal, generation: e.generation }] },
+  'health-recycle': { level: 'info', text: (e) => [`worker reached max_uptime_ms: recycling it (planned, not a failure)`, { generation: e.generation, uptime_ms: e.uptimeMs, max_uptime_ms: e.maxUptimeMs }] },
+  'health-probe-failed': { level: 'warn', text: (e) => [`health probe failed: ${e.detail}`, { generation: e.generation, consecutive_failures: e.consecutiveFailures, probe_failures: e.probeFailures, output: e.output === '' ? undefined : e.output }] },
+  'health-probe-recovered': { level: 'info', text: (e) => ['health probe passed again', { generation: e.generation, previous_failures: e.previousFailures }] },
+  'health-probe-killed': { level: 'warn', text: (e) => [`health probe ${e.reason}: SIGKILL to its process group`, { pid: e.pid, pids: e.pids.length === 0 ? undefined : e.pids }] },
+  'health-heartbeat-unjudged': { level: 'warn', text: (e) => [`heartbeat file not judged: ${e.reason}; no restart for it`, { path: e.path }] },
   'native-missing': { level: 'warn', text: (e) => [`native helper not loaded (${e.reason}); sd_notify goes through systemd-notify, which needs NotifyAccess=all`] },
   'sd-notify-failed': { level: 'warn', text: (e) => [`${e.message}; the service manager may not hear from the daemon (reported once)`] },
   'control-error': { level: 'warn', text: (e) => [`control: ${e.message}`] },
