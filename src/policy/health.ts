@@ -117,7 +117,8 @@ export function heartbeatAgeMs(reading: HeartbeatReading, wallMs: number, runMs:
   if (reading.kind === 'unknown') return null;
   if (reading.kind === 'missing') return runMs;
   if (!(reading.mtimeMs > 0) || reading.mtimeMs > wallMs) return null;
-  return Math.min(wallMs - reading.mtimeMs, runMs);
+  // mtimes have sub-millisecond parts; the figures are whole milliseconds.
+  return Math.round(Math.min(wallMs - reading.mtimeMs, runMs));
 }
 
 /** Takes in one sample: output and CPU above the tolerance mark the tree active. */

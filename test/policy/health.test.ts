@@ -225,3 +225,7 @@ test('tree CPU: each process is compared with itself, so an exit does not make t
   assert.equal(ticksToMs(7, 100), 70);
   assert.equal(ticksToMs(1, 250), 4);
 });
+
+test('a heartbeat age is whole milliseconds, whatever fraction the mtime has', () => {
+  assert.equal(heartbeatAgeMs({ kind: 'mtime', mtimeMs: WALL + 1000.64 }, WALL + 2529, 10_000), 1528);
+});
