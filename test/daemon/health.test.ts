@@ -38,7 +38,9 @@ test('a worker that prints once and then sleeps is restarted (cause health) once
 });
 
 test('a worker that computes silently is not judged stalled: its CPU counts', async (t) => {
-  const { daemon } = await daemonInTempDir(t, `${worker('echo started; while :; do :; done')}[health]\nstall_timeout_ms = 3000\nmax_uptime_ms = 8000\nstart_grace_ms = 300\n`);
+  // On a loaded 2-core machine the loop may get a third of a core or less: any tick of CPU in a
+  // check (10 ms at 100 Hz) counts here, so only a loop that got none for 3 s would be taken for idle.
+  const { daemon } = await daemonInTempDir(t, `${worker('echo started; while :; do :; done')}[health]\nstall_timeout_ms = 3000\nstall_cpu_ms = 5\nmax_uptime_ms = 8000\nstart_grace_ms = 300\n`);
   await daemon.waitForLine(RECYCLED, 60_000);
   assert.deepEqual(daemon.matching(UNHEALTHY), [], 'no health restart before the recycle');
 });
