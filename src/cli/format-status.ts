@@ -53,9 +53,10 @@ export function formatStatus(s: StatusData, nowMs: number): string {
   lines.push(`  worker:    ${w.state}${w.pid === null ? '' : `, pid ${w.pid}`}, generation ${w.generation}${up}`);
   lines.push(`  command:   ${w.command.join(' ')}`);
   const r = s.restarts;
-  // An older daemon's reply may lack the hold count.
+  // An older daemon's reply may lack the hold and recycle counts.
   const held = r.hold === undefined ? '' : `, hold ${r.hold}`;
-  lines.push(`  restarts:  ${r.total} (crash ${r.crash}, memory ${r.memory}, operator ${r.operator}, health ${r.health}${held}); consecutive failures ${w.consecutive_failures}`);
+  const recycled = r.recycle === undefined ? '' : `, recycle ${r.recycle}`;
+  lines.push(`  restarts:  ${r.total} (crash ${r.crash}, memory ${r.memory}, operator ${r.operator}, health ${r.health}${held}${recycled}); consecutive failures ${w.consecutive_failures}`);
   if (w.last_exit) {
     const how = w.last_exit.signal ? `signal ${w.last_exit.signal}` : `code ${w.last_exit.code}`;
     const ran = w.last_exit.uptime_ms === null ? '' : ` after ${formatDuration(w.last_exit.uptime_ms)}`;

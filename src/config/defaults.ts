@@ -43,6 +43,18 @@ export const DEFAULTS: Readonly<Config> = deepFreeze({
     hold_ms: 30 * 60_000,
     hold_max_ms: 6 * 3_600_000,
   },
+  health: {
+    stall_timeout_ms: null,
+    stall_cpu_ms: 50,
+    heartbeat_file: null,
+    heartbeat_timeout_ms: null,
+    probe_command: null,
+    probe_interval_ms: 30_000,
+    probe_timeout_ms: 10_000,
+    probe_failures: 3,
+    max_uptime_ms: null,
+    start_grace_ms: 60_000,
+  },
   logs: {
     dir: '~/.autopilot/logs',
     max_file_bytes: 10 * MIB,

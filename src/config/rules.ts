@@ -25,6 +25,7 @@ export function checkRules(values: ReadonlyMap<string, EffectiveValue>, invalidK
     }
   }
   if (usable('restart.prevent_exit_codes', 'restart.hold_exit_codes')) checkExitCodeLists(values, problems);
+  checkHeartbeatPair(values, invalidKeys, problems);
   const socket = values.get('socket_path');
   if (socket !== undefined && usable('socket_path')) {
     const socketPath = socket.value as string;
@@ -61,6 +62,27 @@ function checkExitCodeLists(values: ReadonlyMap<string, EffectiveValue>, problem
     expected: `no code that is also in ${otherKey} (from ${sourceLabel(other.source)})`,
     got: `[${(blamed.value as number[]).join(', ')}] (${both.join(', ')} in both lists)`,
     hint: 'keep each exit code in one list: prevent stops the worker, hold starts it again later',
+  });
+}
+
+/** heartbeat_file and heartbeat_timeout_ms mean nothing alone: the one set without the other is named. */
+function checkHeartbeatPair(values: ReadonlyMap<string, EffectiveValue>, invalidKeys: ReadonlySet<string>, problems: ConfigProblem[]): void {
+  const file = 'health.heartbeat_file';
+  const timeout = 'health.heartbeat_timeout_ms';
+  if (invalidKeys.has(file) || invalidKeys.has(timeout)) return;
+  const fileValue = values.get(file);
+  const timeoutValue = values.get(timeout);
+  if (fileValue === undefined || timeoutValue === undefined) return;
+  const fileSet = fileValue.value !== null;
+  const timeoutSet = timeoutValue.value !== null;
+  if (fileSet === timeoutSet) return;
+  const [key, given, missing] = fileSet ? [file, fileValue, timeout] : [timeout, timeoutValue, file];
+  problems.push({
+    ...given.origin,
+    key,
+    expected: `to be set together with ${missing}`,
+    got: JSON.stringify(given.value),
+    hint: `set ${missing} too, or remove ${key}`,
   });
 }
 

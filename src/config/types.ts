@@ -45,6 +45,27 @@ export interface RestartConfig {
   hold_max_ms: number;
 }
 
+/** Signals of life (issue #17); a null key turns its signal off. */
+export interface HealthConfig {
+  /** No output and no CPU (beyond stall_cpu_ms per check) from the tree for this long: unhealthy. */
+  stall_timeout_ms: number | null;
+  /** CPU time (ms) per check interval the tree may use and still count as idle. */
+  stall_cpu_ms: number;
+  /** A file the worker touches; with heartbeat_timeout_ms, both or neither. */
+  heartbeat_file: string | null;
+  heartbeat_timeout_ms: number | null;
+  /** argv run in working_dir with the worker's environment; exit 0 = healthy. */
+  probe_command: string[] | null;
+  probe_interval_ms: number;
+  probe_timeout_ms: number;
+  /** Consecutive failed or timed-out probes that make the worker unhealthy. */
+  probe_failures: number;
+  /** Planned recycle after this long, healthy or not (cause `recycle`, not a failure). */
+  max_uptime_ms: number | null;
+  /** Nothing is judged for this long after a spawn. */
+  start_grace_ms: number;
+}
+
 export interface LogsConfig {
   /** Directory for daemon and worker log files when not under journald. */
   dir: string;
@@ -76,6 +97,7 @@ export interface Config {
   worker: WorkerConfig;
   memory: MemoryConfig;
   restart: RestartConfig;
+  health: HealthConfig;
   logs: LogsConfig;
   notify: NotifyConfig;
 }

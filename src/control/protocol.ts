@@ -240,6 +240,8 @@ export interface RestartCounts {
   health: number;
   /** Starts after a hold (exit with a hold code). */
   hold: number;
+  /** Planned restarts after [health].max_uptime_ms: not failures. */
+  recycle: number;
 }
 
 export interface PsiStatus {

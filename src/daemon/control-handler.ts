@@ -9,6 +9,7 @@ import type { Logger } from '../log/logger.js';
 import { VERSION } from '../version.js';
 import type { DaemonOptions } from './daemon.js';
 import type { MemoryGuardLoop } from './memory-guard-loop.js';
+import type { HealthLoop } from './health-loop.js';
 import type { NativeLoad } from '../os/native.js';
 import type { ServiceNotify } from './service-notify.js';
 import { buildStatus } from './status.js';
@@ -21,6 +22,7 @@ export interface ControlParts {
   startedAtMs: number;
   supervisor: WorkerSupervisor;
   memoryGuard: MemoryGuardLoop;
+  healthLoop: HealthLoop;
   /** The configuration now; reload replaces it. */
   config: { current: Config };
   native: NativeLoad;
@@ -96,6 +98,7 @@ function applyNewConfig(parts: ControlParts): void {
   parts.config.current = config;
   parts.supervisor.updateConfig(config);
   parts.memoryGuard.updateConfig(config);
+  parts.healthLoop.updateConfig(config);
   logger.emit({ kind: 'config-reloaded', path: next.path });
 }
 

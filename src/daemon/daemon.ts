@@ -1,6 +1,6 @@
 // The one place that wires the daemon together. Start-up is one ordered list of steps (service
-// manager, lock, crash recovery, PID file, control socket, signals, worker, memory guard), each
-// leaving its undo; the undos run in reverse at shutdown and after a failed start alike
+// manager, lock, crash recovery, PID file, control socket, signals, worker, memory guard, health
+// checks), each leaving its undo; the undos run in reverse at shutdown and after a failed start alike
 // (lifecycle.ts). What each step does is decided elsewhere; this file only orders them and owns
 // their lifetimes.
 
@@ -11,12 +11,15 @@ import { Logger, isJournaldStream, stderrSink, type LineSink } from '../log/logg
 import { removeInstanceRecord, removePidFile, writeInstanceRecord, writePidFile } from '../os/pid-file.js';
 import { RotatingLogFile } from '../os/log-file.js';
 import { ProcTable } from '../os/proc-table.js';
+import { TerminalOutput } from '../os/terminal-output.js';
 import { protectedPidsOf } from '../os/process-tree.js';
 import { loadNative, type NativeLoad } from '../os/native.js';
 import { notifierFromEnv, watchdogIntervalMs } from '../os/sd-notify.js';
 import { VERSION } from '../version.js';
 import { WorkerSupervisor } from './worker-supervisor.js';
 import { MemoryGuardLoop } from './memory-guard-loop.js';
+import { HealthLoop } from './health-loop.js';
+import { TreeTracker } from '../os/tree-tracker.js';
 import { daemonLogPath } from './log-path.js';
 import { Lifecycle, StepFailure, type LifecycleStep } from './lifecycle.js';
 import { makeControlHandler, reloadConfig, statusOf, type ControlParts } from './control-handler.js';
@@ -124,6 +127,7 @@ interface Daemon {
   protectedPids: () => ReadonlySet<number>;
   supervisor: WorkerSupervisor;
   memoryGuard: MemoryGuardLoop;
+  healthLoop: HealthLoop;
   native: NativeLoad;
   service: ServiceNotify;
 }
@@ -144,24 +148,27 @@ function assemble(opts: DaemonOptions): Daemon {
   if (!native.loaded) logger.emit({ kind: 'native-missing', reason: native.reason });
   const supervisor = new WorkerSupervisor(config.current, {
     logger, table, instanceId, uid, protectedPids,
-    // Under journald too: inherited, the worker's lines would reach the journal as the daemon's own,
-    // stdout and stderr alike (systemd hands both one stream), and a `<N>` of its own would set their
-    // priority. Piped, each line carries worker[N] or worker[N,stderr] (#16).
-    output: opts.mode === 'background' || logTarget === 'journald' ? 'pipe' : 'inherit',
+    // Under journald too: passed through, the worker's lines would reach the journal as the daemon's
+    // own, stdout and stderr alike (systemd hands both one stream), and a `<N>` of its own would set
+    // their priority. Logged, each line carries worker[N] or worker[N,stderr] (#16).
+    output: opts.mode === 'background' || logTarget === 'journald' ? 'log' : terminalOutput(logger),
     hooks: opts.workerHooks,
   });
+  // One tracker for both loops that sample the tree: they share its full /proc scans.
+  const tracker = new TreeTracker(table);
   const memoryGuard = new MemoryGuardLoop(config.current, {
-    logger, table, uid, protectedPids,
+    logger, table, uid, protectedPids, tree: tracker,
     treeIdentity: () => supervisor.treeIdentity(),
     workerRunning: () => supervisor.state.state === 'running',
     restartWorker: () => supervisor.restart('memory'),
   });
+  const healthLoop = new HealthLoop(config.current, { logger, table, tracker, worker: supervisor });
   const service = new ServiceNotify({
     notifier: notifierFromEnv(process.env, { native, onError: (message) => logger.emit({ kind: 'sd-notify-failed', message }) }),
     watchdogMs: watchdogIntervalMs(process.env, process.pid),
     logger, supervisor, memoryGuard,
   });
-  return { opts, config, logger, logFile, logTarget, startedAtMs, instanceId, uid, table, protectedPids, supervisor, memoryGuard, native, service };
+  return { opts, config, logger, logFile, logTarget, startedAtMs, instanceId, uid, table, protectedPids, supervisor, memoryGuard, healthLoop, native, service };
 }
 
 interface Control {
@@ -174,10 +181,10 @@ const LOCK_STEP = 'take the instance locks';
 
 /** Start-up in order; each step's undo runs in reverse at shutdown. */
 function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
-  const { logger, supervisor, memoryGuard } = d;
+  const { logger, supervisor, memoryGuard, healthLoop } = d;
   const pidFile = d.config.current.pid_file;
   const parts: ControlParts = {
-    opts: d.opts, logger, logTarget: d.logTarget, startedAtMs: d.startedAtMs, supervisor, memoryGuard, config: d.config,
+    opts: d.opts, logger, logTarget: d.logTarget, startedAtMs: d.startedAtMs, supervisor, memoryGuard, healthLoop, config: d.config,
     native: d.native, service: d.service,
     shutdown: control.shutdown, shuttingDown: control.stopping,
   };
@@ -297,6 +304,13 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
         return () => memoryGuard.stop();
       },
     },
+    {
+      name: 'start the health checks',
+      start: () => {
+        healthLoop.start();
+        return () => healthLoop.stop();
+      },
+    },
   ];
 }
 
@@ -307,6 +321,12 @@ function reportStarted(d: Daemon): void {
     spawnError: w.pid === null && w.state !== 'stopped' ? 'the worker could not be spawned; see the log' : null,
     nativeMissing: d.native.loaded ? null : d.native.reason,
   });
+}
+
+/** The foreground's stdout and stderr, for the worker's output to pass through unchanged (#17). */
+function terminalOutput(logger: Logger): { stdout: TerminalOutput; stderr: TerminalOutput } {
+  const onProblem = (message: string): void => logger.emit({ kind: 'log-problem', message });
+  return { stdout: new TerminalOutput(process.stdout, 'stdout', onProblem), stderr: new TerminalOutput(process.stderr, 'stderr', onProblem) };
 }
 
 function armFatalDeadline(d: Daemon): void {

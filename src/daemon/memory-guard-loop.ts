@@ -26,6 +26,8 @@ export interface MemoryGuardDeps {
   treeIdentity: () => TreeIdentity;
   workerRunning: () => boolean;
   restartWorker: () => Promise<void>;
+  /** Shared with the health loop, so the two take one full /proc scan per interval between them. */
+  tree?: TreeTracker;
 }
 
 /** How often a victim is checked for being gone while it has its grace. */
@@ -47,7 +49,7 @@ export class MemoryGuardLoop {
   private readonly tree: TreeTracker;
 
   constructor(private config: Config, private readonly deps: MemoryGuardDeps) {
-    this.tree = new TreeTracker(deps.table);
+    this.tree = deps.tree ?? new TreeTracker(deps.table);
   }
 
   start(): void {

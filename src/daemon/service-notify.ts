@@ -117,6 +117,8 @@ function actionOf(e: LogEvent): ServiceAction | null {
     case 'memory-restart': return { kind: 'memory-restart', reason: e.reason, treeRssBytes: e.treeRssBytes, limitBytes: e.reason === 'tree_limit' ? e.limitBytes : null };
     // Crash restarts read as "worker backoff"; a health restart is an action of its own.
     case 'restart-scheduled': return e.cause === 'health' ? { kind: 'restart', cause: e.cause } : null;
+    // A recycle starts the next run at once: no restart is scheduled, so its own event says it.
+    case 'health-recycle': return { kind: 'restart', cause: 'recycle' };
     default: return null;
   }
 }

@@ -7,7 +7,7 @@ import {
   initialWorkerModel, stepWorker,
   type RestartCause, type TimerName, type WorkerEffect, type WorkerEvent, type WorkerModel, type WorkerPolicySettings,
 } from '../policy/worker-state.js';
-import { spawnWorker, type WorkerHandle } from '../os/worker-process.js';
+import { spawnWorker, type WorkerHandle, type WorkerSpawnRequest } from '../os/worker-process.js';
 import { stopTree, type TreeStopEvent } from '../os/tree-stop.js';
 import { treeStopKillAboveBytes } from '../policy/memory-guard.js';
 import type { ProcTable } from '../os/proc-table.js';
@@ -25,8 +25,11 @@ export interface WorkerSupervisorDeps {
   uid: number;
   /** The daemon and its ancestors now: never part of a tree. */
   protectedPids: () => ReadonlySet<number>;
-  /** Foreground passes worker output through; a daemonized run logs it. */
-  output: 'inherit' | 'pipe';
+  /**
+   * Foreground passes worker output through to these (the daemon's stdout and stderr); a daemonized
+   * run, or one under journald, logs it (`log`). Either way the daemon sees it (lastOutputAtMs).
+   */
+  output: 'log' | NonNullable<WorkerSpawnRequest['passThrough']>;
   /** Called in each spawn's and exit's handling, before the policy hears of it: tests inject failures here. */
   hooks?: { spawned?: (pid: number) => void; exited?: (pid: number) => void };
   /** The policy's clock: monotonic ms (an NTP step must neither fake nor hide a stable run). */
@@ -50,6 +53,13 @@ export function workerArgv(config: Config): string[] {
   return config.project === null ? [...config.worker.command] : [...config.worker.command, '--project', config.project];
 }
 
+/** The worker's environment for `generation` (the health probe runs in it too). */
+export function workerEnv(config: Config, instanceId: string, generation: number): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !DAEMON_ONLY_ENV.includes(k)) env[k] = v;
+  return Object.assign(env, config.worker.env, { AUTOPILOTD_INSTANCE: instanceId, AUTOPILOTD_GENERATION: String(generation) });
+}
+
 export class WorkerSupervisor {
   private model: WorkerModel = initialWorkerModel();
   private readonly timers = new Map<TimerName, NodeJS.Timeout>();
@@ -67,6 +77,8 @@ export class WorkerSupervisor {
   /** The crash context of the run that exited last: it still takes the lines left in its pipes. */
   private lastExitOutput: OutputTail | null = null;
   private readonly holdFiles: HoldFiles;
+  /** When the current generation last wrote to stdout or stderr (policy clock); null until it does. */
+  private outputAtMs: number | null = null;
 
   constructor(private config: Config, private readonly deps: WorkerSupervisorDeps) {
     this.now = deps.now ?? (() => Math.round(performance.now()));
@@ -95,6 +107,16 @@ export class WorkerSupervisor {
 
   get state(): Readonly<WorkerModel> {
     return this.model;
+  }
+
+  /** The current generation's latest output, on the policy's clock, or null when it wrote nothing yet. */
+  get lastOutputAtMs(): number | null {
+    return this.outputAtMs;
+  }
+
+  /** The environment the current configuration gives the worker of `generation`. */
+  envFor(generation: number): Record<string, string> {
+    return workerEnv(this.config, this.deps.instanceId, generation);
   }
 
   get argv(): string[] {
@@ -233,33 +255,34 @@ export class WorkerSupervisor {
   private spawn(generation: number): void {
     const { config, deps } = this;
     const argv = workerArgv(config);
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !DAEMON_ONLY_ENV.includes(k)) env[k] = v;
-    Object.assign(env, config.worker.env, { AUTOPILOTD_INSTANCE: deps.instanceId, AUTOPILOTD_GENERATION: String(generation) });
+    const env = workerEnv(config, deps.instanceId, generation);
     const holdFile = this.holdFilePath(generation);
     if (holdFile !== null) env.AUTOPILOTD_HOLD_UNTIL_FILE = holdFile;
+    this.outputAtMs = null;
     const tail = new OutputTail(config.worker.crash_context_lines);
+    const toLog = deps.output === 'log';
+    // Lines are split in every mode, for the crash context; logged when output goes to the log.
     // stdout and stderr differ inside the brackets, so no text of the worker can make a stdout line
     // read as a stderr one, nor as a daemon line (none starts with `worker[`); under journald the
     // priority stays info for both: build tools write their progress to stderr.
-    const splitters = deps.output === 'pipe'
-      ? {
-          stdout: new LineSplitter((lines) => {
-            tail.push('stdout', lines);
-            deps.logger.workerOutput(`worker[${generation}] `, lines);
-          }),
-          stderr: new LineSplitter((lines) => {
-            tail.push('stderr', lines);
-            deps.logger.workerOutput(`worker[${generation},stderr] `, lines);
-          }),
-        }
-      : null;
+    const splitters = {
+      stdout: new LineSplitter((lines) => {
+        tail.push('stdout', lines);
+        if (toLog) deps.logger.workerOutput(`worker[${generation}] `, lines);
+      }),
+      stderr: new LineSplitter((lines) => {
+        tail.push('stderr', lines);
+        if (toLog) deps.logger.workerOutput(`worker[${generation},stderr] `, lines);
+      }),
+    };
     let pid = 0;
     // This run's own start: the model's startedAtMs may still be the previous run's (#15).
     let spawnedAtMs: number | null = null;
     let exited = (): void => {};
     this.childExited = new Promise((resolve) => { exited = resolve; });
-    const handle = spawnWorker({ argv, cwd: config.working_dir, env, output: deps.output }, {
+    const request: WorkerSpawnRequest = { argv, cwd: config.working_dir, env };
+    if (deps.output !== 'log') request.passThrough = deps.output;
+    const handle = spawnWorker(request, {
       onSpawned: (p) => {
         pid = p;
         spawnedAtMs = this.now();
@@ -311,11 +334,15 @@ export class WorkerSupervisor {
           }
         }
       },
-      onOutput: splitters ? (stream, chunk) => splitters[stream].push(chunk) : undefined,
+      onOutput: (stream, chunk) => {
+        // An escapee of an earlier generation may still write: only this generation's output counts.
+        if (this.model.generation === generation) this.outputAtMs = this.now();
+        splitters?.[stream].push(chunk);
+      },
       onError: (message) => deps.logger.emit({ kind: 'internal-error', message }),
     });
     this.handle = handle ?? null;
-    this.releaseSplitters = splitters === null ? null : () => {
+    this.releaseSplitters = () => {
       splitters.stdout.flush();
       splitters.stderr.flush();
     };

@@ -53,6 +53,15 @@ export type LogEvent =
   | { kind: 'notify-suppressed'; event: string; reason: string; suppressed: number }
   | { kind: 'notify-failed'; event: string; reason: string }
   | { kind: 'notify-output'; event: string; stream: 'stdout' | 'stderr'; text: string; droppedBytes: number }
+  /** A health signal judged the worker unhealthy (issue #17); `figures` in words (policy/health.ts describeFigures). */
+  | { kind: 'health-unhealthy'; signal: string; generation: number; figures: string }
+  | { kind: 'health-recycle'; generation: number; uptimeMs: number; maxUptimeMs: number }
+  | { kind: 'health-probe-failed'; generation: number; consecutiveFailures: number; probeFailures: number; detail: string; output: string }
+  | { kind: 'health-probe-recovered'; generation: number; previousFailures: number }
+  /** A timed-out probe's group was killed, or what a finished probe left in its group. */
+  | { kind: 'health-probe-killed'; pid: number; pids: number[]; reason: string }
+  /** The heartbeat can't be judged (mtime zero or in the future, unreadable): no restart for it. Logged when it changes. */
+  | { kind: 'health-heartbeat-unjudged'; path: string; reason: string }
   | { kind: 'native-missing'; reason: string }
   | { kind: 'sd-notify-failed'; message: string }
   | { kind: 'control-error'; message: string }
@@ -118,6 +127,12 @@ export const FORMATS: Formats = {
   'notify-suppressed': { level: 'info', text: (e) => [`notify ${e.event} suppressed (${e.reason}); counted into the next`, { suppressed: e.suppressed }] },
   'notify-failed': { level: 'warn', text: (e) => [`notify command for ${e.event} failed: ${e.reason}`] },
   'notify-output': { level: 'info', text: (e) => [`notify command for ${e.event} wrote on ${e.stream}: ${e.text}`, { dropped_bytes: e.droppedBytes > 0 ? e.droppedBytes : undefined }] },
+  'health-unhealthy': { level: 'warn', text: (e) => [`worker unhealthy (${e.signal}): ${e.figures}; restarting it`, { signal: e.signal, generation: e.generation }] },
+  'health-recycle': { level: 'info', text: (e) => [`worker reached max_uptime_ms: recycling it (planned, not a failure)`, { generation: e.generation, uptime_ms: e.uptimeMs, max_uptime_ms: e.maxUptimeMs }] },
+  'health-probe-failed': { level: 'warn', text: (e) => [`health probe failed: ${e.detail}`, { generation: e.generation, consecutive_failures: e.consecutiveFailures, probe_failures: e.probeFailures, output: e.output === '' ? undefined : e.output }] },
+  'health-probe-recovered': { level: 'info', text: (e) => ['health probe passed again', { generation: e.generation, previous_failures: e.previousFailures }] },
+  'health-probe-killed': { level: 'warn', text: (e) => [`health probe ${e.reason}: SIGKILL to its process group`, { pid: e.pid, pids: e.pids.length === 0 ? undefined : e.pids }] },
+  'health-heartbeat-unjudged': { level: 'warn', text: (e) => [`heartbeat file not judged: ${e.reason}; no restart for it`, { path: e.path }] },
   'native-missing': { level: 'warn', text: (e) => [`native helper not loaded (${e.reason}); sd_notify goes through systemd-notify, which needs NotifyAccess=all`] },
   'sd-notify-failed': { level: 'warn', text: (e) => [`${e.message}; the service manager may not hear from the daemon (reported once)`] },
   'control-error': { level: 'warn', text: (e) => [`control: ${e.message}`] },

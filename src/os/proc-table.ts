@@ -17,6 +17,10 @@ export interface ProcessInfo {
   rssBytes: number;
   /** PF_KTHREAD in the stat flags: a kernel thread, which has no memory, environment or user program. */
   kernelThread: boolean;
+  /** CPU time used so far, user + system (utime + stime), in clock ticks (ProcTable.clockTicksPerSecond). */
+  cpuTicks: number;
+  /** CPU time of its children it has waited for (cutime + cstime), in clock ticks. */
+  childCpuTicks: number;
 }
 
 /**
@@ -47,8 +51,11 @@ const BUFFER_BYTES = 64 * 1024;
 const MAX_ENVIRON_BYTES = 8 * 1024 * 1024;
 /** Used only when <procRoot>/self/auxv cannot be read (e.g. a fake tree without it). */
 const FALLBACK_PAGE_BYTES = 4096;
-/** auxv key of the page size, from <elf.h>. */
+/** auxv keys of the page size and of the clock tick rate (USER_HZ), from <elf.h>. */
 const AT_PAGESZ = 6n;
+const AT_CLKTCK = 17n;
+/** USER_HZ on every Linux architecture Node runs on; used only when auxv cannot be read. */
+const FALLBACK_CLOCK_TICKS = 100;
 
 const CLOSE_PAREN = 0x29;
 const SPACE = 0x20;
@@ -63,6 +70,10 @@ const F_PPID = 1;
 const F_PGRP = 2;
 const F_SESSION = 3;
 const F_FLAGS = 6;
+const F_UTIME = 11;
+const F_STIME = 12;
+const F_CUTIME = 13;
+const F_CSTIME = 14;
 const F_STARTTIME = 19;
 const F_RSS = 21;
 const LAST_FIELD = F_RSS;
@@ -83,6 +94,8 @@ export class ProcTable {
    * which is what sysconf(_SC_PAGESIZE) returns, and Node exposes no sysconf. Falls back to 4096.
    */
   readonly pageBytes: number;
+  /** From AT_CLKTCK in auxv (what sysconf(_SC_CLK_TCK) returns): the unit of stat's CPU times. Falls back to 100. */
+  readonly clockTicksPerSecond: number;
   private readonly buf = Buffer.allocUnsafe(BUFFER_BYTES);
   /** For the rare environ larger than `buf` (allocated on first need). */
   private largeBuf: Buffer | null = null;
@@ -90,7 +103,9 @@ export class ProcTable {
 
   constructor(procRoot = '/proc') {
     this.procRoot = procRoot;
-    this.pageBytes = this.readPageBytes();
+    const auxv = this.readAuxv();
+    this.pageBytes = auxv.get(AT_PAGESZ) ?? FALLBACK_PAGE_BYTES;
+    this.clockTicksPerSecond = auxv.get(AT_CLKTCK) ?? FALLBACK_CLOCK_TICKS;
   }
 
   /** Every process visible now. Threads are not listed (/proc shows thread-group leaders only). */
@@ -279,12 +294,16 @@ export class ProcTable {
       startTimeTicks: fields[F_STARTTIME] ?? 0,
       rssBytes: (fields[F_RSS] ?? 0) * this.pageBytes,
       kernelThread: ((fields[F_FLAGS] ?? 0) & PF_KTHREAD) !== 0,
+      cpuTicks: (fields[F_UTIME] ?? 0) + (fields[F_STIME] ?? 0),
+      childCpuTicks: (fields[F_CUTIME] ?? 0) + (fields[F_CSTIME] ?? 0),
     };
   }
 
-  private readPageBytes(): number {
+  /** The positive values of <procRoot>/self/auxv by key; empty when it cannot be read. */
+  private readAuxv(): Map<bigint, number> {
+    const values = new Map<bigint, number>();
     const length = this.readFile(`${this.procRoot}/self/auxv`);
-    if (length === null) return FALLBACK_PAGE_BYTES;
+    if (length === null) return values;
     const data = this.buf.subarray(0, length);
     // auxv is an array of (key, value) pairs of native unsigned longs, ended by AT_NULL.
     const wordBytes = is64BitArch() ? 8 : 4;
@@ -292,9 +311,10 @@ export class ProcTable {
     for (let at = 0; at + 2 * wordBytes <= data.length; at += 2 * wordBytes) {
       const key = readWord(data, at, wordBytes, little);
       if (key === 0n) break;
-      if (key === AT_PAGESZ) return Number(readWord(data, at + wordBytes, wordBytes, little));
+      const value = Number(readWord(data, at + wordBytes, wordBytes, little));
+      if (value > 0) values.set(key, value);
     }
-    return FALLBACK_PAGE_BYTES;
+    return values;
   }
 
   /** Whole small file into this.buf; its length, or null when the process or file is gone. */

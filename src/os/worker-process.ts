@@ -4,13 +4,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import type { TerminalOutput } from './terminal-output.js';
 
 export interface WorkerSpawnRequest {
   argv: string[];
   cwd: string;
   env: Record<string, string>;
-  /** `inherit` passes the worker's stdout/stderr through (foreground); `pipe` hands them to `onOutput`. */
-  output: 'inherit' | 'pipe';
+  /**
+   * Where the foreground passes the worker's stdout and stderr on, unchanged. Output is always piped
+   * through the daemon, which must see it to judge a stall (issue #17); it goes to `onOutput` too.
+   */
+  passThrough?: { stdout: TerminalOutput; stderr: TerminalOutput };
 }
 
 export interface WorkerCallbacks {
@@ -90,7 +94,7 @@ export function spawnWorker(req: WorkerSpawnRequest, cb: WorkerCallbacks): Worke
       // detached = setsid(): a new session and process group, so the group can be signalled as one
       // and the worker's terminal signals (Ctrl-C in the foreground) are the daemon's to relay.
       detached: true,
-      stdio: ['ignore', req.output, req.output],
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
@@ -114,7 +118,11 @@ export function spawnWorker(req: WorkerSpawnRequest, cb: WorkerCallbacks): Worke
     const stream = child[name];
     if (stream === null) continue;
     stream.on('error', (err: Error) => cb.onError(`worker pid ${child.pid}: reading its ${name}: ${err.message}`));
-    if (cb.onOutput) stream.on('data', (chunk: Buffer) => cb.onOutput!(name, chunk));
+    const target = req.passThrough?.[name];
+    stream.on('data', (chunk: Buffer) => {
+      target?.write(chunk, stream);
+      cb.onOutput?.(name, chunk);
+    });
   }
   return {
     releaseOutput: () => {

@@ -10,7 +10,7 @@ export const WORKER_STATES = ['starting', 'running', 'backoff', 'stopping', 'sto
 export type WorkerState = (typeof WORKER_STATES)[number];
 
 /** Why a worker was (re)started. One name each, used in code, logs, status and docs. */
-export const RESTART_CAUSES = ['crash', 'memory', 'operator', 'health', 'hold'] as const;
+export const RESTART_CAUSES = ['crash', 'memory', 'operator', 'health', 'hold', 'recycle'] as const;
 export type RestartCause = (typeof RESTART_CAUSES)[number];
 
 /** What the worker asked for by its own exit code: not to be restarted, or to be started later. */
@@ -106,7 +106,7 @@ export function initialWorkerModel(): WorkerModel {
     lastExit: null,
     pendingRestart: null,
     pendingHold: null,
-    restarts: { total: 0, crash: 0, memory: 0, operator: 0, health: 0, hold: 0 },
+    restarts: { total: 0, crash: 0, memory: 0, operator: 0, health: 0, hold: 0, recycle: 0 },
   };
 }
 
@@ -127,6 +127,11 @@ function spawnNext(m: WorkerModel, extra: WorkerEffect[] = []): Step {
 /** An operator start: begins at once and forgives past failures. Counted as a restart only by the caller. */
 function operatorStart(m: WorkerModel, extra: WorkerEffect[] = []): Step {
   return spawnNext({ ...m, consecutiveFailures: 0 }, extra);
+}
+
+/** Causes that count as a failure of the run (and so grow the backoff). */
+export function isFailureCause(cause: RestartCause): boolean {
+  return cause !== 'operator' && cause !== 'recycle';
 }
 
 function bump(r: RestartCounts, cause: RestartCause): RestartCounts {
@@ -297,7 +302,8 @@ export const TRANSITIONS: Record<WorkerState, Row> = {
     'stop-requested': ((m: WorkerModel) => stoppingForStop(m)) as Cell,
     'restart-requested': ((m: WorkerModel, e: { atMs: number; cause: RestartCause }, s: WorkerPolicySettings) => {
       // Memory and health restarts spend the failure budget, so a worker that leaks on start cannot loop at full speed.
-      const failures = e.cause === 'operator' ? m.consecutiveFailures : countFailure(m, runUptime(m, e.atMs), s);
+      // A recycle (max_uptime_ms) is planned, not a failure: it leaves the count as it is.
+      const failures = isFailureCause(e.cause) ? countFailure(m, runUptime(m, e.atMs), s) : m.consecutiveFailures;
       return {
         model: { ...m, state: 'stopping', pendingRestart: e.cause, consecutiveFailures: failures },
         effects: [{ kind: 'cancel-timer', timer: 'stable' }, { kind: 'stop-tree' }],
@@ -322,6 +328,8 @@ export const TRANSITIONS: Record<WorkerState, Row> = {
       if (m.pendingRestart === null && m.pendingHold !== null) return enterHold(gone, m.pendingHold, e.atMs);
       if (m.pendingRestart === null) return same({ ...gone, state: 'stopped', wanted: 'down' });
       if (m.pendingRestart === 'operator') return operatorStart({ ...gone, restarts: bump(gone.restarts, 'operator') });
+      // A recycle starts the next run at once, with no backoff and the failure count untouched.
+      if (m.pendingRestart === 'recycle') return spawnNext({ ...gone, restarts: bump(gone.restarts, 'recycle') });
       return scheduleRestart(gone, m.pendingRestart, e.atMs, s);
     }) as Cell,
   },

@@ -24,6 +24,12 @@ test('config show parses back with smol-toml and loads back to the same configur
       '[notify]',
       'command = ["sh", "-c", "cat >> ~/events.jsonl"]',
       'events = ["failed", "daemon-start"]',
+      '[health]',
+      'stall_timeout_ms = 600000',
+      'heartbeat_file = "heartbeat"',
+      'heartbeat_timeout_ms = 300000',
+      'probe_command = ["curl", "-fsS", "http://127.0.0.1:8080/health"]',
+      'max_uptime_ms = 86400000',
       '',
     ].join('\n'),
   );

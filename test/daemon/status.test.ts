@@ -13,7 +13,7 @@ test('status carries the documented fields with ISO times and ms durations', () 
     // The model's times are on the monotonic clock; the dates come from the wall times noted beside it.
     ...initialWorkerModel(), state: 'running' as const, pid: 77, generation: 4, startedAtMs: 21_000,
     consecutiveFailures: 2, lastExit: { code: 1, signal: null, atMs: 20_500, uptimeMs: 300, asked: null },
-    restarts: { total: 3, crash: 2, memory: 1, operator: 0, health: 0, hold: 0 },
+    restarts: { total: 3, crash: 2, memory: 1, operator: 0, health: 0, hold: 0, recycle: 0 },
   };
   const workerClock = { nowMs: 25_000, startedAtWallMs: t0 + 1000, lastExitAtWallMs: t0 + 500 };
   const s = buildStatus({ nowMs: t0 + 5000, daemon: { pid: 10, version: '9.9.9', startedAtMs: t0, configPath: '/c.toml', logTarget: 'journald', native: LOADED }, worker, workerClock, command: ['node', 'w'], memory: null });
@@ -24,7 +24,7 @@ test('status carries the documented fields with ISO times and ms durations', () 
       consecutive_failures: 2, next_restart_at: null,
       last_exit: { code: 1, signal: null, at: '2026-11-25T10:00:00.500Z', uptime_ms: 300, asked: null, tail: [] },
     },
-    restarts: { total: 3, crash: 2, memory: 1, operator: 0, health: 0, hold: 0 },
+    restarts: { total: 3, crash: 2, memory: 1, operator: 0, health: 0, hold: 0, recycle: 0 },
     memory: null,
   });
 });
@@ -90,7 +90,7 @@ test('a held worker shows its end time and why; its crash context is listed unde
   const worker = {
     ...initialWorkerModel(), state: 'held' as const, generation: 3, consecutiveFailures: 1, nextStartAtMs: 3_605_000,
     lastExit: { code: 75, signal: null, atMs: 5000, uptimeMs: 4000, asked: 'hold' as const },
-    restarts: { total: 1, crash: 0, memory: 0, operator: 0, health: 0, hold: 1 },
+    restarts: { total: 1, crash: 0, memory: 0, operator: 0, health: 0, hold: 1, recycle: 0 },
   };
   const tail = [
     { stream: 'stdout' as const, line: 'working', cut: false },

@@ -18,12 +18,16 @@ interface FakeStat {
   startTimeTicks?: number;
   rssPages?: number;
   flags?: number;
+  utime?: number;
+  stime?: number;
+  cutime?: number;
+  cstime?: number;
 }
 
 /** A stat line with all 52 fields, in the kernel's format. */
 function statLine(s: FakeStat): string {
   const after = [
-    s.state ?? 'S', s.ppid ?? 1, s.pgid ?? s.pid, s.sid ?? s.pid, 0, -1, s.flags ?? 4194560, 100, 0, 0, 0, 5, 3, 0, 0, 20, 0, 1, 0,
+    s.state ?? 'S', s.ppid ?? 1, s.pgid ?? s.pid, s.sid ?? s.pid, 0, -1, s.flags ?? 4194560, 100, 0, 0, 0, s.utime ?? 5, s.stime ?? 3, s.cutime ?? 0, s.cstime ?? 0, 20, 0, 1, 0,
     s.startTimeTicks ?? 1000, 12345678, s.rssPages ?? 10, '18446744073709551615',
   ];
   while (after.length < 50) after.push(0);
@@ -65,11 +69,12 @@ function auxv(pairs: Array<[number, number]>): Buffer {
 describe('ProcTable on a fake /proc', () => {
   test('parses a comm holding spaces and parentheses by the last closing parenthesis', () => {
     const fake = fakeProc();
-    fake.addProcess({ pid: 42, comm: 'a) b (c', state: 'R', ppid: 7, pgid: 40, sid: 30, startTimeTicks: 98765, rssPages: 3 });
+    fake.addProcess({ pid: 42, comm: 'a) b (c', state: 'R', ppid: 7, pgid: 40, sid: 30, startTimeTicks: 98765, rssPages: 3, utime: 700, stime: 55, cutime: 20, cstime: 4 });
     fake.addProcess({ pid: 43, comm: ') (', ppid: 42 });
     const table = new ProcTable(fake.root);
     assert.deepEqual(table.read(42), {
       pid: 42, ppid: 7, pgid: 40, sid: 30, state: 'R', comm: 'a) b (c', startTimeTicks: 98765, rssBytes: 3 * table.pageBytes, kernelThread: false,
+      cpuTicks: 755, childCpuTicks: 24,
     });
     assert.equal(table.read(43)?.comm, ') (');
     assert.equal(table.read(43)?.ppid, 42);
@@ -118,6 +123,13 @@ describe('ProcTable on a fake /proc', () => {
     const without = fakeProc();
     without.addProcess({ pid: 5, rssPages: 10 });
     assert.equal(new ProcTable(without.root).read(5)?.rssBytes, 10 * 4096);
+  });
+
+  test('reads the clock tick rate from self/auxv, and uses 100 when the file is missing', () => {
+    const withAuxv = fakeProc();
+    withAuxv.write('self/auxv', auxv([[6, 4096], [17, 250]]));
+    assert.equal(new ProcTable(withAuxv.root).clockTicksPerSecond, 250);
+    assert.equal(new ProcTable(fakeProc().root).clockTicksPerSecond, 100);
   });
 
   test('reads the real uid, not the effective one, from status', () => {
@@ -249,6 +261,12 @@ describe('ProcTable on the real /proc', () => {
 
   test('uses the page size the kernel reports', () => {
     assert.equal(table.pageBytes, Number(execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8' })));
+  });
+
+  test('uses the clock tick rate the kernel reports, and sees this process use CPU', () => {
+    assert.equal(table.clockTicksPerSecond, Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' })));
+    // Loading the test runner alone takes more than one tick of CPU.
+    assert.ok((table.read(process.pid)?.cpuTicks ?? 0) > 0);
   });
 
   test('sees a spawned child with its uid and marker, and reports it gone once it was reaped', async () => {
