@@ -22,6 +22,7 @@ test('past the deadline the marked processes are SIGKILLed, a bystander is left 
   });
   const [line] = (await once(marked.stdout!, 'data')) as [Buffer];
   const escapee = see(Number(line.toString().trim()));
+  const markedExited = once(marked, 'exit');
   const leader = see(marked.pid!);
   const bystander = startBystander();
   t.after(async () => {
@@ -46,7 +47,7 @@ test('past the deadline the marked processes are SIGKILLed, a bystander is left 
   await exited;
   clearInterval(keepAlive);
 
-  const [, signal] = (await once(marked, 'exit')) as [number | null, NodeJS.Signals | null];
+  const [, signal] = (await markedExited) as [number | null, NodeJS.Signals | null];
   assert.equal(signal, 'SIGKILL', 'the marked leader, which ignores SIGTERM, was SIGKILLed');
   const deadline = Date.now() + 10_000;
   while (isAlive(escapee) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));

@@ -110,7 +110,7 @@ test('a held worker shows its end time and why; its crash context is listed unde
   assert.match(text, /worker: +held, generation 3/);
   assert.match(text, /last exit: code 75 after 4\.0s, 0\.0s ago; the worker asked to be held \(hold_exit_codes\): start-worker ends the hold/);
   assert.match(text, /next start: in 1h 0m \(held until 2026-11-25T11:00:00\.000Z\)/);
-  assert.match(text, /restarts: +1 \(crash 0, memory 0, operator 0, health 0, hold 1\)/);
+  assert.match(text, /restarts: +1 \(crash 0, memory 0, operator 0, health 0, hold 1, recycle 0\)/);
   const lines = text.split('\n');
   const at = lines.indexOf('  output before it (last 3 lines):');
   assert.ok(at > 0, text);

@@ -185,9 +185,12 @@ describe('stopTree after the kernel handed the exited worker’s pid out again (
       place: async (pid) => {
         const leader = await spawnOnPid(pid, ['sh', '-c', 'sleep 1000 & echo $!'], { detached: true, stdio: ['ignore', 'pipe', 'ignore'], env: unmarkedEnv() });
         if (leader === null) return null;
+        // Listened for at once: Node may report the exit before the line the leader printed.
+        const leaderExited = once(leader, 'exit');
         const [line] = (await once(leader.stdout!, 'data')) as [Buffer];
         const member = Number(line.toString().trim());
-        await once(leader, 'exit'); // and reaped: no process has that pid, but `member` holds it as group and session id
+        placed.push(see(member)); // ended in the test's finally whatever happens next
+        await leaderExited; // and reaped: no process has that pid, but `member` holds it as group and session id
         const s = statOf(member);
         assert.ok(s !== null && s.pgid === pid && s.sid === pid && s.ppid !== pid, `bystander ${member}: ${JSON.stringify(s)}`);
         return see(member);
@@ -195,6 +198,8 @@ describe('stopTree after the kernel handed the exited worker’s pid out again (
     },
   ];
 
+  /** Every bystander placed, so that a failed check before `place` returns still ends it. */
+  const placed: Seen[] = [];
   for (const { what, place } of bystanders) {
     test(`as root, ${what} during the grace is never signalled, while the escapee is still killed`, async (t) => {
       if (uid !== 0) return t.skip('steering the next pid (ns_last_pid) needs root');
@@ -246,6 +251,7 @@ describe('stopTree after the kernel handed the exited worker’s pid out again (
         await stopped;
         if (escapee !== undefined) killSeen(escapee);
         if (bystander !== null) killSeen(bystander);
+        for (const p of placed.splice(0)) killSeen(p);
         if (worker.exitCode === null && worker.signalCode === null) worker.kill('SIGKILL');
         worker.stdout!.destroy();
         await workerExited;
