@@ -131,7 +131,7 @@ function operatorStart(m: WorkerModel, extra: WorkerEffect[] = []): Step {
 
 /** Causes that count as a failure of the run (and so grow the backoff). */
 export function isFailureCause(cause: RestartCause): boolean {
-  return cause !== 'operator' && cause !== 'recycle';
+  return cause !== 'operator' && cause !== 'recycle' && cause !== 'hold';
 }
 
 function bump(r: RestartCounts, cause: RestartCause): RestartCounts {

@@ -38,7 +38,7 @@ test('a recycle restarts at once once the tree is gone, counted as recycle, the 
   assert.equal(model.state, 'starting');
   assert.equal(model.generation, 2);
   assert.equal(model.consecutiveFailures, 2);
-  assert.deepEqual(model.restarts, { total: 1, crash: 0, memory: 0, operator: 0, health: 0, recycle: 1 });
+  assert.deepEqual(model.restarts, { total: 1, crash: 0, memory: 0, operator: 0, health: 0, hold: 0, recycle: 1 });
   assert.ok(!effects.some((e) => e.kind === 'restart-scheduled' || e.kind === 'arm-timer' && e.timer === 'backoff'), 'no backoff');
   assert.ok(effects.some((e) => e.kind === 'spawn' && e.generation === 2));
 });
