@@ -52,20 +52,23 @@ export interface CliResult {
 
 /** Runs the CLI to completion. */
 export function runCli(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number; cwd?: string } = {}): Promise<CliResult> {
+  return runProgram(process.execPath, [CLI, ...args], {
+    env: { ...cleanEnv(), ...opts.env }, cwd: opts.cwd ?? REPO_ROOT, timeoutMs: opts.timeoutMs ?? 30_000, what: `autopilotd ${args.join(' ')}`,
+  });
+}
+
+/** Runs `program` to completion, collecting its output; SIGKILLed and rejected past `timeoutMs`. */
+export function runProgram(program: string, args: string[], opts: { env: NodeJS.ProcessEnv; cwd: string; timeoutMs: number; what?: string }): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      env: { ...cleanEnv(), ...opts.env },
-      cwd: opts.cwd ?? REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(program, args, { env: opts.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c));
     child.stderr.on('data', (c: Buffer) => (stderr += c));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`autopilotd ${args.join(' ')} did not finish in ${opts.timeoutMs ?? 30_000} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
-    }, opts.timeoutMs ?? 30_000);
+      reject(new Error(`${opts.what ?? `${program} ${args.join(' ')}`} did not finish in ${opts.timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, opts.timeoutMs);
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);

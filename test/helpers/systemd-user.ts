@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { isAlive } from './daemon.js';
+import { isAlive, runProgram } from './daemon.js';
 import { waitFor } from './wait.js';
 
 export const SYSTEMD_TEST_ENV = 'APD_SYSTEMD_TEST';
@@ -110,22 +110,7 @@ export class UserManager {
   }
 
   run(program: string, args: string[], timeoutMs = 120_000): Promise<ToolRun> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(program, args, { env: this.env, cwd: this.home, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (c: Buffer) => (stdout += c));
-      child.stderr.on('data', (c: Buffer) => (stderr += c));
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`${program} ${args.join(' ')} did not finish in ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
-      }, timeoutMs);
-      child.on('error', reject);
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        resolve({ code, stdout, stderr });
-      });
-    });
+    return runProgram(program, args, { env: this.env, cwd: this.home, timeoutMs });
   }
 
   /** `systemctl --user show UNIT -p A,B`, as a record. */
