@@ -8,6 +8,7 @@ import { after, test } from 'node:test';
 import { acquireInstanceLock, AlreadyRunningError, LockError, lockPathFor } from '../../src/os/instance-lock.js';
 import { collectLines } from '../helpers/lines.js';
 import { waitFor } from '../helpers/wait.js';
+import { killSeen, see } from './live-processes.js';
 
 const LOCK_MODULE = new URL('../../src/os/instance-lock.js', import.meta.url).href;
 const tempDir = mkdtempSync(join(tmpdir(), 'autopilotd-lock-test-'));
@@ -144,6 +145,7 @@ test('a child of the holder does not inherit the lock: it is free once the holde
   const holder = spawnScript(HOLDER_SCRIPT, lockPath, { SPAWN_CHILD: '1' });
   await waitFor('the holder to print "locked"', () => holder.lines.includes('locked'));
   const childPid = Number(holder.lines.find((l) => l.startsWith('child '))?.slice('child '.length));
+  const child = see(childPid);
   try {
     const fds = readdirSync(`/proc/${childPid}/fd`).map((fd) => {
       try {
@@ -158,7 +160,9 @@ test('a child of the holder does not inherit the lock: it is free once the holde
     await exited;
     acquireInstanceLock(lockPath).release();
   } finally {
-    await killGroupAndWait(holder.process); // the child is in the holder's group
+    await killGroupAndWait(holder.process);
+    // By pid: the holder was killed above, so killGroupAndWait skips its group and the child outlives it.
+    killSeen(child);
   }
 });
 
