@@ -14,6 +14,7 @@ import { ProcTable } from '../os/proc-table.js';
 import { TerminalOutput } from '../os/terminal-output.js';
 import { protectedPidsOf } from '../os/process-tree.js';
 import { loadNative, type NativeLoad } from '../os/native.js';
+import { signalPath } from '../os/signal.js';
 import { notifierFromEnv, watchdogIntervalMs } from '../os/sd-notify.js';
 import { VERSION } from '../version.js';
 import { WorkerSupervisor } from './worker-supervisor.js';
@@ -146,6 +147,7 @@ function assemble(opts: DaemonOptions): Daemon {
   logger.emit({ kind: 'daemon-started', pid: process.pid, version: VERSION, instanceId, configPath: opts.loaded.path, logTarget });
   const native = loadNative();
   if (!native.loaded) logger.emit({ kind: 'native-missing', reason: native.reason });
+  logger.emit({ kind: 'signal-path', ...signalPath() });
   const supervisor = new WorkerSupervisor(config.current, {
     logger, table, instanceId, uid, protectedPids,
     // Under journald too: passed through, the worker's lines would reach the journal as the daemon's

@@ -23,7 +23,8 @@ export function armFatalStopDeadline(opts: FatalStopDeadline): NodeJS.Timeout {
     const members = findTree(opts.table, opts.identity());
     opts.logger.emit({ kind: 'internal-error', message: `the shutdown after an internal error did not finish in ${opts.deadlineMs} ms; killing ${members.length} marked processes and exiting` });
     for (const p of members) {
-      // As every other signal of the daemon: only if the pid still names the process scanned.
+      // As every other signal of the daemon: only if the pid still names the process scanned (through
+      // a pidfd opened and checked for this signal, where the native helper has them).
       try {
         signalIfSame(opts.table, p, 'SIGKILL');
       } catch (err) {

@@ -8,6 +8,7 @@ import type { MemoryStatus } from '../control/protocol.js';
 import type { Logger } from '../log/logger.js';
 import type { ProcessInfo, ProcTable } from '../os/proc-table.js';
 import { findTree, sameProcess, type TreeIdentity } from '../os/process-tree.js';
+import { ProcessHandles } from '../os/process-handles.js';
 import { TreeTracker } from '../os/tree-tracker.js';
 import { signalIfSame } from '../os/signal.js';
 import {
@@ -186,17 +187,22 @@ export class MemoryGuardLoop {
     const m = this.config.memory;
     const thresholdBytes = action.reason === 'critical' ? m.critical_threshold_bytes : m.min_available_bytes;
     logger.emit({ kind: 'memory-kill', pid: action.pid, comm: action.comm, rssBytes: action.rssBytes, reason: action.reason, availableBytes: action.availableBytes, thresholdBytes, treeRssBytes: treeBefore });
+    // The victim's pidfd, opened at the SIGTERM and checked against the sample, carries the SIGKILL
+    // too: a victim that exits during the grace leaves its pid to no one we would hit (issue #18).
+    const handles = new ProcessHandles(table);
     try {
-      if (victim !== undefined && signalIfSame(table, victim, 'SIGTERM') === 'sent') {
+      if (victim !== undefined && signalIfSame(table, victim, 'SIGTERM', handles) === 'sent') {
         // A stopped (SIGSTOP) victim runs its TERM handler only once continued: as tree stops do (#15).
-        signalIfSame(table, victim, 'SIGCONT');
+        signalIfSame(table, victim, 'SIGCONT', handles);
         if (!(await waitGone(table, victim, action.graceMs))) {
           logger.emit({ kind: 'memory-kill-escalated', pid: action.pid, comm: action.comm, graceMs: action.graceMs });
-          if (signalIfSame(table, victim, 'SIGKILL') === 'sent') await waitGone(table, victim, AFTER_KILL_WAIT_MS);
+          if (signalIfSame(table, victim, 'SIGKILL', handles) === 'sent') await waitGone(table, victim, AFTER_KILL_WAIT_MS);
         }
       }
     } catch (err) {
       logger.emit({ kind: 'internal-error', message: `memory guard: killing pid ${action.pid}: ${(err as Error).message}` });
+    } finally {
+      handles.closeAll();
     }
     // A failed read must neither leave the kill in flight forever (no more actions) nor reject this
     // un-awaited promise (an unhandled rejection ends the daemon).

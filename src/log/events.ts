@@ -63,6 +63,8 @@ export type LogEvent =
   /** The heartbeat can't be judged (mtime zero or in the future, unreadable): no restart for it. Logged when it changes. */
   | { kind: 'health-heartbeat-unjudged'; path: string; reason: string }
   | { kind: 'native-missing'; reason: string }
+  /** Once at start: whether single processes are signalled through pidfds or by a checked kill() (issue #18). */
+  | { kind: 'signal-path'; via: 'pidfd' | 'kill'; reason: string | null }
   | { kind: 'sd-notify-failed'; message: string }
   | { kind: 'control-error'; message: string }
   | { kind: 'log-problem'; message: string }
@@ -134,6 +136,12 @@ export const FORMATS: Formats = {
   'health-probe-killed': { level: 'warn', text: (e) => [`health probe ${e.reason}: SIGKILL to its process group`, { pid: e.pid, pids: e.pids.length === 0 ? undefined : e.pids }] },
   'health-heartbeat-unjudged': { level: 'warn', text: (e) => [`heartbeat file not judged: ${e.reason}; no restart for it`, { path: e.path }] },
   'native-missing': { level: 'warn', text: (e) => [`native helper not loaded (${e.reason}); sd_notify goes through systemd-notify, which needs NotifyAccess=all`] },
+  'signal-path': {
+    level: 'info',
+    text: (e) => [e.via === 'pidfd'
+      ? 'signals to single worker processes go through pidfds: a pid handed out again cannot be hit'
+      : `signals to single worker processes go by pid, after a start-time check (no pidfd: ${e.reason ?? 'unknown'}); a pid reused between the check and kill() could be hit`],
+  },
   'sd-notify-failed': { level: 'warn', text: (e) => [`${e.message}; the service manager may not hear from the daemon (reported once)`] },
   'control-error': { level: 'warn', text: (e) => [`control: ${e.message}`] },
   'log-problem': { level: 'warn', text: (e) => [`log: ${e.message}`] },

@@ -10,6 +10,7 @@
 // waitpid()s the pids it spawned, and a waitpid(-1) reaper would steal the exit statuses libuv
 // waits for. So orphan zombies never accumulate in the daemon; a zombie is counted as gone here.
 import { performance } from 'node:perf_hooks';
+import { ProcessHandles } from './process-handles.js';
 import type { ProcessInfo, ProcTable } from './proc-table.js';
 import { traceTree, type TreeIdentity } from './process-tree.js';
 import { signalGroup, signalIfSame, type SignalName } from './signal.js';
@@ -80,6 +81,16 @@ export const KILL_MAX_ROUNDS = 20;
 export const KILL_CEILING_MS = 2000;
 
 export async function stopTree(opts: TreeStopOptions): Promise<TreeStopReport> {
+  // Members signalled one by one are signalled through pidfds held for the stop (issue #18).
+  const handles = new ProcessHandles(opts.table);
+  try {
+    return await stopTreeWith(opts, handles);
+  } finally {
+    handles.closeAll();
+  }
+}
+
+async function stopTreeWith(opts: TreeStopOptions, handles: ProcessHandles): Promise<TreeStopReport> {
   const { table, graceMs, force } = opts;
   const emit = opts.onEvent ?? (() => {});
   const startMs = performance.now();
@@ -101,6 +112,7 @@ export async function stopTree(opts: TreeStopOptions): Promise<TreeStopReport> {
     const traced = traceTree(table, identity, procs, { wholeScan: true, previous, fresh });
     identity = traced.identity;
     previous = traced.members;
+    handles.retain(traced.members);
     // A process whose environment said nothing may be inside execve: the tree is not called empty
     // until each such process has been looked at again at least UNDECIDED_SETTLE_MS later.
     const members = traced.members.filter((p) => !foreign.has(keyOf(p)));
@@ -129,7 +141,7 @@ export async function stopTree(opts: TreeStopOptions): Promise<TreeStopReport> {
     if (now.members.length > 0) {
       const groupSafe = isGroupSafe(identity, now.members, now.procs);
       const pids: number[] = [];
-      for (const p of send(table, identity, now.members, groupSafe, 'SIGTERM', foreign)) {
+      for (const p of send(table, handles, identity, now.members, groupSafe, 'SIGTERM', foreign)) {
         pids.push(p.pid);
         termSent.add(p.pid);
         termed.add(keyOf(p));
@@ -158,7 +170,7 @@ export async function stopTree(opts: TreeStopOptions): Promise<TreeStopReport> {
       // Forked after the SIGTERM, or found only now: they get their chance to exit cleanly too.
       const fresh = now.members.filter((p) => !termed.has(keyOf(p)) || leftGroup(termedByGroup, p));
       if (fresh.length === 0) continue;
-      const sent = send(table, identity, fresh, false, 'SIGTERM', foreign);
+      const sent = send(table, handles, identity, fresh, false, 'SIGTERM', foreign);
       for (const p of fresh) {
         termed.add(keyOf(p));
         termedByGroup.delete(keyOf(p));
@@ -188,7 +200,7 @@ export async function stopTree(opts: TreeStopOptions): Promise<TreeStopReport> {
       break;
     }
     const groupSafe = isGroupSafe(identity, now.members, now.procs);
-    const sent = send(table, identity, now.members, groupSafe, 'SIGKILL', foreign).map((p) => p.pid);
+    const sent = send(table, handles, identity, now.members, groupSafe, 'SIGKILL', foreign).map((p) => p.pid);
     const fresh = sent.filter((pid) => !killSent.has(pid));
     for (const pid of sent) killSent.add(pid);
     if (!killedAny) emit({ kind: 'kill_sent', pids: sent, afterMs: elapsedMs() });
@@ -220,12 +232,13 @@ function leftGroup(termedByGroup: Map<string, number>, p: ProcessInfo): boolean 
 }
 
 /**
- * Signals the members (the group at once when that is safe, the others one by one, each after
- * checking its pid was not reused) and returns those the signal reached or covered. A SIGTERM is
+ * Signals the members (the group at once when that is safe, the others one by one, each through
+ * its pidfd or after checking its pid was not reused) and returns those the signal reached or covered. A SIGTERM is
  * followed at once by SIGCONT to the same group or process (see the top of this file).
  */
 function send(
   table: ProcTable,
+  handles: ProcessHandles,
   identity: TreeIdentity,
   members: ProcessInfo[],
   groupSafe: boolean,
@@ -250,10 +263,11 @@ function send(
       foreign.add(keyOf(p));
       continue;
     }
-    if (signalIfSame(table, p, signal) !== 'sent') continue;
+    if (signalIfSame(table, p, signal, handles) !== 'sent') continue;
     reached.push(p);
-    // Checked again: a member that died of the SIGTERM may have been reaped and its pid reused.
-    if (signal === 'SIGTERM') signalIfSame(table, p, 'SIGCONT');
+    // A member that died of the SIGTERM may have been reaped and its pid reused: the pidfd (or the
+    // check) keeps the SIGCONT from reaching the new holder.
+    if (signal === 'SIGTERM') signalIfSame(table, p, 'SIGCONT', handles);
   }
   return reached;
 }

@@ -65,6 +65,9 @@ test('a daemon under a service manager reports ready, its state, its liveness, r
   // Through the helper: every datagram from the daemon's own pid, so NotifyAccess=main suffices.
   assert.deepEqual([...new Set(receiver.datagrams.map((d) => d.pid))], [daemon.pid]);
   assert.equal(daemon.matching(/native helper|sd_notify/).length, 0, daemon.lines.join('\n'));
+  // Issue #18: said once, which way signals to single processes go.
+  assert.equal(daemon.matching(/signals to single worker processes/).length, 1, daemon.lines.join('\n'));
+  assert.match(daemon.matching(/signals to single worker processes/)[0]!, /INFO {2}signals to single worker processes go through pidfds: a pid handed out again cannot be hit$/);
 
   const workerEnv = readFileSync(join(envDir.path, 'worker-env'), 'utf8').split('\n');
   assert.ok(workerEnv.some((l) => l.startsWith('AUTOPILOTD_INSTANCE=')), 'the worker wrote its environment');
@@ -88,6 +91,8 @@ test('without the native helper the daemon still gets ready through systemd-noti
   assert.equal(daemon.matching(/native helper/).length, 1, daemon.lines.join('\n'));
   assert.match(daemon.matching(/native helper/)[0]!, /WARN {2}native helper not loaded \(disabled by _AUTOPILOTD_NO_NATIVE=1\); sd_notify goes through systemd-notify, which needs NotifyAccess=all$/);
   assert.equal(daemon.matching(/sd_notify via/).length, 0, 'systemd-notify delivered every message');
+  assert.equal(daemon.matching(/signals to single worker processes/).length, 1, daemon.lines.join('\n'));
+  assert.match(daemon.matching(/signals to single worker processes/)[0]!, /go by pid, after a start-time check \(no pidfd: disabled by _AUTOPILOTD_NO_NATIVE=1\)/);
   assert.ok(!existsSync(join(dir, 'd.sock')));
 });
 
