@@ -35,7 +35,7 @@ const usageCases: [string, string[], RegExp][] = [
   ['a stray positional argument', ['status', 'now'], /status: unexpected argument 'now'/],
   ['an empty worker argv after --', ['start', '--foreground', '--'], /nothing after --/],
   ['a bad -n for logs', ['logs', '-n', 'many'], /-n expects a whole number/],
-  ['a bad --timeout for stop', ['stop', '--timeout', 'soon'], /--timeout: expected a duration/],
+  ['a bad --timeout for stop', ['stop', '--timeout', 'soon'], /stop: --timeout: expected a DURATION/],
   ['config without an action', ['config'], /config: say check or show/],
   ['config with an unknown action', ['config', 'lint'], /unknown action 'lint'/],
 ];

@@ -54,6 +54,8 @@ const errors: [string, string[], string, string][] = [
   ['words after -- for a command other than start', ['restart', '--', 'x'], 'restart takes no arguments after --', 'help restart'],
   ['nothing after -- for start', ['start', '--'], 'start: nothing after --; give the worker command or leave out --', 'help start'],
   ['a bad instance name', ['status', '--instance', 'a/b'], 'status: --instance: instance name "a/b" is not valid: expected 1 to 64 letters, digits, \'_\', \'.\' or \'-\', starting with a letter or digit', 'help status'],
+  ['a mistyped config action', ['config', 'chek'], "config: unknown action 'chek' (check or show); did you mean 'check'?", 'help config'],
+  ['a config action too many', ['config', 'check', 'now'], "config: unexpected argument 'now'", 'help config'],
   ['a bad DURATION', ['stop', '--timeout', 'soon'], "stop: --timeout: expected a DURATION, a number and a unit, ms, s, m or h (500ms, 30s, 2m, 1h); a bare number is seconds; got 'soon'", 'help stop'],
 ];
 
