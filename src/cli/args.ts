@@ -1,72 +1,11 @@
-// Command-line parsing and configuration loading shared by every command.
+// Configuration loading shared by every command (the command line itself: command-line.ts).
 
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { homedir } from 'node:os';
 import type { ConfigFlags, LoadedConfig } from '../config/types.js';
 import type { RuntimeDirPlan } from './runtime-dirs.js';
-import { UsageError } from './exit-codes.js';
-import { instanceNameProblem } from '../config/instance.js';
+import type { ParsedCommand } from './command-line.js';
 
-type Options = NonNullable<ParseArgsConfig['options']>;
-
-const COMMON: Options = {
-  config: { type: 'string' },
-  instance: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-};
-
-const COMMAND_OPTIONS: Record<string, Options> = {
-  start: {
-    foreground: { type: 'boolean' },
-    project: { type: 'string' },
-    workdir: { type: 'string' },
-    // Internal: set by `start` on the detached daemon it spawns.
-    daemonized: { type: 'boolean' },
-  },
-  stop: { timeout: { type: 'string' } },
-  status: { json: { type: 'boolean' } },
-  'restart-worker': {},
-  'stop-worker': {},
-  'start-worker': {},
-  reload: {},
-  logs: { lines: { type: 'string', short: 'n' }, follow: { type: 'boolean', short: 'f' } },
-  config: {},
-  'install-service': { enable: { type: 'boolean' }, now: { type: 'boolean' }, print: { type: 'boolean' } },
-  'uninstall-service': {},
-};
-
-export interface ParsedCommand {
-  command: string;
-  values: Record<string, string | boolean | undefined>;
-  positionals: string[];
-  /** Everything after `--` (the worker argv for `start`). */
-  rest: string[] | null;
-}
-
-export function parseCommandLine(argv: string[]): ParsedCommand | 'help' | 'version' {
-  const [first, ...tail] = argv;
-  if (first === undefined || first === '-h' || first === '--help' || first === 'help') return 'help';
-  if (first === '-V' || first === '--version' || first === 'version') return 'version';
-  const options = COMMAND_OPTIONS[first];
-  if (options === undefined) {
-    throw new UsageError(first.startsWith('-') ? `unknown option '${first}'` : `unknown command '${first}'`);
-  }
-  const dashDash = tail.indexOf('--');
-  const args = dashDash === -1 ? tail : tail.slice(0, dashDash);
-  const rest = dashDash === -1 ? null : tail.slice(dashDash + 1);
-  let parsed;
-  try {
-    parsed = parseArgs({ args, options: { ...COMMON, ...options }, allowPositionals: first === 'config', strict: true });
-  } catch (err) {
-    // node:util says e.g. "Unknown option '--x'. To specify a positional argument starting with a '-' ...".
-    throw new UsageError(`${first}: ${(err as Error).message.split('. ')[0]}`);
-  }
-  if (rest !== null && first !== 'start') throw new UsageError(`${first} takes no arguments after --`);
-  if (rest !== null && rest.length === 0) throw new UsageError('start: nothing after --; give the worker command or leave out --');
-  const instance = parsed.values.instance;
-  if (typeof instance === 'string' && instanceNameProblem(instance) !== null) throw new UsageError(`${first}: --instance: ${instanceNameProblem(instance)}`);
-  return { command: first, values: parsed.values as ParsedCommand['values'], positionals: parsed.positionals, rest };
-}
+export type { ParsedCommand } from './command-line.js';
 
 /**
  * Loads the configuration exactly as the daemon does, so every command finds the same daemon;

@@ -2,6 +2,7 @@
 
 import { ConfigError, formatProblem, type ConfigProblem } from '../config/errors.js';
 import { formatConfigShow } from '../config/show.js';
+import { closestMatch } from '../config/suggest.js';
 import type { LoadedConfig } from '../config/types.js';
 import { loadForCommand, type ParsedCommand } from './args.js';
 import { EXIT, UsageError } from './exit-codes.js';
@@ -12,10 +13,8 @@ const DIR_KEYS: readonly RuntimeDirKey[] = ['socket_path', 'pid_file', 'logs.dir
 
 export async function configCommand(p: ParsedCommand): Promise<number> {
   const [action, ...extra] = p.positionals;
-  if (extra.length > 0) throw new UsageError(`config: unexpected argument '${extra[0]}'`);
-  if (action !== 'check' && action !== 'show') {
-    throw new UsageError(action === undefined ? 'config: say check or show' : `config: unknown action '${action}' (check or show)`);
-  }
+  if (extra.length > 0) throw new UsageError(`config: unexpected argument '${extra[0]}'`, 'config');
+  if (action !== 'check' && action !== 'show') throw new UsageError(actionProblem(action), 'config');
   if (action === 'show') {
     process.stdout.write(formatConfigShow(await loadForCommand(p)));
     return EXIT.ok;
@@ -24,6 +23,12 @@ export async function configCommand(p: ParsedCommand): Promise<number> {
   writeWarnings(warnings);
   process.stdout.write(`configuration is valid (${loaded.path ?? 'no file; built-in defaults'})\n`);
   return EXIT.ok;
+}
+
+function actionProblem(action: string | undefined): string {
+  if (action === undefined) return 'config: say check or show';
+  const near = closestMatch(action, ['check', 'show']);
+  return `config: unknown action '${action}' (check or show)${near === undefined ? '' : `; did you mean '${near}'?`}`;
 }
 
 function writeWarnings(warnings: readonly ConfigProblem[]): void {

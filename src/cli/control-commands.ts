@@ -9,6 +9,7 @@ import { findDaemon, loadToFindDaemon, type ConfigForFinding, type FoundDaemon }
 import { formatStatus } from './format-status.js';
 import { escapeForTerminal } from '../log/terminal-text.js';
 import { parseDuration } from './duration.js';
+import type { LoadedConfig } from '../config/types.js';
 
 /** Actions wait for the daemon to finish them, which can take a worker's whole stop grace. */
 const ACTION_MARGIN_MS = 30_000;
@@ -21,25 +22,13 @@ export async function controlCommand(p: ParsedCommand): Promise<number> {
   const actionTimeoutMs = config.worker.stop_timeout_ms + ACTION_MARGIN_MS;
   // Command-line mistakes are usage errors, found before the daemon is asked anything.
   const stopTimeoutMs = typeof p.values.timeout === 'string'
-    ? parseDuration(p.values.timeout, '--timeout')
+    ? parseDuration(p.values.timeout, '--timeout', p.command)
     : config.worker.stop_timeout_ms + 15_000;
   try {
     const found = await findDaemon(target);
-    if (found === null) {
-      if (p.command === 'stop') {
-        process.stdout.write('autopilotd is not running; nothing to stop\n');
-        return EXIT.ok;
-      }
-      process.stderr.write(`autopilotd is not running (no daemon at ${config.socket_path})\n`);
-      return EXIT.notRunning;
-    }
+    if (found === null) return notRunning(p, target.loaded, `no daemon at ${config.socket_path}`);
     switch (p.command) {
-      case 'status': {
-        // The worker's argv and spawn error are anybody's text: escaped on a terminal, as logs are.
-        const human = formatStatus(found.status, Date.now());
-        process.stdout.write(p.values.json ? `${JSON.stringify(found.status, null, 2)}\n` : process.stdout.isTTY === true ? escapeForTerminal(human) : human);
-        return EXIT.ok;
-      }
+      case 'status': return status(p, found);
       case 'stop': return await stop(found, stopTimeoutMs);
       case 'restart-worker':
       case 'stop-worker':
@@ -52,18 +41,41 @@ export async function controlCommand(p: ParsedCommand): Promise<number> {
     }
   } catch (err) {
     if (!(err instanceof ControlError)) throw err;
-    if (err.code === 'not_running') {
-      // It was there a moment ago: it exited meanwhile.
-      if (p.command === 'stop') {
-        process.stdout.write('autopilotd is not running; nothing to stop\n');
-        return EXIT.ok;
-      }
-      process.stderr.write(`autopilotd is not running (${err.message})\n`);
-      return EXIT.notRunning;
-    }
+    // It was there a moment ago: it exited meanwhile.
+    if (err.code === 'not_running') return notRunning(p, target.loaded, err.message);
     throw new CliFailure(`${p.command} failed: ${err.message} (${err.code})`, EXIT.failure);
   }
   throw new UsageError(`unknown command '${p.command}'`);
+}
+
+/**
+ * No daemon: `stop` has nothing to do (exit 0); the others exit 3. `status --json` still prints
+ * an object, so that a script reads one shape whatever happened.
+ */
+function notRunning(p: ParsedCommand, loaded: LoadedConfig, reason: string): number {
+  if (p.command === 'stop') {
+    process.stdout.write('autopilotd is not running; nothing to stop\n');
+    return EXIT.ok;
+  }
+  if (p.command === 'status' && p.values.json === true) {
+    const { socket_path, pid_file } = loaded.config;
+    const report = { running: false, reason, config_path: loaded.path, socket_path, pid_file };
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  }
+  process.stderr.write(`autopilotd is not running (${reason})\n`);
+  return EXIT.notRunning;
+}
+
+/** Exit 0 while the worker is supervised as it should be, 4 once it is `failed`. */
+function status(p: ParsedCommand, found: FoundDaemon): number {
+  if (p.values.json === true) {
+    process.stdout.write(`${JSON.stringify({ running: true, ...found.status }, null, 2)}\n`);
+  } else {
+    // The worker's argv and spawn error are anybody's text: escaped on a terminal, as logs are.
+    const human = formatStatus(found.status, Date.now());
+    process.stdout.write(process.stdout.isTTY === true ? escapeForTerminal(human) : human);
+  }
+  return found.status.worker.state === 'failed' ? EXIT.workerFailed : EXIT.ok;
 }
 
 async function loadForReload(p: ParsedCommand): Promise<ConfigForFinding> {

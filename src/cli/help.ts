@@ -1,4 +1,6 @@
-// Help texts. One per command; `autopilotd <cmd> --help` prints it.
+// Help texts. One per command; `autopilotd help <cmd>` and `autopilotd <cmd> --help` print it.
+
+import { DURATION_SYNTAX } from './duration.js';
 
 export const MAIN_HELP = `autopilotd: keeps an autonomous coding worker alive and the machine healthy
 
@@ -6,9 +8,11 @@ Usage: autopilotd <command> [options]
 
 Commands:
   start [--foreground]    start the daemon (in the background unless --foreground)
-  stop                    shut the daemon down, stopping the worker's whole process tree
-  status [--json]         show the daemon and worker state (exit 3 when no daemon runs)
-  restart-worker          gracefully restart the worker (resets the backoff)
+  stop [--timeout DURATION]
+                          shut the daemon down, stopping the worker's whole process tree
+  status [--json]         show the daemon and worker state (exit 3 when no daemon runs, 4 when
+                          the worker is failed)
+  restart-worker          gracefully restart the worker (resets the backoff); short: restart
   stop-worker             stop the worker's tree; the daemon keeps running
   start-worker            start the worker again after stop-worker
   reload                  re-read the configuration (the old one stays if the new is invalid)
@@ -18,15 +22,19 @@ Commands:
                           write the systemd user unit of this installation and reload the manager
   uninstall-service [--instance NAME]
                           stop, disable and remove it
+  help [COMMAND]          this help, or the help of COMMAND
 
-Options for every command:
+Options for every command, before or after it:
   --config PATH           configuration file (default ~/.autopilot/daemon.toml, or $AUTOPILOTD_CONFIG)
   --instance NAME         one of several daemons: reads ~/.autopilot/NAME.toml, with its own socket,
                           PID file and logs (~/.autopilot/autopilotd@NAME.*); the unit autopilotd@NAME
   -h, --help              help for the command
   -V, --version           print the version
 
-Exit codes: 0 ok, 1 failure, 3 not running, 64 bad usage, 78 bad configuration.
+DURATION: ${DURATION_SYNTAX}.
+
+Exit codes: 0 ok, 1 failure, 3 not running, 4 the worker is failed (status), 64 bad usage,
+78 bad configuration.
 `;
 
 export const COMMAND_HELP: Record<string, string> = {
@@ -36,17 +44,21 @@ Starts the daemon. Without --foreground it detaches, logs to the log directory, 
 daemon listens and the worker was spawned, printing the daemon PID. A worker argv after -- replaces
 worker.command.
 `,
-  stop: `Usage: autopilotd stop [--timeout SECONDS] [--config P]
+  stop: `Usage: autopilotd stop [--timeout DURATION] [--config P]
 
 Asks the daemon to shut down (worker tree stopped: SIGTERM, grace, SIGKILL) and waits until it exited.
---timeout defaults to worker.stop_timeout_ms plus 15 s. Exit 0 also when no daemon was running.
+--timeout DURATION  how long to wait; default worker.stop_timeout_ms plus 15 s.
+DURATION: ${DURATION_SYNTAX}.
+Exit 0 also when no daemon was running.
 `,
   status: `Usage: autopilotd status [--json] [--config P]
 
 Shows daemon and worker state, restarts by cause, memory and the next restart.
---json prints the raw status data. Exit 0 when running, 3 when no daemon runs.
+--json prints the raw status data with "running": true; with no daemon, an object
+{"running": false, "reason", "config_path", "socket_path", "pid_file"}.
+Exit 0 when running, 4 when the worker is failed (still retried), 3 when no daemon runs.
 `,
-  'restart-worker': 'Usage: autopilotd restart-worker [--config P]\n\nStops the worker tree gracefully and starts it at once; resets the backoff.\n',
+  'restart-worker': 'Usage: autopilotd restart-worker [--config P]\n       autopilotd restart [--config P]\n\nStops the worker tree gracefully and starts it at once; resets the backoff.\n',
   'stop-worker': 'Usage: autopilotd stop-worker [--config P]\n\nStops the worker tree; the daemon keeps running with the worker stopped.\n',
   'start-worker': 'Usage: autopilotd start-worker [--config P]\n\nStarts the worker (after stop-worker, or now instead of after the backoff delay).\n',
   reload: 'Usage: autopilotd reload [--config P]\n\nRe-reads the configuration. Memory and restart settings apply at once, worker settings at the\nnext start. An invalid file is rejected and the old configuration stays.\n',

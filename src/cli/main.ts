@@ -4,23 +4,20 @@
 import { VERSION } from '../version.js';
 import { COMMAND_HELP, MAIN_HELP } from './help.js';
 import { CliFailure, EXIT, UsageError } from './exit-codes.js';
-import { parseCommandLine } from './args.js';
+import { parseCommandLine } from './command-line.js';
 import { escapeForTerminal } from '../log/terminal-text.js';
 
 async function run(argv: string[]): Promise<number> {
-  const parsed = parseCommandLine(argv);
-  if (parsed === 'help') {
-    process.stdout.write(MAIN_HELP);
+  const line = parseCommandLine(argv);
+  if (line.kind === 'help') {
+    process.stdout.write(line.command === null ? MAIN_HELP : COMMAND_HELP[line.command] ?? MAIN_HELP);
     return EXIT.ok;
   }
-  if (parsed === 'version') {
+  if (line.kind === 'version') {
     process.stdout.write(`autopilotd ${VERSION}\n`);
     return EXIT.ok;
   }
-  if (parsed.values.help) {
-    process.stdout.write(COMMAND_HELP[parsed.command] ?? MAIN_HELP);
-    return EXIT.ok;
-  }
+  const { parsed } = line;
   switch (parsed.command) {
     case 'start': return (await import('./start.js')).startCommand(parsed);
     case 'config': return (await import('./config-command.js')).configCommand(parsed);
@@ -51,7 +48,7 @@ function writeError(text: string): void {
 
 function reportError(err: unknown): number {
   if (err instanceof UsageError) {
-    writeError(`autopilotd: ${err.message}\nTry 'autopilotd --help'.\n`);
+    writeError(`autopilotd: ${err.message}\nTry 'autopilotd ${err.command === null ? '--help' : `help ${err.command}`}'.\n`);
     return err.exitCode;
   }
   const e = err as Error & { exitCode?: unknown; code?: unknown };

@@ -65,7 +65,8 @@ test('start daemonizes and returns once the worker runs; status reports it; stop
     const s = JSON.parse(r.stdout) as StatusData;
     return s.memory === null ? null : s;
   });
-  assert.deepEqual(keys(status), ['daemon', 'memory', 'restarts', 'worker']);
+  // `running` is the CLI's (no daemon: {"running": false, ...}); the rest is the protocol's reply.
+  assert.deepEqual(keys(status), ['daemon', 'memory', 'restarts', 'running', 'worker']);
   assert.deepEqual(keys(status.daemon), ['config_path', 'log_target', 'native', 'pid', 'started_at', 'uptime_ms', 'version']);
   assert.deepEqual(keys(status.worker), ['command', 'consecutive_failures', 'generation', 'last_exit', 'next_restart_at', 'pid', 'started_at', 'state', 'uptime_ms']);
   assert.deepEqual(keys(status.restarts), ['crash', 'health', 'hold', 'memory', 'operator', 'recycle', 'total']);
