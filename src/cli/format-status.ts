@@ -24,6 +24,14 @@ export function formatBytes(bytes: number): string {
   return i === 0 ? `${v} B` : `${v.toFixed(1)} ${units[i]}`;
 }
 
+/**
+ * ` (+1.2 GiB swap)` when some is swapped out; nothing at 0, or from an older daemon that does not
+ * send the field (undefined), as most machines have no swap and the line would only grow.
+ */
+function swapText(swapBytes: number | null | undefined): string {
+  return swapBytes === null || swapBytes === undefined || swapBytes <= 0 ? '' : ` (+${formatBytes(swapBytes)} swap)`;
+}
+
 const ago = (iso: string, nowMs: number): string => `${formatDuration(Math.max(0, nowMs - Date.parse(iso)))} ago`;
 
 /** What the worker asked for by its exit code, while that still decides its state. */
@@ -71,12 +79,12 @@ export function formatStatus(s: StatusData, nowMs: number): string {
   if (m) {
     const avail = m.available_bytes === null ? '?' : formatBytes(m.available_bytes);
     const psi = m.psi ? `; pressure some ${m.psi.some_avg10.toFixed(2)}%` : '';
-    const tree = m.tree_rss_bytes === null ? '' : `; worker tree ${formatBytes(m.tree_rss_bytes)} in ${m.tree_processes} processes`;
+    const tree = m.tree_rss_bytes === null ? '' : `; worker tree ${formatBytes(m.tree_rss_bytes)}${swapText(m.tree_swap_bytes)} in ${m.tree_processes} processes`;
     lines.push(`  memory:    ${m.level}; available ${avail}${psi}${tree}`);
-    if (m.top.length > 0) lines.push(`  largest:   ${m.top.map((p) => `${p.comm}[${p.pid}] ${formatBytes(p.rss_bytes)}`).join(', ')}`);
+    if (m.top.length > 0) lines.push(`  largest:   ${m.top.map((p) => `${p.comm}[${p.pid}] ${formatBytes(p.rss_bytes)}${swapText(p.swap_bytes)}`).join(', ')}`);
     if (m.last_action) {
       const a = m.last_action;
-      const who = a.pid === null ? '' : ` ${a.comm ?? '?'}[${a.pid}]${a.rss_bytes === null ? '' : ` ${formatBytes(a.rss_bytes)}`}`;
+      const who = a.pid === null ? '' : ` ${a.comm ?? '?'}[${a.pid}]${a.rss_bytes === null ? '' : ` ${formatBytes(a.rss_bytes)}${swapText(a.swap_bytes)}`}`;
       lines.push(`  last memory action: ${a.kind}${who} (${a.reason}), ${ago(a.at, nowMs)}`);
     }
   }

@@ -25,7 +25,7 @@ export interface MemoryConfig {
   psi_some_avg10: number | null;
   kill_grace_ms: number;
   cooldown_ms: number;
-  /** Whole worker tree RSS above which the worker is restarted; null = no limit. */
+  /** Whole worker tree RSS + swap above which the worker is restarted; null = no limit. */
   worker_max_bytes: number | null;
   hog_scope: HogScope;
   hog_names: string[];

@@ -253,6 +253,8 @@ export interface ProcessMemory {
   pid: number;
   comm: string;
   rss_bytes: number;
+  /** Swapped out (VmSwap), not part of rss_bytes. */
+  swap_bytes: number;
 }
 
 export interface MemoryActionStatus {
@@ -262,6 +264,8 @@ export interface MemoryActionStatus {
   pid: number | null;
   comm: string | null;
   rss_bytes: number | null;
+  /** The victim's swap, or the tree's for a restart. */
+  swap_bytes: number | null;
   at: string;
 }
 
@@ -271,6 +275,8 @@ export interface MemoryStatus {
   available_bytes: number | null;
   psi: PsiStatus | null;
   tree_rss_bytes: number | null;
+  /** Swapped out (VmSwap) over the tree, not part of tree_rss_bytes; the limit compares with the sum. */
+  tree_swap_bytes: number | null;
   tree_processes: number | null;
   top: ProcessMemory[];
   last_action: MemoryActionStatus | null;

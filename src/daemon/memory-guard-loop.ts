@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import type { Config } from '../config/types.js';
 import type { MemoryStatus } from '../control/protocol.js';
 import type { Logger } from '../log/logger.js';
-import type { ProcessInfo, ProcTable } from '../os/proc-table.js';
+import type { ProcessInfo, ProcTable, SampledProcess } from '../os/proc-table.js';
 import { findTree, sameProcess, type TreeIdentity } from '../os/process-tree.js';
 import { ProcessHandles } from '../os/process-handles.js';
 import { TreeTracker } from '../os/tree-tracker.js';
@@ -15,7 +15,7 @@ import {
   initialMemoryGuardState, stepMemoryGuard,
   type KillAction, type MemoryGuardInput, type MemoryGuardState, type MemoryGuardStep, type RestartWorkerAction,
 } from '../policy/memory-guard.js';
-import { topProcesses, treeRssBytes, type MemorySample } from '../policy/memory-sample.js';
+import { topProcesses, treeRssBytes, treeSwapBytes, type MemorySample } from '../policy/memory-sample.js';
 import { thresholdWarnings } from '../policy/memory-thresholds.js';
 
 export interface MemoryGuardDeps {
@@ -39,7 +39,7 @@ const AFTER_KILL_WAIT_MS = 2000;
 interface Observation {
   sample: MemorySample;
   /** Tree members and extra candidates by pid, to signal exactly the process that was sampled. */
-  processes: Map<number, ProcessInfo>;
+  processes: Map<number, SampledProcess>;
 }
 
 export class MemoryGuardLoop {
@@ -94,10 +94,12 @@ export class MemoryGuardLoop {
       available_bytes: s.availableBytes,
       psi: s.psi === null ? null : { some_avg10: s.psi.someAvg10, full_avg10: s.psi.fullAvg10 },
       tree_rss_bytes: treeRssBytes(s.tree),
+      tree_swap_bytes: treeSwapBytes(s.tree),
       tree_processes: s.tree.length,
-      top: topProcesses(s.tree, 3).map((p) => ({ pid: p.pid, comm: p.comm, rss_bytes: p.rssBytes })),
+      top: topProcesses(s.tree, 3).map((p) => ({ pid: p.pid, comm: p.comm, rss_bytes: p.rssBytes, swap_bytes: p.swapBytes })),
       last_action: a === null ? null : {
-        kind: a.kind, reason: a.reason, pid: a.pid, comm: a.comm, rss_bytes: a.rssBytes, at: new Date(wallClockOf(a.atMs)).toISOString(),
+        kind: a.kind, reason: a.reason, pid: a.pid, comm: a.comm, rss_bytes: a.rssBytes, swap_bytes: a.swapBytes,
+        at: new Date(wallClockOf(a.atMs)).toISOString(),
       },
     };
   }
@@ -132,13 +134,13 @@ export class MemoryGuardLoop {
     this.state = step.state;
     const log = this.deps.logger;
     if (!('kind' in input)) {
-      const tree = treeRssBytes(input.tree);
+      const tree = { treeRssBytes: treeRssBytes(input.tree), treeSwapBytes: treeSwapBytes(input.tree) };
       if (log.enabled('debug')) {
-        log.emit({ kind: 'memory-sample', level: step.level ?? 'ok', availableBytes: input.availableBytes, treeRssBytes: tree, treeProcesses: input.tree.length, nextPollMs: step.nextPollMs });
+        log.emit({ kind: 'memory-sample', level: step.level ?? 'ok', availableBytes: input.availableBytes, ...tree, treeProcesses: input.tree.length, nextPollMs: step.nextPollMs });
       }
       // Polling loops log when the verdict changes, not on every tick.
       if (step.verdict !== before && step.verdict !== 'kill' && step.verdict !== 'restart') {
-        log.emit({ kind: 'memory-verdict', level: step.level ?? 'ok', verdict: step.verdict, availableBytes: input.availableBytes, treeRssBytes: tree });
+        log.emit({ kind: 'memory-verdict', level: step.level ?? 'ok', verdict: step.verdict, availableBytes: input.availableBytes, ...tree });
       }
     }
     return step;
@@ -152,8 +154,9 @@ export class MemoryGuardLoop {
     // see TreeTracker.
     const procs = this.config.memory.hog_scope === 'user' ? table.scan() : null;
     const identity = this.deps.treeIdentity();
-    const members = procs !== null ? findTree(table, identity, procs) : this.tree.sample(identity, performance.now()).members;
-    const processes = new Map<number, ProcessInfo>(members.map((p) => [p.pid, p]));
+    const found = procs !== null ? findTree(table, identity, procs) : this.tree.sample(identity, performance.now()).members;
+    const members = this.withSwap(found, mem.swapTotalBytes);
+    const processes = new Map<number, SampledProcess>(members.map((p) => [p.pid, p]));
     const extraCandidates: MemorySample['extraCandidates'][number][] = [];
     if (procs !== null) {
       // Only when configured: same-UID processes outside the tree, by name, never the daemon or its ancestors.
@@ -162,8 +165,9 @@ export class MemoryGuardLoop {
       for (const p of procs) {
         if (!names.has(p.comm) || processes.has(p.pid) || protectedPids.has(p.pid) || p.state === 'Z') continue;
         if (table.uidOf(p.pid) !== uid) continue;
-        processes.set(p.pid, p);
-        extraCandidates.push({ pid: p.pid, comm: p.comm, rssBytes: p.rssBytes });
+        const [sampled] = this.withSwap([p], mem.swapTotalBytes);
+        processes.set(p.pid, sampled!);
+        extraCandidates.push({ pid: p.pid, comm: p.comm, rssBytes: p.rssBytes, swapBytes: sampled!.swapBytes });
       }
     }
     return {
@@ -173,10 +177,19 @@ export class MemoryGuardLoop {
         availableBytes: mem.availableBytes,
         totalBytes: mem.totalBytes,
         psi: table.pressure(),
-        tree: members.map((p) => ({ pid: p.pid, comm: p.comm, rssBytes: p.rssBytes, isWorkerMain: sameProcess(identity.root, p) })),
+        tree: members.map((p) => ({ pid: p.pid, comm: p.comm, rssBytes: p.rssBytes, swapBytes: p.swapBytes, isWorkerMain: sameProcess(identity.root, p) })),
         extraCandidates,
       },
     };
+  }
+
+  /**
+   * Swap is read for the sampled processes only (a status read each, about as much as their stat
+   * read), never for a full scan; and not at all while no swap is configured (SwapTotal 0, as on
+   * many servers): then no process can have any.
+   */
+  private withSwap(procs: ProcessInfo[], swapTotalBytes: number): SampledProcess[] {
+    return swapTotalBytes > 0 ? this.deps.table.withSwap(procs) : procs.map((p) => ({ ...p, swapBytes: 0 }));
   }
 
   private async kill(action: KillAction): Promise<void> {
@@ -184,9 +197,13 @@ export class MemoryGuardLoop {
     const victim = this.last?.processes.get(action.pid);
     const before = this.last!.sample;
     const treeBefore = treeRssBytes(before.tree);
+    const swapBefore = treeSwapBytes(before.tree);
     const m = this.config.memory;
     const thresholdBytes = action.reason === 'critical' ? m.critical_threshold_bytes : m.min_available_bytes;
-    logger.emit({ kind: 'memory-kill', pid: action.pid, comm: action.comm, rssBytes: action.rssBytes, reason: action.reason, availableBytes: action.availableBytes, thresholdBytes, treeRssBytes: treeBefore });
+    logger.emit({
+      kind: 'memory-kill', pid: action.pid, comm: action.comm, rssBytes: action.rssBytes, swapBytes: action.swapBytes,
+      reason: action.reason, availableBytes: action.availableBytes, thresholdBytes, treeRssBytes: treeBefore, treeSwapBytes: swapBefore,
+    });
     // The victim's pidfd, opened at the SIGTERM and checked against the sample, carries the SIGKILL
     // too: a victim that exits during the grace leaves its pid to no one we would hit (issue #18).
     const handles = new ProcessHandles(table);
@@ -213,6 +230,7 @@ export class MemoryGuardLoop {
         kind: 'memory-kill-done', pid: action.pid,
         availableBefore: before.availableBytes, availableAfter: after.sample.availableBytes,
         treeRssBefore: treeBefore, treeRssAfter: treeRssBytes(after.sample.tree),
+        treeSwapBefore: swapBefore, treeSwapAfter: treeSwapBytes(after.sample.tree),
       });
     } catch (err) {
       logger.emit({ kind: 'internal-error', message: `memory guard: reading memory after killing pid ${action.pid}: ${(err as Error).message}` });
@@ -224,7 +242,10 @@ export class MemoryGuardLoop {
     const { logger } = this.deps;
     if (this.deps.workerRunning()) {
       const limit = action.reason === 'tree_limit' ? this.config.memory.worker_max_bytes : null;
-      logger.emit({ kind: 'memory-restart', reason: action.reason, availableBytes: action.availableBytes, treeRssBytes: action.treeRssBytes, limitBytes: limit });
+      logger.emit({
+        kind: 'memory-restart', reason: action.reason, availableBytes: action.availableBytes,
+        treeRssBytes: action.treeRssBytes, treeSwapBytes: action.treeSwapBytes, limitBytes: limit,
+      });
       try {
         await this.deps.restartWorker();
         // The old tree is gone by now (the new worker waits out its backoff): the figures after.
@@ -234,6 +255,7 @@ export class MemoryGuardLoop {
           kind: 'memory-restart-done',
           availableBefore: action.availableBytes, availableAfter: after.sample.availableBytes,
           treeRssBefore: action.treeRssBytes, treeRssAfter: treeRssBytes(after.sample.tree),
+          treeSwapBefore: action.treeSwapBytes, treeSwapAfter: treeSwapBytes(after.sample.tree),
         });
       } catch (err) {
         logger.emit({ kind: 'internal-error', message: `memory guard: restarting the worker: ${(err as Error).message}` });
@@ -244,7 +266,7 @@ export class MemoryGuardLoop {
 }
 
 /** Waits until the sampled process (same pid and start time) is gone or a zombie; false on timeout. */
-async function waitGone(table: ProcTable, proc: ProcessInfo, timeoutMs: number): Promise<boolean> {
+async function waitGone(table: ProcTable, proc: SampledProcess, timeoutMs: number): Promise<boolean> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     const now = table.read(proc.pid);

@@ -104,7 +104,7 @@ export class ServiceNotify {
         state: w.state, pid: w.pid, generation: w.generation, consecutiveFailures: w.consecutiveFailures,
         retryInMs: w.nextStartAtMs === null ? null : Math.max(0, w.nextStartAtMs - supervisor.clockMs()),
       },
-      memory: m === null ? null : { level: m.level, availableBytes: m.available_bytes, treeRssBytes: m.tree_rss_bytes, treeProcesses: m.tree_processes },
+      memory: m === null ? null : { level: m.level, availableBytes: m.available_bytes, treeRssBytes: m.tree_rss_bytes, treeSwapBytes: m.tree_swap_bytes, treeProcesses: m.tree_processes },
       action: this.action,
     });
   }
@@ -112,9 +112,9 @@ export class ServiceNotify {
 
 function actionOf(e: LogEvent): ServiceAction | null {
   switch (e.kind) {
-    case 'memory-kill': return { kind: 'memory-kill', reason: e.reason, comm: e.comm, pid: e.pid, rssBytes: e.rssBytes };
+    case 'memory-kill': return { kind: 'memory-kill', reason: e.reason, comm: e.comm, pid: e.pid, rssBytes: e.rssBytes, swapBytes: e.swapBytes };
     case 'memory-kill-escalated': return { kind: 'memory-kill-escalated', comm: e.comm, pid: e.pid };
-    case 'memory-restart': return { kind: 'memory-restart', reason: e.reason, treeRssBytes: e.treeRssBytes, limitBytes: e.reason === 'tree_limit' ? e.limitBytes : null };
+    case 'memory-restart': return { kind: 'memory-restart', reason: e.reason, treeRssBytes: e.treeRssBytes, treeSwapBytes: e.treeSwapBytes, limitBytes: e.reason === 'tree_limit' ? e.limitBytes : null };
     // Crash restarts read as "worker backoff"; a health restart is an action of its own.
     case 'restart-scheduled': return e.cause === 'health' ? { kind: 'restart', cause: e.cause } : null;
     // A recycle starts the next run at once: no restart is scheduled, so its own event says it.

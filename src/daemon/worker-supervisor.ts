@@ -386,14 +386,14 @@ export class WorkerSupervisor {
       switch (e.kind) {
         case 'term_sent': return deps.logger.emit({ kind: 'tree-term-sent', pgid: e.pgid, pids: e.pids });
         case 'kill_sent': return deps.logger.emit({ kind: 'tree-kill-sent', pids: e.pids, afterMs: e.afterMs });
-        case 'tree_over_limit': return deps.logger.emit({ kind: 'tree-over-limit', treeRssBytes: e.treeRssBytes, limitBytes: e.limitBytes, afterMs: e.afterMs });
+        case 'tree_over_limit': return deps.logger.emit({ kind: 'tree-over-limit', treeRssBytes: e.treeRssBytes, treeSwapBytes: e.treeSwapBytes, limitBytes: e.limitBytes, afterMs: e.afterMs });
         case 'survivors_killed': return deps.logger.emit({ kind: 'tree-survivors-killed', pids: e.pids });
         case 'tree_gone': return deps.logger.emit({ kind: 'tree-gone', durationMs: e.durationMs });
         case 'survivors_remain': return; // logged once from the report, below
       }
     };
-    const killAboveRssBytes = treeStopKillAboveBytes(this.config.memory.worker_max_bytes);
-    stopTree({ table: deps.table, identity: this.treeIdentity(), graceMs: this.config.worker.stop_timeout_ms, onEvent, force: abort.signal, killAboveRssBytes })
+    const killAboveTreeBytes = treeStopKillAboveBytes(this.config.memory.worker_max_bytes);
+    stopTree({ table: deps.table, identity: this.treeIdentity(), graceMs: this.config.worker.stop_timeout_ms, onEvent, force: abort.signal, killAboveTreeBytes })
       .then((report) => {
         if (report.survivors.length > 0) deps.logger.emit({ kind: 'tree-survivors-left', pids: report.survivors });
       }, (err: Error) => {

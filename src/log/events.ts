@@ -36,17 +36,17 @@ export type LogEvent =
   | { kind: 'worker-output-dropped'; lines: number }
   | { kind: 'tree-term-sent'; pgid: number | null; pids: number[] }
   | { kind: 'tree-kill-sent'; pids: number[]; afterMs: number }
-  | { kind: 'tree-over-limit'; treeRssBytes: number; limitBytes: number; afterMs: number }
+  | { kind: 'tree-over-limit'; treeRssBytes: number; treeSwapBytes: number; limitBytes: number; afterMs: number }
   | { kind: 'tree-survivors-killed'; pids: number[] }
   | { kind: 'tree-gone'; durationMs: number }
   | { kind: 'tree-survivors-left'; pids: number[] }
-  | { kind: 'memory-sample'; level: string; availableBytes: number; treeRssBytes: number; treeProcesses: number; nextPollMs: number }
-  | { kind: 'memory-verdict'; level: string; verdict: string; availableBytes: number; treeRssBytes: number }
-  | { kind: 'memory-kill'; pid: number; comm: string; rssBytes: number; reason: string; availableBytes: number; thresholdBytes: number; treeRssBytes: number }
+  | { kind: 'memory-sample'; level: string; availableBytes: number; treeRssBytes: number; treeSwapBytes: number; treeProcesses: number; nextPollMs: number }
+  | { kind: 'memory-verdict'; level: string; verdict: string; availableBytes: number; treeRssBytes: number; treeSwapBytes: number }
+  | { kind: 'memory-kill'; pid: number; comm: string; rssBytes: number; swapBytes: number; reason: string; availableBytes: number; thresholdBytes: number; treeRssBytes: number; treeSwapBytes: number }
   | { kind: 'memory-kill-escalated'; pid: number; comm: string; graceMs: number }
-  | { kind: 'memory-kill-done'; pid: number; availableBefore: number; availableAfter: number; treeRssBefore: number; treeRssAfter: number }
-  | { kind: 'memory-restart'; reason: string; availableBytes: number; treeRssBytes: number; limitBytes: number | null }
-  | { kind: 'memory-restart-done'; availableBefore: number; availableAfter: number; treeRssBefore: number; treeRssAfter: number }
+  | { kind: 'memory-kill-done'; pid: number; availableBefore: number; availableAfter: number; treeRssBefore: number; treeRssAfter: number; treeSwapBefore: number; treeSwapAfter: number }
+  | { kind: 'memory-restart'; reason: string; availableBytes: number; treeRssBytes: number; treeSwapBytes: number; limitBytes: number | null }
+  | { kind: 'memory-restart-done'; availableBefore: number; availableAfter: number; treeRssBefore: number; treeRssAfter: number; treeSwapBefore: number; treeSwapAfter: number }
   | { kind: 'memory-threshold-warning'; message: string }
   | { kind: 'notify-sent'; event: string; durationMs: number; suppressed: number }
   /** Left out by the rate limit or because one for the same kind still runs; counted into the next. */
@@ -113,17 +113,17 @@ export const FORMATS: Formats = {
   'worker-output-dropped': { level: 'warn', text: (e) => ['worker output lines dropped', { lines: e.lines }] },
   'tree-term-sent': { level: 'info', text: (e) => ['SIGTERM sent to the worker tree', { pgid: e.pgid, pids: e.pids }] },
   'tree-kill-sent': { level: 'warn', text: (e) => [`SIGKILL sent after ${e.afterMs} ms`, { pids: e.pids }] },
-  'tree-over-limit': { level: 'warn', text: (e) => ['tree over limit during the grace: SIGKILL now', { tree_rss: mib(e.treeRssBytes), kill_above: mib(e.limitBytes), after_ms: e.afterMs }] },
+  'tree-over-limit': { level: 'warn', text: (e) => ['tree over limit during the grace: SIGKILL now', { tree_rss: mib(e.treeRssBytes), tree_swap: mib(e.treeSwapBytes), kill_above: mib(e.limitBytes), after_ms: e.afterMs }] },
   'tree-survivors-killed': { level: 'warn', text: (e) => ['escaped tree members found and killed', { pids: e.pids }] },
   'tree-gone': { level: 'info', text: (e) => ['worker tree gone', { took_ms: e.durationMs }] },
   'tree-survivors-left': { level: 'error', text: (e) => ['worker tree members survived SIGKILL', { pids: e.pids }] },
-  'memory-sample': { level: 'debug', text: (e) => ['memory', { level: e.level, available: mib(e.availableBytes), tree_rss: mib(e.treeRssBytes), tree_processes: e.treeProcesses, next_poll_ms: e.nextPollMs }] },
-  'memory-verdict': { level: 'info', text: (e) => [e.verdict === e.level ? `memory ${e.level}` : `memory ${e.level}: ${e.verdict}`, { available: mib(e.availableBytes), tree_rss: mib(e.treeRssBytes) }] },
-  'memory-kill': { level: 'warn', text: (e) => [`memory ${e.reason}: sending SIGTERM to ${e.comm}`, { pid: e.pid, rss: mib(e.rssBytes), available: mib(e.availableBytes), threshold: mib(e.thresholdBytes), tree_rss: mib(e.treeRssBytes) }] },
+  'memory-sample': { level: 'debug', text: (e) => ['memory', { level: e.level, available: mib(e.availableBytes), tree_rss: mib(e.treeRssBytes), tree_swap: mib(e.treeSwapBytes), tree_processes: e.treeProcesses, next_poll_ms: e.nextPollMs }] },
+  'memory-verdict': { level: 'info', text: (e) => [e.verdict === e.level ? `memory ${e.level}` : `memory ${e.level}: ${e.verdict}`, { available: mib(e.availableBytes), tree_rss: mib(e.treeRssBytes), tree_swap: mib(e.treeSwapBytes) }] },
+  'memory-kill': { level: 'warn', text: (e) => [`memory ${e.reason}: sending SIGTERM to ${e.comm}`, { pid: e.pid, rss: mib(e.rssBytes), swap: mib(e.swapBytes), available: mib(e.availableBytes), threshold: mib(e.thresholdBytes), tree_rss: mib(e.treeRssBytes), tree_swap: mib(e.treeSwapBytes) }] },
   'memory-kill-escalated': { level: 'warn', text: (e) => [`memory: ${e.comm} ignored SIGTERM for ${e.graceMs} ms; sending SIGKILL`, { pid: e.pid }] },
-  'memory-kill-done': { level: 'warn', text: (e) => ['memory: victim gone', { pid: e.pid, available_before: mib(e.availableBefore), available_after: mib(e.availableAfter), tree_rss_before: mib(e.treeRssBefore), tree_rss_after: mib(e.treeRssAfter) }] },
-  'memory-restart': { level: 'warn', text: (e) => [`memory ${e.reason}: restarting the worker`, { available: mib(e.availableBytes), tree_rss: mib(e.treeRssBytes), limit: e.limitBytes === null ? null : mib(e.limitBytes) }] },
-  'memory-restart-done': { level: 'warn', text: (e) => ['memory: old worker tree gone', { available_before: mib(e.availableBefore), available_after: mib(e.availableAfter), tree_rss_before: mib(e.treeRssBefore), tree_rss_after: mib(e.treeRssAfter) }] },
+  'memory-kill-done': { level: 'warn', text: (e) => ['memory: victim gone', { pid: e.pid, available_before: mib(e.availableBefore), available_after: mib(e.availableAfter), tree_rss_before: mib(e.treeRssBefore), tree_rss_after: mib(e.treeRssAfter), tree_swap_before: mib(e.treeSwapBefore), tree_swap_after: mib(e.treeSwapAfter) }] },
+  'memory-restart': { level: 'warn', text: (e) => [`memory ${e.reason}: restarting the worker`, { available: mib(e.availableBytes), tree_rss: mib(e.treeRssBytes), tree_swap: mib(e.treeSwapBytes), limit: e.limitBytes === null ? null : mib(e.limitBytes) }] },
+  'memory-restart-done': { level: 'warn', text: (e) => ['memory: old worker tree gone', { available_before: mib(e.availableBefore), available_after: mib(e.availableAfter), tree_rss_before: mib(e.treeRssBefore), tree_rss_after: mib(e.treeRssAfter), tree_swap_before: mib(e.treeSwapBefore), tree_swap_after: mib(e.treeSwapAfter) }] },
   'memory-threshold-warning': { level: 'warn', text: (e) => [e.message] },
   'notify-sent': { level: 'info', text: (e) => [`notify command for ${e.event} done`, { took_ms: e.durationMs, suppressed: e.suppressed }] },
   'notify-suppressed': { level: 'info', text: (e) => [`notify ${e.event} suppressed (${e.reason}); counted into the next`, { suppressed: e.suppressed }] },

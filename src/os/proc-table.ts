@@ -24,6 +24,16 @@ export interface ProcessInfo {
 }
 
 /**
+ * A process as the memory figures see it: its stat, plus VmSwap from /proc/<pid>/status. Read only
+ * for the processes being sampled (tree members, named candidates), never for a full scan: a status
+ * read costs about as much again as the stat read.
+ */
+export interface SampledProcess extends ProcessInfo {
+  /** Bytes of its memory swapped out (not part of rssBytes); 0 when the kernel shows none. */
+  swapBytes: number;
+}
+
+/**
  * What /proc/<pid>/environ says of one NAME=VALUE entry. `empty`: zero bytes, which is what a
  * process with no memory (kernel thread, exiting) shows, and what any process shows while inside
  * execve: between the switch to its new memory and the copy of its new environment (exec_mmap to
@@ -34,6 +44,8 @@ export type EnvMarker = 'present' | 'absent' | 'empty' | null;
 export interface MemInfo {
   totalBytes: number;
   availableBytes: number;
+  /** Swap space configured (SwapTotal; 0 when missing). With none, no process can have VmSwap above 0. */
+  swapTotalBytes: number;
 }
 
 /** Percent of wall time (0-100) over the last 10 s, from /proc/pressure/memory. */
@@ -64,6 +76,9 @@ const NEWLINE = 0x0a;
 const OPEN_PAREN = 0x28;
 const ZERO = 0x30;
 const NINE = 0x39;
+const TAB = 0x09;
+/** The status line of the swapped-out anonymous memory (Linux 2.6.34+), in kB. */
+const VM_SWAP = Buffer.from('\nVmSwap:', 'latin1');
 
 // Fields after the comm's closing ')', counted from 0 (= state, stat field 3); see proc(5).
 const F_PPID = 1;
@@ -153,6 +168,34 @@ export class ProcTable {
   }
 
   /**
+   * VmSwap of /proc/<pid>/status in bytes: 0 when the status has no VmSwap line (a kernel thread or
+   * a zombie, which have no memory; a kernel before 2.6.34); null when the process is gone.
+   */
+  swapBytes(pid: number): number | null {
+    const path = `${this.procRoot}/${pid}/status`;
+    const length = this.readFile(path);
+    if (length === null) return null;
+    const data = this.buf.subarray(0, length);
+    const at = data.indexOf(VM_SWAP);
+    if (at === -1) return 0;
+    let i = at + VM_SWAP.length;
+    while (data[i] === SPACE || data[i] === TAB) i++;
+    const start = i;
+    let kib = 0;
+    for (let c = data[i] ?? 0; c >= ZERO && c <= NINE; c = data[++i] ?? 0) kib = kib * 10 + (c - ZERO);
+    if (i === start) throw new Error(`malformed ${path}: VmSwap is not a number`);
+    return kib * 1024;
+  }
+
+  /**
+   * The processes with their swap (one status read each). A process gone since its stat was read
+   * keeps swap 0: it was a member when sampled, and the next sample drops it.
+   */
+  withSwap(procs: readonly ProcessInfo[]): SampledProcess[] {
+    return procs.map((p) => ({ ...p, swapBytes: this.swapBytes(p.pid) ?? 0 }));
+  }
+
+  /**
    * Whether NAME=VALUE is one of the NUL-separated entries of /proc/<pid>/environ (the environment
    * the process was exec'd with). null when the process is gone or its environ is not readable;
    * an empty environ is `false` (see envMarker to tell it apart).
@@ -214,7 +257,7 @@ export class ProcTable {
     if (totalBytes === null) throw new Error(`malformed ${path}: no MemTotal`);
     // MemAvailable exists since Linux 3.14; before that, free + page cache is the usual estimate.
     const availableBytes = kib('MemAvailable') ?? (kib('MemFree') ?? 0) + (kib('Buffers') ?? 0) + (kib('Cached') ?? 0);
-    return { totalBytes, availableBytes };
+    return { totalBytes, availableBytes, swapTotalBytes: kib('SwapTotal') ?? 0 };
   }
 
   /**

@@ -18,8 +18,8 @@ import { signalGroup, signalIfSame, type SignalName } from './signal.js';
 export type TreeStopEvent =
   | { kind: 'term_sent'; pids: number[]; pgid: number | null }
   | { kind: 'kill_sent'; pids: number[]; afterMs: number }
-  /** The tree's RSS passed `killAboveRssBytes` during the grace: the grace ends, SIGKILL follows. */
-  | { kind: 'tree_over_limit'; treeRssBytes: number; limitBytes: number; afterMs: number }
+  /** The tree's RSS + swap passed `killAboveTreeBytes` during the grace: the grace ends, SIGKILL follows. */
+  | { kind: 'tree_over_limit'; treeRssBytes: number; treeSwapBytes: number; limitBytes: number; afterMs: number }
   /** Members that appeared after the first SIGKILL round (forked while dying) and were killed too. */
   | { kind: 'survivors_killed'; pids: number[] }
   | { kind: 'tree_gone'; durationMs: number }
@@ -35,11 +35,12 @@ export interface TreeStopOptions {
   /** Aborting it ends the grace period at once (or skips it, if already aborted). */
   force?: AbortSignal;
   /**
-   * The grace ends at the first look that finds the tree's RSS (summed over its members, from the
-   * scan each look makes) above this: a tree that keeps growing while it is asked to exit is not
-   * given the whole grace to grow in. The caller chooses the figure; null or absent: no such limit.
+   * The grace ends at the first look that finds the tree's RSS + swap (summed over its members: RSS
+   * from the scan each look makes, swap read for the members only) above this: a tree that keeps
+   * growing while it is asked to exit is not given the whole grace to grow in. The caller chooses
+   * the figure; null or absent: no such limit.
    */
-  killAboveRssBytes?: number | null;
+  killAboveTreeBytes?: number | null;
 }
 
 export interface TreeStopReport {
@@ -150,12 +151,14 @@ async function stopTreeWith(opts: TreeStopOptions, handles: ProcessHandles): Pro
       emit({ kind: 'term_sent', pids, pgid: groupSafe ? identity.pgid : null });
     }
 
-    const limitBytes = opts.killAboveRssBytes ?? null;
+    const limitBytes = opts.killAboveTreeBytes ?? null;
     const overLimit = (members: ProcessInfo[]): boolean => {
       if (limitBytes === null) return false;
-      const treeRssBytes = members.reduce((sum, p) => sum + p.rssBytes, 0);
-      if (treeRssBytes <= limitBytes) return false;
-      emit({ kind: 'tree_over_limit', treeRssBytes, limitBytes, afterMs: elapsedMs() });
+      const sampled = table.withSwap(members);
+      const treeRssBytes = sampled.reduce((sum, p) => sum + p.rssBytes, 0);
+      const treeSwapBytes = sampled.reduce((sum, p) => sum + p.swapBytes, 0);
+      if (treeRssBytes + treeSwapBytes <= limitBytes) return false;
+      emit({ kind: 'tree_over_limit', treeRssBytes, treeSwapBytes, limitBytes, afterMs: elapsedMs() });
       return true;
     };
     const graceEndMs = startMs + graceMs;

@@ -6,7 +6,7 @@
 
 import { classifyMemoryLevel, isAtLeast, lesserMemoryLevel } from './memory-level.js';
 import type { MemoryLevel, MemoryLevelConfig } from './memory-level.js';
-import { treeRssBytes } from './memory-sample.js';
+import { treeMemoryBytes, treeRssBytes, treeSwapBytes } from './memory-sample.js';
 import type { MemorySample } from './memory-sample.js';
 import { pickVictim } from './memory-victim.js';
 import type { MemoryVictimConfig } from './memory-victim.js';
@@ -21,7 +21,7 @@ import type { PollIntervalConfig, PollPoint } from './poll-interval.js';
  */
 export const TREE_STOP_KILL_FACTOR = 1.25;
 
-/** The tree RSS above which a stop's grace ends (null: no `worker_max_bytes`, no such bound). */
+/** The tree's RSS + swap above which a stop's grace ends (null: no `worker_max_bytes`, no such bound). */
 export function treeStopKillAboveBytes(workerMaxBytes: number | null): number | null {
   return workerMaxBytes === null ? null : Math.floor(workerMaxBytes * TREE_STOP_KILL_FACTOR);
 }
@@ -37,6 +37,7 @@ export interface KillAction {
   pid: number;
   comm: string;
   rssBytes: number;
+  swapBytes: number;
   reason: 'low' | 'critical';
   /** SIGTERM first; SIGKILL if the process is still there after this long. */
   graceMs: number;
@@ -47,7 +48,10 @@ export interface RestartWorkerAction {
   kind: 'restart-worker';
   cause: 'memory';
   reason: 'critical' | 'tree_limit';
+  /** The figure compared with the limit (treeMemoryBytes), and the RSS and swap it is made of. */
+  treeBytes: number;
   treeRssBytes: number;
+  treeSwapBytes: number;
   availableBytes: number;
 }
 
@@ -82,13 +86,14 @@ export type MemoryActionInFlight =
   | { kind: 'kill'; pid: number; sinceMs: number }
   | { kind: 'restart-worker'; sinceMs: number };
 
-/** For `status`. A restart has no victim: pid and comm are null and rssBytes is the tree's. */
+/** For `status`. A restart has no victim: pid and comm are null, rssBytes and swapBytes are the tree's. */
 export interface LastMemoryAction {
   kind: 'kill' | 'restart-worker';
   reason: 'low' | 'critical' | 'tree_limit';
   pid: number | null;
   comm: string | null;
   rssBytes: number;
+  swapBytes: number;
   atMs: number;
   finishedAtMs: number | null;
 }
@@ -179,11 +184,11 @@ function stepSample(
   const point: PollPoint = {
     atMs: sample.atMs,
     availableBytes: sample.availableBytes,
-    treeRssBytes: treeRssBytes(sample.tree),
+    treeBytes: treeMemoryBytes(sample),
   };
   const reading: Reading = {
     level,
-    treeOverLimit: config.worker_max_bytes !== null && point.treeRssBytes > config.worker_max_bytes,
+    treeOverLimit: config.worker_max_bytes !== null && point.treeBytes > config.worker_max_bytes,
   };
   const { verdict, action } = decide(state, sample, point, reading, config);
 
@@ -241,9 +246,9 @@ function pollAfter(
  *
  * The cooldown holds back only the system-memory actions (low and critical: kills, and the restart
  * when nothing is left to kill). Those judge MemAvailable and PSI, which lag behind an action while
- * the kernel reclaims. The tree limit is never held: the tree's RSS is measured exactly, and after a
- * restart it is a new generation's, a new subject. Holding it let every relapse grow for the whole
- * cooldown (#15: restarted at 599-643 MiB against a 300 MiB limit).
+ * the kernel reclaims. The tree limit is never held: the tree's RSS + swap is measured exactly, and
+ * after a restart it is a new generation's, a new subject. Holding it let every relapse grow for
+ * the whole cooldown (#15: restarted at 599-643 MiB against a 300 MiB limit).
  */
 function decide(
   state: MemoryGuardState,
@@ -297,7 +302,10 @@ function systemAction(
 }
 
 function restartAction(reason: RestartWorkerAction['reason'], sample: MemorySample, point: PollPoint): RestartWorkerAction {
-  return { kind: 'restart-worker', cause: 'memory', reason, treeRssBytes: point.treeRssBytes, availableBytes: sample.availableBytes };
+  return {
+    kind: 'restart-worker', cause: 'memory', reason, treeBytes: point.treeBytes,
+    treeRssBytes: treeRssBytes(sample.tree), treeSwapBytes: treeSwapBytes(sample.tree), availableBytes: sample.availableBytes,
+  };
 }
 
 function recordAction(state: MemoryGuardState, action: MemoryAction, atMs: number): MemoryGuardState {
@@ -311,6 +319,7 @@ function recordAction(state: MemoryGuardState, action: MemoryAction, atMs: numbe
         pid: action.pid,
         comm: action.comm,
         rssBytes: action.rssBytes,
+        swapBytes: action.swapBytes,
         atMs,
         finishedAtMs: null,
       },
@@ -325,6 +334,7 @@ function recordAction(state: MemoryGuardState, action: MemoryAction, atMs: numbe
       pid: null,
       comm: null,
       rssBytes: action.treeRssBytes,
+      swapBytes: action.treeSwapBytes,
       atMs,
       finishedAtMs: null,
     },

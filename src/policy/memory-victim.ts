@@ -1,6 +1,6 @@
 // Which process the memory guard kills when memory is low.
 
-import { compareByRssDescending } from './memory-sample.js';
+import { compareByMemoryDescending, processMemoryBytes } from './memory-sample.js';
 import type { CandidateProcess, TreeProcess } from './memory-sample.js';
 
 export interface MemoryVictimConfig {
@@ -8,9 +8,11 @@ export interface MemoryVictimConfig {
 }
 
 /**
- * The largest process whose RSS is strictly above node_kill_threshold_bytes, among the worker tree
- * (minus the worker main process, which is restarted rather than killed) and the extra candidates;
- * equal RSS goes to the lower pid. null when no process qualifies.
+ * The largest process whose RSS + swap is strictly above node_kill_threshold_bytes, among the worker
+ * tree (minus the worker main process, which is restarted rather than killed) and the extra
+ * candidates; equal sizes go to the lower pid. null when no process qualifies. Swap counts: a
+ * process mostly swapped out under pressure is the one that thrashes the machine, and RSS alone
+ * would not even make it a candidate.
  */
 export function pickVictim(
   tree: readonly TreeProcess[],
@@ -23,10 +25,10 @@ export function pickVictim(
   ];
   let victim: CandidateProcess | null = null;
   for (const candidate of candidates) {
-    if (candidate.rssBytes <= config.node_kill_threshold_bytes) continue;
-    if (victim === null || compareByRssDescending(candidate, victim) < 0) victim = candidate;
+    if (processMemoryBytes(candidate) <= config.node_kill_threshold_bytes) continue;
+    if (victim === null || compareByMemoryDescending(candidate, victim) < 0) victim = candidate;
   }
   if (victim === null) return null;
   // A plain copy, so an action does not carry isWorkerMain or whatever else the adapter attached.
-  return { pid: victim.pid, comm: victim.comm, rssBytes: victim.rssBytes };
+  return { pid: victim.pid, comm: victim.comm, rssBytes: victim.rssBytes, swapBytes: victim.swapBytes };
 }

@@ -37,7 +37,8 @@ export interface PollIntervalConfig {
 export interface PollPoint {
   atMs: number;
   availableBytes: number;
-  treeRssBytes: number;
+  /** The tree figure compared with worker_max_bytes (treeMemoryBytes: RSS + swap). */
+  treeBytes: number;
 }
 
 /**
@@ -84,8 +85,8 @@ export function nextPollIntervalMs(
   );
   if (config.worker_max_bytes !== null) {
     const treeIntervalMs = intervalForHeadroomMs(
-      config.worker_max_bytes - current.treeRssBytes,
-      rate(previous === null ? 0 : current.treeRssBytes - previous.treeRssBytes),
+      config.worker_max_bytes - current.treeBytes,
+      rate(previous === null ? 0 : current.treeBytes - previous.treeBytes),
       config,
     );
     intervalMs = Math.min(intervalMs, treeIntervalMs);

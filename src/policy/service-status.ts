@@ -14,12 +14,22 @@ export interface ServiceStatusInput {
     retryInMs: number | null;
   };
   /** The memory guard's latest figures; null before its first sample. */
-  memory: { level: string; availableBytes: number | null; treeRssBytes: number | null; treeProcesses: number | null } | null;
+  memory: {
+    level: string;
+    availableBytes: number | null;
+    treeRssBytes: number | null;
+    /** Not part of treeRssBytes; 0 (no swap, as on most machines) and null are not shown. */
+    treeSwapBytes: number | null;
+    treeProcesses: number | null;
+  } | null;
   /** What the memory guard or a health check just did, in words (describeAction), or null. */
   action: string | null;
 }
 
-/** e.g. `worker running, pid 4121, gen 3, tree 812 MiB in 14 procs, 5.1 GiB available`. */
+/**
+ * e.g. `worker running, pid 4121, gen 3, tree 812 MiB in 14 procs, 5.1 GiB available`, with
+ * `tree 812 MiB (+1.2 GiB swap) in 14 procs` when part of the tree is swapped out.
+ */
 export function formatServiceStatus(s: ServiceStatusInput): string {
   const w = s.worker;
   const parts = [`worker ${w.state}`];
@@ -34,7 +44,9 @@ export function formatServiceStatus(s: ServiceStatusInput): string {
   if (m !== null) {
     // Only while a tree can exist: after it, the guard's last look still counts the old one.
     const treeLives = w.state === 'starting' || w.state === 'running' || w.state === 'stopping';
-    if (treeLives && m.treeRssBytes !== null && m.treeProcesses !== null && m.treeProcesses > 0) parts.push(`tree ${formatSize(m.treeRssBytes)} in ${m.treeProcesses} ${m.treeProcesses === 1 ? 'proc' : 'procs'}`);
+    if (treeLives && m.treeRssBytes !== null && m.treeProcesses !== null && m.treeProcesses > 0) {
+      parts.push(`tree ${withSwap(m.treeRssBytes, m.treeSwapBytes)} in ${m.treeProcesses} ${m.treeProcesses === 1 ? 'proc' : 'procs'}`);
+    }
     if (m.availableBytes !== null) parts.push(`${formatSize(m.availableBytes)} available`);
     if (m.level !== 'ok') parts.push(`memory ${m.level}`);
   }
@@ -43,23 +55,34 @@ export function formatServiceStatus(s: ServiceStatusInput): string {
 }
 
 export type ServiceAction =
-  | { kind: 'memory-kill'; reason: string; comm: string; pid: number; rssBytes: number }
+  | { kind: 'memory-kill'; reason: string; comm: string; pid: number; rssBytes: number; swapBytes: number }
   | { kind: 'memory-kill-escalated'; comm: string; pid: number }
-  | { kind: 'memory-restart'; reason: string; treeRssBytes: number; limitBytes: number | null }
+  | { kind: 'memory-restart'; reason: string; treeRssBytes: number; treeSwapBytes: number; limitBytes: number | null }
   | { kind: 'restart'; cause: string };
 
 /** A memory or health action in a few words, to lead the STATUS line it caused. */
 export function describeAction(a: ServiceAction): string {
   switch (a.kind) {
-    case 'memory-kill': return `memory ${a.reason}: SIGTERM to ${a.comm} pid ${a.pid} (${formatSize(a.rssBytes)})`;
+    case 'memory-kill': return `memory ${a.reason}: SIGTERM to ${a.comm} pid ${a.pid} (${formatSize(a.rssBytes)}${swapText(a.swapBytes)})`;
     case 'memory-kill-escalated': return `memory: SIGKILL to ${a.comm} pid ${a.pid}`;
     // The figures of the decision itself: by the time the line is sent the tree may be going.
     case 'memory-restart': {
-      const figures = a.limitBytes === null ? `tree ${formatSize(a.treeRssBytes)}` : `tree ${formatSize(a.treeRssBytes)} over ${formatSize(a.limitBytes)}`;
+      const tree = `tree ${formatSize(a.treeRssBytes)}${swapText(a.treeSwapBytes)}`;
+      const figures = a.limitBytes === null ? tree : `${tree} over ${formatSize(a.limitBytes)}`;
       return `memory ${a.reason === 'tree_limit' ? 'tree limit' : a.reason} (${figures}): restarting the worker`;
     }
     case 'restart': return `${a.cause} restart`;
   }
+}
+
+/** `812 MiB`, or `812 MiB (+1.2 GiB swap)` when some is swapped out. */
+function withSwap(rssBytes: number, swapBytes: number | null): string {
+  return swapBytes === null || swapBytes <= 0 ? formatSize(rssBytes) : `${formatSize(rssBytes)} (+${formatSize(swapBytes)} swap)`;
+}
+
+/** ` +700 MiB swap`, or nothing when nothing is swapped out. */
+function swapText(swapBytes: number): string {
+  return swapBytes > 0 ? ` +${formatSize(swapBytes)} swap` : '';
 }
 
 /** Binary units, one decimal below 10: `812 MiB`, `5.1 GiB`, `64 KiB`. */

@@ -70,7 +70,7 @@ test('start daemonizes and returns once the worker runs; status reports it; stop
   assert.deepEqual(keys(status.daemon), ['config_path', 'log_target', 'native', 'pid', 'started_at', 'uptime_ms', 'version']);
   assert.deepEqual(keys(status.worker), ['command', 'consecutive_failures', 'generation', 'last_exit', 'next_restart_at', 'pid', 'started_at', 'state', 'uptime_ms']);
   assert.deepEqual(keys(status.restarts), ['crash', 'health', 'hold', 'memory', 'operator', 'recycle', 'total']);
-  assert.deepEqual(keys(status.memory), ['available_bytes', 'last_action', 'level', 'psi', 'top', 'tree_processes', 'tree_rss_bytes']);
+  assert.deepEqual(keys(status.memory), ['available_bytes', 'last_action', 'level', 'psi', 'top', 'tree_processes', 'tree_rss_bytes', 'tree_swap_bytes']);
   assert.equal(status.daemon.pid, pid);
   assert.equal(status.daemon.version, VERSION);
   assert.equal(status.daemon.config_path, box.configPath);

@@ -196,6 +196,8 @@ test('a worker tree over worker_max_bytes is restarted gracefully, counted as a 
   const child = Number((await waitForOutput(daemon, /^child (\d+)$/m))[1]);
   const line = await daemon.waitForLine(/memory tree_limit: restarting the worker /);
   assert.ok(mibField(line, 'tree_rss') > 200, line);
+  // This machine has no swap (free shows 0): the real VmSwap of every member is 0, and so is the sum.
+  assert.equal(mibField(line, 'tree_swap'), 0, line);
   assert.match(line, / limit=200\.0MiB$/);
   await daemon.waitForLine(/SIGTERM sent to the worker tree/);
   await daemon.waitForLine(/restarting worker in \d+ ms cause=memory /);
@@ -212,6 +214,10 @@ test('a worker tree over worker_max_bytes is restarted gracefully, counted as a 
   assert.equal(status.worker.state, 'running');
   assert.equal(status.worker.pid, newWorker);
   assert.equal(status.memory?.last_action?.reason, 'tree_limit');
+  assert.equal(status.memory?.last_action?.swap_bytes, 0);
+  assert.equal(status.memory?.tree_swap_bytes, 0, 'tree_swap_bytes is there, 0 without swap');
+  assert.ok((status.memory?.tree_rss_bytes ?? 0) > 0, 'tree_rss_bytes stays the RSS');
+  assert.ok(status.memory!.top.length > 0 && status.memory!.top.every((p) => p.swap_bytes === 0), JSON.stringify(status.memory?.top));
 
   // The new tree is small: the guard keeps looking and restarts nothing more.
   await waitForSamples(daemon, 5, daemon.lines.length);

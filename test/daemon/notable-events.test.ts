@@ -42,14 +42,14 @@ test('failed carries the cause of the restart scheduled just before it, and the 
 
 test('memory kills and memory restarts are `memory`, with the action and the figures', () => {
   const tracker = new OccurrenceTracker();
-  const kill: LogEvent = { kind: 'memory-kill', pid: 42, comm: 'node', rssBytes: 900, reason: 'critical', availableBytes: 100, thresholdBytes: 200, treeRssBytes: 1000 };
+  const kill: LogEvent = { kind: 'memory-kill', pid: 42, comm: 'node', rssBytes: 900, swapBytes: 90, reason: 'critical', availableBytes: 100, thresholdBytes: 200, treeRssBytes: 1000, treeSwapBytes: 95 };
   assert.deepEqual(tracker.heard(kill, 'memory critical: sending SIGTERM to node'), {
     kind: 'memory', message: 'memory critical: sending SIGTERM to node', cause: 'memory',
-    figures: { action: 'kill', pid: 42, comm: 'node', rss_bytes: 900, reason: 'critical', available_bytes: 100, threshold_bytes: 200, tree_rss_bytes: 1000 },
+    figures: { action: 'kill', pid: 42, comm: 'node', rss_bytes: 900, swap_bytes: 90, reason: 'critical', available_bytes: 100, threshold_bytes: 200, tree_rss_bytes: 1000, tree_swap_bytes: 95 },
   });
-  const restart: LogEvent = { kind: 'memory-restart', reason: 'tree_limit', availableBytes: 5, treeRssBytes: 6, limitBytes: 7 };
-  assert.deepEqual(tracker.heard(restart, 'x')?.figures, { action: 'restart', reason: 'tree_limit', available_bytes: 5, tree_rss_bytes: 6, limit_bytes: 7 });
-  assert.deepEqual(kindsOf([{ kind: 'memory-kill-done', pid: 42, availableBefore: 1, availableAfter: 2, treeRssBefore: 3, treeRssAfter: 4 }, { kind: 'memory-verdict', level: 'low', verdict: 'low', availableBytes: 1, treeRssBytes: 2 }]), [null, null]);
+  const restart: LogEvent = { kind: 'memory-restart', reason: 'tree_limit', availableBytes: 5, treeRssBytes: 6, treeSwapBytes: 8, limitBytes: 7 };
+  assert.deepEqual(tracker.heard(restart, 'x')?.figures, { action: 'restart', reason: 'tree_limit', available_bytes: 5, tree_rss_bytes: 6, tree_swap_bytes: 8, limit_bytes: 7 });
+  assert.deepEqual(kindsOf([{ kind: 'memory-kill-done', pid: 42, availableBefore: 1, availableAfter: 2, treeRssBefore: 3, treeRssAfter: 4, treeSwapBefore: 0, treeSwapAfter: 0 }, { kind: 'memory-verdict', level: 'low', verdict: 'low', availableBytes: 1, treeRssBytes: 2, treeSwapBytes: 0 }]), [null, null]);
 });
 
 test('a restart scheduled with cause health is `health`, with the last health event\'s text and figures', () => {

@@ -65,14 +65,33 @@ test('the human summary shows memory, the largest processes and the last action'
     workerClock: { nowMs: 60_000, startedAtWallMs: t0, lastExitAtWallMs: null },
     memory: {
       level: 'low', available_bytes: 1024 ** 3, psi: { some_avg10: 1.5, full_avg10: 0.2 }, tree_rss_bytes: 300 * 1024 ** 2, tree_processes: 4,
-      top: [{ pid: 9, comm: 'node', rss_bytes: 200 * 1024 ** 2 }],
-      last_action: { kind: 'kill', reason: 'low', pid: 9, comm: 'node', rss_bytes: 600 * 1024 ** 2, at: new Date(t0 + 30_000).toISOString() },
+      tree_swap_bytes: 0,
+      top: [{ pid: 9, comm: 'node', rss_bytes: 200 * 1024 ** 2, swap_bytes: 0 }],
+      last_action: { kind: 'kill', reason: 'low', pid: 9, comm: 'node', rss_bytes: 600 * 1024 ** 2, swap_bytes: 0, at: new Date(t0 + 30_000).toISOString() },
     },
   });
   const text = formatStatus(s, t0 + 60_000);
   assert.match(text, /memory: +low; available 1\.0 GiB; pressure some 1\.50%; worker tree 300\.0 MiB in 4 processes/);
-  assert.match(text, /largest: +node\[9\] 200\.0 MiB/);
+  assert.match(text, /largest: +node\[9\] 200\.0 MiB$/m);
   assert.match(text, /last memory action: kill node\[9\] 600\.0 MiB \(low\), 30s ago/);
+  assert.doesNotMatch(text, /swap/, 'no swap, nothing said of it');
+});
+
+test('the human summary shows swap beside each RSS when some is swapped out', () => {
+  const s = buildStatus({
+    nowMs: t0 + 60_000, daemon: { pid: 1, version: '1', startedAtMs: t0, configPath: null, logTarget: 'stderr', native: LOADED },
+    worker: { ...initialWorkerModel(), state: 'running', pid: 5, startedAtMs: 0 }, command: ['x'],
+    workerClock: { nowMs: 60_000, startedAtWallMs: t0, lastExitAtWallMs: null },
+    memory: {
+      level: 'critical', available_bytes: 1024 ** 3, psi: null, tree_rss_bytes: 300 * 1024 ** 2, tree_swap_bytes: 7 * 1024 ** 3, tree_processes: 4,
+      top: [{ pid: 9, comm: 'claude', rss_bytes: 200 * 1024 ** 2, swap_bytes: 7 * 1024 ** 3 }, { pid: 5, comm: 'node', rss_bytes: 90 * 1024 ** 2, swap_bytes: 0 }],
+      last_action: { kind: 'kill', reason: 'critical', pid: 9, comm: 'claude', rss_bytes: 200 * 1024 ** 2, swap_bytes: 7 * 1024 ** 3, at: new Date(t0 + 30_000).toISOString() },
+    },
+  });
+  const text = formatStatus(s, t0 + 60_000);
+  assert.match(text, /worker tree 300\.0 MiB \(\+7\.0 GiB swap\) in 4 processes/);
+  assert.match(text, /largest: +claude\[9\] 200\.0 MiB \(\+7\.0 GiB swap\), node\[5\] 90\.0 MiB$/m);
+  assert.match(text, /last memory action: kill claude\[9\] 200\.0 MiB \(\+7\.0 GiB swap\) \(critical\), 30s ago/);
 });
 
 test('a wall-clock step changes neither the worker\'s uptime nor when its restart comes (#15)', () => {

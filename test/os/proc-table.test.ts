@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { endianness, freemem, tmpdir, totalmem } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -141,6 +141,39 @@ describe('ProcTable on a fake /proc', () => {
     assert.throws(() => table.uidOf(10), /malformed .*\/10\/status: no "Uid:" line/);
   });
 
+  // This machine has no swap (free shows 0): the kernel shows VmSwap 0 for every process, so a
+  // swapped-out process can be shown only by a fake status.
+  test('reads VmSwap from status in bytes; 0 where the status has no VmSwap line; null when the process is gone', () => {
+    const fake = fakeProc();
+    const status = (swap: string): string => `Name:\tnode\nState:\tS (sleeping)\nVmRSS:\t  204800 kB\n${swap}Threads:\t11\n`;
+    fake.addProcess({ pid: 20 }, { status: status('VmSwap:\t 7340032 kB\n') }); // 7 GiB, as in the Claude Code reports
+    fake.addProcess({ pid: 21 }, { status: status('VmSwap:\t       0 kB\n') });
+    fake.addProcess({ pid: 22 }, { status: 'Name:\tkthreadd\nState:\tS (sleeping)\nThreads:\t1\n' }); // kernel thread or zombie: no Vm lines
+    fake.addProcess({ pid: 23 }, { status: status('VmSwap:\t  abc kB\n') });
+    fake.addProcess({ pid: 24 }, { status: 'Name:\tx\nVmSwap:\t12 kB\n' }); // the last line
+    const table = new ProcTable(fake.root);
+    assert.equal(table.swapBytes(20), 7 * 1024 ** 3);
+    assert.equal(table.swapBytes(21), 0);
+    assert.equal(table.swapBytes(22), 0);
+    assert.throws(() => table.swapBytes(23), /malformed .*\/23\/status: VmSwap is not a number/);
+    assert.equal(table.swapBytes(24), 12 * 1024);
+    assert.equal(table.swapBytes(999), null);
+    // withSwap: each process with its swap; one gone meanwhile keeps 0 (it was sampled a member).
+    const procs = [table.read(20)!, table.read(21)!, { ...table.read(21)!, pid: 999 }];
+    assert.deepEqual(table.withSwap(procs).map((p) => [p.pid, p.swapBytes, p.rssBytes]), [
+      [20, 7 * 1024 ** 3, procs[0]!.rssBytes], [21, 0, procs[1]!.rssBytes], [999, 0, procs[1]!.rssBytes],
+    ]);
+  });
+
+  test('a VmSwap line left over from a longer earlier read is not taken for this one', () => {
+    const fake = fakeProc();
+    fake.addProcess({ pid: 30 }, { status: `Name:\tbig\n${'Pad:\t0\n'.repeat(50)}VmSwap:\t 1024 kB\n` });
+    fake.addProcess({ pid: 31 }, { status: 'Name:\tsmall\n' });
+    const table = new ProcTable(fake.root);
+    assert.equal(table.swapBytes(30), 1024 * 1024);
+    assert.equal(table.swapBytes(31), 0, 'the shared buffer still holds the first file past the second');
+  });
+
   test('matches the environment marker only as a whole entry', () => {
     const fake = fakeProc();
     const env = (...entries: string[]): string => entries.map((e) => `${e}\0`).join('');
@@ -211,16 +244,16 @@ describe('ProcTable on a fake /proc', () => {
   test('parses memory pressure and meminfo in bytes', () => {
     const fake = fakeProc();
     fake.write('pressure/memory', 'some avg10=12.50 avg60=3.00 avg300=1.00 total=123\nfull avg10=4.25 avg60=1.00 avg300=0.00 total=45\n');
-    fake.write('meminfo', 'MemTotal:       16000000 kB\nMemFree:         1000000 kB\nMemAvailable:    8000000 kB\n');
+    fake.write('meminfo', 'MemTotal:       16000000 kB\nMemFree:         1000000 kB\nMemAvailable:    8000000 kB\nSwapTotal:       4194300 kB\n');
     const table = new ProcTable(fake.root);
     assert.deepEqual(table.pressure(), { someAvg10: 12.5, fullAvg10: 4.25 });
-    assert.deepEqual(table.memInfo(), { totalBytes: 16000000 * 1024, availableBytes: 8000000 * 1024 });
+    assert.deepEqual(table.memInfo(), { totalBytes: 16000000 * 1024, availableBytes: 8000000 * 1024, swapTotalBytes: 4194300 * 1024 });
   });
 
   test('estimates available memory from free plus caches on kernels without MemAvailable', () => {
     const fake = fakeProc();
     fake.write('meminfo', 'MemTotal: 1000 kB\nMemFree: 100 kB\nBuffers: 20 kB\nCached: 300 kB\n');
-    assert.deepEqual(new ProcTable(fake.root).memInfo(), { totalBytes: 1000 * 1024, availableBytes: 420 * 1024 });
+    assert.deepEqual(new ProcTable(fake.root).memInfo(), { totalBytes: 1000 * 1024, availableBytes: 420 * 1024, swapTotalBytes: 0 });
   });
 
   test('throws naming the file when meminfo or pressure lacks its fields', () => {
@@ -298,6 +331,33 @@ describe('ProcTable on the real /proc', () => {
     assert.equal(table.uidOf(pid), null);
     assert.equal(table.hasEnvMarker(pid, 'AUTOPILOTD_INSTANCE', id), null);
     assert.ok(!table.scan().some((p) => p.pid === pid));
+  });
+
+  test('reads VmSwap as the kernel shows it: 0 for this process and a child on this machine, which has no swap; 0 for a zombie and a kernel thread', async (t) => {
+    const swapTotal = Number(/^SwapTotal:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'))![1]);
+    const kernelSays = (pid: number): number => Number(/^VmSwap:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+    assert.equal(table.swapBytes(process.pid), kernelSays(process.pid));
+    // The sh execs sleep after starting `sleep 0`, which exits and is never waited for: a zombie.
+    const child = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 1000'], { detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
+    const exited = once(child, 'exit');
+    try {
+      const [line] = await once(child.stdout!, 'data') as [Buffer];
+      const zombie = Number(line.toString().trim());
+      await waitFor(() => table.read(zombie)?.state === 'Z' && table.read(child.pid!)?.comm === 'sleep', 'the zombie and the exec');
+      assert.equal(table.swapBytes(child.pid!), kernelSays(child.pid!));
+      assert.equal(table.swapBytes(zombie), 0, 'a zombie has no memory and no VmSwap line');
+      if (swapTotal === 0) {
+        assert.equal(table.swapBytes(process.pid), 0);
+        assert.equal(table.swapBytes(child.pid!), 0);
+      } else {
+        t.diagnostic('this machine has swap: VmSwap compared with the kernel\'s figure only');
+      }
+    } finally {
+      killGroup(child.pid!);
+      await exited;
+    }
+    assert.equal(table.swapBytes(child.pid!), null, 'gone');
+    if (table.read(2)?.comm === 'kthreadd') assert.equal(table.swapBytes(2), 0, 'a kernel thread has no VmSwap line');
   });
 
   test('finds the marker at the end of a real environ of 1.5 MiB', async () => {

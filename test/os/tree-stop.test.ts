@@ -287,7 +287,7 @@ describe('stopTree makes progress (#15)', () => {
     }
   });
 
-  test('a tree that keeps growing past killAboveRssBytes during a 60 s grace gets SIGKILL then, and the event gives the figures', async () => {
+  test('a tree that keeps growing past killAboveTreeBytes during a 60 s grace gets SIGKILL then, and the event gives the figures', async () => {
     const instanceId = uniqueInstanceId('tree-stop-growing');
     // Ignores SIGTERM and leaks 40 MiB/s: only the limit can end its grace early.
     const hog = spawn(process.execPath, [join(FIXTURES_DIR, 'hog.mjs'), '--ignore-term', '--mib', '1000', '--rate-mib-s', '40'], {
@@ -305,13 +305,14 @@ describe('stopTree makes progress (#15)', () => {
       const limitBytes = table.read(pid)!.rssBytes + 40 * MIB;
       const events: TreeStopEvent[] = [];
       const identity: TreeIdentity = { root: processKey(pid), pgid: pid, instanceId, uid, protectedPids };
-      const report = await stopTree({ table, identity, graceMs: 60_000, force: force.signal, killAboveRssBytes: limitBytes, onEvent: (e) => events.push(e) });
+      const report = await stopTree({ table, identity, graceMs: 60_000, force: force.signal, killAboveTreeBytes: limitBytes, onEvent: (e) => events.push(e) });
 
       assert.deepEqual(events.map((e) => e.kind), ['term_sent', 'tree_over_limit', 'kill_sent', 'tree_gone']);
       const over = events[1]!;
       assert.ok(over.kind === 'tree_over_limit');
       assert.equal(over.limitBytes, limitBytes);
       assert.ok(over.treeRssBytes > limitBytes, `tree at ${over.treeRssBytes} bytes, limit ${limitBytes}`);
+      assert.equal(over.treeSwapBytes, 0, 'this machine has no swap: the real VmSwap reads 0');
       assert.deepEqual(report.killSent, [pid]);
       assert.deepEqual(await exited, [null, 'SIGKILL']);
       assert.match(output, new RegExp(`^hog ${pid} ignored SIGTERM$`, 'm'), 'SIGTERM came first');
@@ -323,12 +324,40 @@ describe('stopTree makes progress (#15)', () => {
     }
   });
 
-  test('a tree that stays under killAboveRssBytes keeps its grace', async () => {
+  test('a tree under killAboveTreeBytes by RSS but over it by RSS + swap gets SIGKILL at the first look, whatever its grace', async () => {
+    // This machine has no swap (free shows 0), so the kernel cannot show a swapped-out member: the
+    // TERM-ignorer's VmSwap is injected (real reading + 2 GiB). The tree, its RSS and the signals are real.
+    const tree = await startTree('tree-stop-swap');
+    const swapped = tree.report.termIgnorer;
+    const swapTable = new (class extends ProcTable {
+      override swapBytes(pid: number): number | null {
+        const real = super.swapBytes(pid);
+        return real === null || pid !== swapped ? real : real + 2 * 1024 * MIB;
+      }
+    })();
+    try {
+      const rssBytes = tree.seen.reduce((sum, s) => sum + (table.read(s.pid)?.rssBytes ?? 0), 0);
+      const limitBytes = rssBytes + 1024 * MIB;
+      const events: TreeStopEvent[] = [];
+      const report = await stopTree({ table: swapTable, identity: tree.identity, graceMs: 60_000, killAboveTreeBytes: limitBytes, onEvent: (e) => events.push(e) });
+      assert.deepEqual(events.map((e) => e.kind), ['term_sent', 'tree_over_limit', 'kill_sent', 'tree_gone']);
+      const over = events[1]!;
+      assert.ok(over.kind === 'tree_over_limit');
+      assert.ok(over.treeRssBytes <= limitBytes, `RSS alone (${over.treeRssBytes}) is under the limit (${limitBytes})`);
+      assert.equal(over.treeSwapBytes, 2 * 1024 * MIB);
+      assert.ok(report.killSent.includes(swapped));
+      assert.ok(report.durationMs < MARGIN_MS * 5, `took ${report.durationMs} ms of a 60 s grace`);
+    } finally {
+      await tree.cleanup();
+    }
+  });
+
+  test('a tree that stays under killAboveTreeBytes keeps its grace', async () => {
     const tree = await startTree('tree-stop-under-limit');
     try {
       const events: TreeStopEvent[] = [];
       const graceMs = 1000;
-      const report = await stopTree({ table, identity: tree.identity, graceMs, killAboveRssBytes: 64 * 1024 * MIB, onEvent: (e) => events.push(e) });
+      const report = await stopTree({ table, identity: tree.identity, graceMs, killAboveTreeBytes: 64 * 1024 * MIB, onEvent: (e) => events.push(e) });
       assert.deepEqual(report.killSent, [tree.report.termIgnorer]);
       assert.ok(!events.some((e) => e.kind === 'tree_over_limit'));
       const kill = events.find((e) => e.kind === 'kill_sent');

@@ -30,8 +30,8 @@ const OK = 2 * GiB;
 const LOW = 2 * GiB - 1;
 const CRITICAL = 1 * GiB - 1;
 
-const VICTIM: TreeProcess = { pid: 201, comm: 'claude', rssBytes: 800 * MiB, isWorkerMain: false };
-const main = (mib: number): TreeProcess => ({ pid: 100, comm: 'node', rssBytes: mib * MiB, isWorkerMain: true });
+const VICTIM: TreeProcess = { pid: 201, comm: 'claude', rssBytes: 800 * MiB, swapBytes: 0, isWorkerMain: false };
+const main = (mib: number): TreeProcess => ({ pid: 100, comm: 'node', rssBytes: mib * MiB, swapBytes: 0, isWorkerMain: true });
 /** Trees with and without a victim, over and under the 3000 MiB limit. */
 const OVER = [main(2500), VICTIM];
 const UNDER = [main(900), VICTIM];
@@ -203,7 +203,7 @@ function simulateRelapses(generations: number, cooldownMs: number, scanLatencyMs
     }
     const running = restartFinishedAtMs === null && atMs >= generationStartMs;
     const treeBytes = running ? START_MIB * MiB + LEAK_BYTES_PER_MS * (atMs - generationStartMs) : 0;
-    const tree = running ? [{ pid: 100 + restartedAtBytes.length, comm: 'node', rssBytes: treeBytes, isWorkerMain: true }] : [];
+    const tree = running ? [{ pid: 100 + restartedAtBytes.length, comm: 'node', rssBytes: treeBytes, swapBytes: 0, isWorkerMain: true }] : [];
     const step = stepMemoryGuard(state, sample(atMs, 8 * GiB, tree), cfg);
     state = step.state;
     if (step.action !== null) {

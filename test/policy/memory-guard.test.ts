@@ -25,10 +25,10 @@ const OK = 2 * GiB;
 const LOW = 2 * GiB - 1;
 const CRITICAL = 1 * GiB - 1;
 
-const MAIN: TreeProcess = { pid: 100, comm: 'node', rssBytes: 900 * MiB, isWorkerMain: true };
-const BIG: TreeProcess = { pid: 201, comm: 'claude', rssBytes: 800 * MiB, isWorkerMain: false };
-const MEDIUM: TreeProcess = { pid: 202, comm: 'tsserver', rssBytes: 600 * MiB, isWorkerMain: false };
-const SMALL: TreeProcess = { pid: 203, comm: 'git', rssBytes: 20 * MiB, isWorkerMain: false };
+const MAIN: TreeProcess = { pid: 100, comm: 'node', rssBytes: 900 * MiB, swapBytes: 0, isWorkerMain: true };
+const BIG: TreeProcess = { pid: 201, comm: 'claude', rssBytes: 800 * MiB, swapBytes: 0, isWorkerMain: false };
+const MEDIUM: TreeProcess = { pid: 202, comm: 'tsserver', rssBytes: 600 * MiB, swapBytes: 0, isWorkerMain: false };
+const SMALL: TreeProcess = { pid: 203, comm: 'git', rssBytes: 20 * MiB, swapBytes: 0, isWorkerMain: false };
 const WITH_VICTIMS = [MAIN, BIG, MEDIUM, SMALL];
 const NO_VICTIMS = [MAIN, SMALL];
 
@@ -36,6 +36,7 @@ interface SampleOptions {
   tree?: TreeProcess[];
   extra?: CandidateProcess[];
   psi?: PsiReading | null;
+  treeBytes?: number;
 }
 const sample = (atMs: number, availableBytes: number, o: SampleOptions = {}): MemorySample => ({
   atMs,
@@ -44,6 +45,7 @@ const sample = (atMs: number, availableBytes: number, o: SampleOptions = {}): Me
   psi: o.psi ?? null,
   tree: o.tree ?? WITH_VICTIMS,
   extraCandidates: o.extra ?? [],
+  ...(o.treeBytes === undefined ? {} : { treeBytes: o.treeBytes }),
 });
 const killFinished = (atMs: number, pid: number): MemoryGuardInput => ({ kind: 'kill-finished', atMs, pid });
 const restartFinished = (atMs: number): MemoryGuardInput => ({ kind: 'restart-finished', atMs });
@@ -156,16 +158,16 @@ const scenarios: Scenario[] = [
   {
     name: 'an extra candidate larger than the tree processes is killed',
     inputs: [
-      sample(0, LOW, { extra: [{ pid: 900, comm: 'node', rssBytes: 1200 * MiB }] }),
-      sample(100, LOW, { extra: [{ pid: 900, comm: 'node', rssBytes: 1200 * MiB }] }),
+      sample(0, LOW, { extra: [{ pid: 900, comm: 'node', rssBytes: 1200 * MiB, swapBytes: 0 }] }),
+      sample(100, LOW, { extra: [{ pid: 900, comm: 'node', rssBytes: 1200 * MiB, swapBytes: 0 }] }),
     ],
     expect: ['low-awaiting-confirmation', 'kill 900 (low)'],
   },
   {
     name: 'an extra candidate is a victim when the tree has none',
     inputs: [
-      sample(0, CRITICAL, { tree: NO_VICTIMS, extra: [{ pid: 900, comm: 'node', rssBytes: 501 * MiB }] }),
-      sample(100, CRITICAL, { tree: NO_VICTIMS, extra: [{ pid: 900, comm: 'node', rssBytes: 501 * MiB }] }),
+      sample(0, CRITICAL, { tree: NO_VICTIMS, extra: [{ pid: 900, comm: 'node', rssBytes: 501 * MiB, swapBytes: 0 }] }),
+      sample(100, CRITICAL, { tree: NO_VICTIMS, extra: [{ pid: 900, comm: 'node', rssBytes: 501 * MiB, swapBytes: 0 }] }),
     ],
     expect: ['critical-awaiting-confirmation', 'kill 900 (critical)'],
   },
@@ -347,18 +349,18 @@ for (const s of scenarios) {
 test('a kill action names the victim, the reason, the grace period and the available memory', () => {
   const { steps } = run([sample(0, LOW), sample(100, LOW - 5)]);
   assert.deepEqual(steps[1]?.action, {
-    kind: 'kill', pid: 201, comm: 'claude', rssBytes: 800 * MiB, reason: 'low', graceMs: 3000, availableBytes: LOW - 5,
+    kind: 'kill', pid: 201, comm: 'claude', rssBytes: 800 * MiB, swapBytes: 0, reason: 'low', graceMs: 3000, availableBytes: LOW - 5,
   });
 });
 
 test('a restart action gives the cause, the reason and the tree RSS', () => {
   const tree = { ...config, worker_max_bytes: 2000 * MiB };
   assert.deepEqual(run([sample(0, OK), sample(100, OK)], tree).steps[1]?.action, {
-    kind: 'restart-worker', cause: 'memory', reason: 'tree_limit', treeRssBytes: 2320 * MiB, availableBytes: OK,
+    kind: 'restart-worker', cause: 'memory', reason: 'tree_limit', treeBytes: 2320 * MiB, treeRssBytes: 2320 * MiB, treeSwapBytes: 0, availableBytes: OK,
   });
   const noVictims = [sample(0, CRITICAL, { tree: NO_VICTIMS }), sample(100, CRITICAL, { tree: NO_VICTIMS })];
   assert.deepEqual(run(noVictims).steps[1]?.action, {
-    kind: 'restart-worker', cause: 'memory', reason: 'critical', treeRssBytes: 920 * MiB, availableBytes: CRITICAL,
+    kind: 'restart-worker', cause: 'memory', reason: 'critical', treeBytes: 920 * MiB, treeRssBytes: 920 * MiB, treeSwapBytes: 0, availableBytes: CRITICAL,
   });
 });
 
@@ -377,7 +379,7 @@ test('an event before any sample reports no level', () => {
 test('the state records the last level, the last action and when it finished, for status', () => {
   const { steps } = run([sample(0, CRITICAL), sample(100, CRITICAL), sample(200, OK), killFinished(700, 201)]);
   assert.deepEqual(steps.map((s) => s.level), ['critical', 'critical', 'ok', 'ok']);
-  const sent = { kind: 'kill', reason: 'critical', pid: 201, comm: 'claude', rssBytes: 800 * MiB, atMs: 100 };
+  const sent = { kind: 'kill', reason: 'critical', pid: 201, comm: 'claude', rssBytes: 800 * MiB, swapBytes: 0, atMs: 100 };
   assert.deepEqual(steps[1]?.state.lastAction, { ...sent, finishedAtMs: null });
   assert.deepEqual(steps[1]?.state.inFlight, { kind: 'kill', pid: 201, sinceMs: 100 });
   assert.deepEqual(steps[3]?.state.lastAction, { ...sent, finishedAtMs: 700 });
@@ -389,9 +391,71 @@ test('the state records the last level, the last action and when it finished, fo
 test('a restart is recorded for status with the tree RSS and no pid', () => {
   const { state } = run([sample(0, CRITICAL, { tree: NO_VICTIMS }), sample(100, CRITICAL, { tree: NO_VICTIMS })]);
   assert.deepEqual(state.lastAction, {
-    kind: 'restart-worker', reason: 'critical', pid: null, comm: null, rssBytes: 920 * MiB, atMs: 100, finishedAtMs: null,
+    kind: 'restart-worker', reason: 'critical', pid: null, comm: null, rssBytes: 920 * MiB, swapBytes: 0, atMs: 100, finishedAtMs: null,
   });
   assert.deepEqual(state.inFlight, { kind: 'restart-worker', sinceMs: 100 });
+});
+
+// Swap (VmSwap) counts with RSS: in the tree figure, the per-process threshold and the victim order.
+// Every sample above this line has swapBytes 0, and every one of them keeps its verdict.
+const swapped = (p: TreeProcess, swapBytes: number): TreeProcess => ({ ...p, swapBytes });
+
+test('a tree under worker_max_bytes by RSS but over it by RSS + swap is restarted, with both figures', () => {
+  const cfg = { ...config, worker_max_bytes: 2000 * MiB };
+  const tree = [MAIN, swapped(MEDIUM, 500 * MiB), SMALL]; // RSS 1520 MiB + 500 MiB swap
+  const { steps } = run([sample(0, OK, { tree }), sample(100, OK, { tree })], cfg);
+  assert.deepEqual(steps.map(summarize), ['tree-limit-awaiting-confirmation', 'restart-worker (tree_limit)']);
+  assert.deepEqual(steps[1]?.action, {
+    kind: 'restart-worker', cause: 'memory', reason: 'tree_limit', treeBytes: 2020 * MiB, treeRssBytes: 1520 * MiB, treeSwapBytes: 500 * MiB, availableBytes: OK,
+  });
+  assert.deepEqual(steps[1]?.state.lastAction, {
+    kind: 'restart-worker', reason: 'tree_limit', pid: null, comm: null, rssBytes: 1520 * MiB, swapBytes: 500 * MiB, atMs: 100, finishedAtMs: null,
+  });
+});
+
+test('the same tree without swap, or with RSS + swap exactly at worker_max_bytes, is not over the limit', () => {
+  const cfg = { ...config, worker_max_bytes: 2000 * MiB };
+  for (const tree of [[MAIN, MEDIUM, SMALL], [MAIN, swapped(MEDIUM, 480 * MiB), SMALL]]) {
+    assert.deepEqual(run([sample(0, OK, { tree }), sample(100, OK, { tree })], cfg).steps.map(summarize), ['ok', 'ok']);
+  }
+});
+
+test('a low kill takes the process mostly swapped out over one with more RSS, and says how much swap', () => {
+  const giant: TreeProcess = { pid: 204, comm: 'claude', rssBytes: 300 * MiB, swapBytes: 7 * GiB, isWorkerMain: false };
+  const tree = [MAIN, BIG, giant, SMALL];
+  const { steps } = run([sample(0, LOW, { tree }), sample(100, LOW, { tree })]);
+  assert.deepEqual(steps[1]?.action, {
+    kind: 'kill', pid: 204, comm: 'claude', rssBytes: 300 * MiB, swapBytes: 7 * GiB, reason: 'low', graceMs: 3000, availableBytes: LOW,
+  });
+  assert.equal(steps[1]?.state.lastAction?.swapBytes, 7 * GiB);
+});
+
+test('critical with a process over node_kill_threshold_bytes only by its swap kills it instead of restarting', () => {
+  const noSwap = [sample(0, CRITICAL, { tree: NO_VICTIMS }), sample(100, CRITICAL, { tree: NO_VICTIMS })];
+  assert.deepEqual(run(noSwap).steps.map(summarize), ['critical-awaiting-confirmation', 'restart-worker (critical)']);
+  const tree = [MAIN, swapped(SMALL, 600 * MiB)];
+  const withSwap = [sample(0, CRITICAL, { tree }), sample(100, CRITICAL, { tree })];
+  assert.deepEqual(run(withSwap).steps.map(summarize), ['critical-awaiting-confirmation', 'kill 203 (critical)']);
+});
+
+test('a sample that brings its own tree figure (treeBytes) is judged by it, not by the sum over its processes', () => {
+  const cfg = { ...config, worker_max_bytes: 2000 * MiB };
+  // The processes sum to 2320 MiB, but the whole-tree figure says 1000 MiB: not over.
+  const under = [sample(0, OK, { treeBytes: 1000 * MiB }), sample(100, OK, { treeBytes: 1000 * MiB })];
+  assert.deepEqual(run(under, cfg).steps.map(summarize), ['ok', 'ok']);
+  const over = [sample(0, OK, { tree: NO_VICTIMS, treeBytes: 2500 * MiB }), sample(100, OK, { tree: NO_VICTIMS, treeBytes: 2500 * MiB })];
+  assert.deepEqual(run(over, cfg).steps[1]?.action, {
+    kind: 'restart-worker', cause: 'memory', reason: 'tree_limit', treeBytes: 2500 * MiB, treeRssBytes: 920 * MiB, treeSwapBytes: 0, availableBytes: OK,
+  });
+});
+
+test('polling nears the floor as RSS + swap nears worker_max_bytes, though RSS alone is far from it', () => {
+  const cfg = { ...config, worker_max_bytes: 2000 * MiB };
+  const plenty = 8 * GiB;
+  assert.equal(run([sample(0, plenty, { tree: NO_VICTIMS })], cfg).steps[0]?.nextPollMs, 5000, '1080 MiB of headroom');
+  // 80 MiB of headroom at the 100 MiB/s assumed before a rate is known: half of 0.8 s.
+  const tree = [MAIN, swapped(SMALL, 1000 * MiB)];
+  assert.equal(run([sample(0, plenty, { tree })], cfg).steps[0]?.nextPollMs, 400);
 });
 
 test('stepping never modifies the state it was given', () => {
@@ -453,8 +517,8 @@ function simulateLeak(startTreeBytes: number, scanLatencyMs: number) {
   for (let samples = 1; samples <= 1000; samples += 1) {
     const leakedBytes = LEAK_BYTES_PER_MS * atMs;
     const tree: TreeProcess[] = [
-      { pid: 100, comm: 'node', rssBytes: startTreeBytes - 20 * MiB + leakedBytes, isWorkerMain: true },
-      { pid: 101, comm: 'git', rssBytes: 20 * MiB, isWorkerMain: false },
+      { pid: 100, comm: 'node', rssBytes: startTreeBytes - 20 * MiB + leakedBytes, swapBytes: 0, isWorkerMain: true },
+      { pid: 101, comm: 'git', rssBytes: 20 * MiB, swapBytes: 0, isWorkerMain: false },
     ];
     const step = stepMemoryGuard(state, sample(atMs, 8 * GiB - leakedBytes, { tree }), cfg);
     state = step.state;
@@ -498,7 +562,7 @@ test('a tree that stops short of the limit is never restarted, and polling relax
   for (let i = 0; i < 200; i += 1) {
     // Grows at 40 MiB/s up to 290 MiB, then drops back to 100 MiB after 10 s.
     const treeBytes = atMs < 10_000 ? Math.min(290 * MiB, 100 * MiB + LEAK_BYTES_PER_MS * atMs) : 100 * MiB;
-    const tree: TreeProcess[] = [{ pid: 100, comm: 'node', rssBytes: treeBytes, isWorkerMain: true }];
+    const tree: TreeProcess[] = [{ pid: 100, comm: 'node', rssBytes: treeBytes, swapBytes: 0, isWorkerMain: true }];
     const step = stepMemoryGuard(state, sample(atMs, 8 * GiB, { tree }), cfg);
     assert.equal(step.action, null, `action at ${atMs} ms`);
     state = step.state;

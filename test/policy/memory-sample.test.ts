@@ -1,14 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compareByRssDescending, topProcesses, treeRssBytes, type TreeProcess } from '../../src/policy/memory-sample.js';
+import {
+  compareByMemoryDescending, processMemoryBytes, topProcesses, treeMemoryBytes, treeRssBytes, treeSwapBytes, type TreeProcess,
+} from '../../src/policy/memory-sample.js';
 
 const MiB = 1024 * 1024;
-const proc = (pid: number, rssMiB: number, isWorkerMain = false): TreeProcess => ({
+const proc = (pid: number, rssMiB: number, isWorkerMain = false, swapMiB = 0): TreeProcess => ({
   pid,
   comm: `p${pid}`,
   rssBytes: rssMiB * MiB,
+  swapBytes: swapMiB * MiB,
   isWorkerMain,
 });
+const sized = (pid: number, rssBytes: number, swapBytes = 0) => ({ pid, rssBytes, swapBytes });
 
 test('the tree RSS is the sum of every process, the main one included', () => {
   assert.equal(treeRssBytes([proc(1, 100, true), proc(2, 50), proc(3, 25)]), 175 * MiB);
@@ -16,6 +20,33 @@ test('the tree RSS is the sum of every process, the main one included', () => {
 
 test('an empty tree has zero RSS', () => {
   assert.equal(treeRssBytes([]), 0);
+});
+
+test('the tree RSS and swap are summed apart: RSS never includes swap', () => {
+  const tree = [proc(1, 100, true, 30), proc(2, 50, false, 0), proc(3, 0, false, 7000)];
+  assert.equal(treeRssBytes(tree), 150 * MiB);
+  assert.equal(treeSwapBytes(tree), 7030 * MiB);
+  assert.equal(treeSwapBytes([]), 0);
+});
+
+test('the tree figure the limit compares with is RSS + swap, unless the sample brings its own', () => {
+  const tree = [proc(1, 100, true, 30), proc(2, 50, false, 20)];
+  assert.equal(treeMemoryBytes({ tree }), 200 * MiB);
+  assert.equal(treeMemoryBytes({ tree: [proc(1, 100, true), proc(2, 50)] }), 150 * MiB, 'no swap: the RSS, as before');
+  assert.equal(treeMemoryBytes({ tree: [] }), 0);
+  // A source that counts the tree whole (a cgroup) replaces the sum, 0 included.
+  assert.equal(treeMemoryBytes({ tree, treeBytes: 999 * MiB }), 999 * MiB);
+  assert.equal(treeMemoryBytes({ tree, treeBytes: 0 }), 0);
+});
+
+test('a process holds its RSS + swap', () => {
+  assert.equal(processMemoryBytes({ rssBytes: 5, swapBytes: 7 }), 12);
+  assert.equal(processMemoryBytes({ rssBytes: 5, swapBytes: 0 }), 5);
+});
+
+test('the top processes are ordered by RSS + swap: a swapped-out giant comes first', () => {
+  const tree = [proc(10, 700, true), proc(11, 20, false, 4000), proc(12, 300, false, 300), proc(13, 500)];
+  assert.deepEqual(topProcesses(tree).map((p) => p.pid), [11, 10, 12]);
 });
 
 test('the top processes come largest first and default to three', () => {
@@ -47,9 +78,12 @@ test('topProcesses rejects a negative or fractional count, naming it', () => {
   assert.throws(() => topProcesses([], 1.5), { name: 'RangeError', message: /got 1\.5/ });
 });
 
-test('the comparison puts larger RSS first and breaks ties by lower pid', () => {
-  assert.ok(compareByRssDescending({ pid: 9, rssBytes: 2 }, { pid: 1, rssBytes: 1 }) < 0);
-  assert.ok(compareByRssDescending({ pid: 1, rssBytes: 1 }, { pid: 9, rssBytes: 2 }) > 0);
-  assert.ok(compareByRssDescending({ pid: 1, rssBytes: 5 }, { pid: 2, rssBytes: 5 }) < 0);
-  assert.equal(compareByRssDescending({ pid: 4, rssBytes: 5 }, { pid: 4, rssBytes: 5 }), 0);
+test('the comparison puts larger RSS + swap first and breaks ties by lower pid', () => {
+  assert.ok(compareByMemoryDescending(sized(9, 2), sized(1, 1)) < 0);
+  assert.ok(compareByMemoryDescending(sized(1, 1), sized(9, 2)) > 0);
+  assert.ok(compareByMemoryDescending(sized(1, 5), sized(2, 5)) < 0);
+  assert.equal(compareByMemoryDescending(sized(4, 5), sized(4, 5)), 0);
+  assert.ok(compareByMemoryDescending(sized(9, 1, 2), sized(1, 2)) < 0, 'swap makes the smaller RSS the larger');
+  assert.ok(compareByMemoryDescending(sized(1, 0, 5), sized(2, 5, 0)) < 0, 'the same size split otherwise: lower pid first');
+  assert.ok(compareByMemoryDescending(sized(2, 5, 0), sized(1, 0, 5)) > 0);
 });

@@ -13,7 +13,7 @@ const config: PollIntervalConfig = {
   critical_threshold_bytes: 1 * GiB,
   worker_max_bytes: 300 * MiB,
 };
-const point = (atMs: number, availableBytes: number, treeRssBytes: number): PollPoint => ({ atMs, availableBytes, treeRssBytes });
+const point = (atMs: number, availableBytes: number, treeBytes: number): PollPoint => ({ atMs, availableBytes, treeBytes });
 const PLENTY = 12 * GiB;
 
 test('the constants are the documented ones', () => {
