@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { DAEMON_NODE_FLAGS } from '../dist/src/cli/daemon-node-flags.js';
 import { writeDaemonConfig } from './daemon-config.mjs';
 import { neutralEnv, startPm2, stopPm2 } from './pm2.mjs';
-import { cpuOf, loadAverage, median, processCount, sleep, startSleepers, stopByPid, sweepTagged } from './processes.mjs';
+import { cpuOf, loadAverage, median, pidChurn, processCount, sleep, startSleepers, stopByPid, sweepTagged } from './processes.mjs';
 import { startSupervisord } from './supervisord.mjs';
 import { startUserManager } from './systemd-user.mjs';
 
@@ -38,6 +38,8 @@ const PEERS = [
   { name: 'systemd --user manager (Restart=always)', key: 'systemd', start: startSystemdPeer },
   { name: 'idle `node` (floor)', key: 'node', start: (dir, env) => startIdleNode([], env) },
   { name: `idle \`node ${DAEMON_NODE_FLAGS.join(' ')}\``, key: 'nodeFlags', start: (dir, env) => startIdleNode(DAEMON_NODE_FLAGS, env) },
+  // Not a target: what waking at the daemon's default poll period costs Node with nothing to do.
+  { name: '`node` with an empty 5 s setInterval (a poller\'s floor)', key: 'nodeTimer', start: (dir, env) => startIdleNode([], env, 5000) },
 ];
 
 async function startAutopilotd(dir, env) {
@@ -66,13 +68,13 @@ async function startSystemdPeer(dir, env) {
   return startUserManager(dir, { 'bench-sleep.service': unit }, { [tag[0]]: tag[1] });
 }
 
-async function startIdleNode(flags, env) {
-  const child = spawn(process.execPath, [...flags, '-e', 'setInterval(() => {}, 1e9)'], { stdio: 'ignore', env });
+async function startIdleNode(flags, env, intervalMs = 1e9) {
+  const child = spawn(process.execPath, [...flags, '-e', `setInterval(() => {}, ${intervalMs})`], { stdio: 'ignore', env });
   return { pid: child.pid, stop: () => stopByPid(child.pid, 'idle node') };
 }
 
 function table(rows) {
-  const fmt = (x) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
+  const fmt = (x) => (Number.isFinite(x) ? x.toFixed(x < 10 ? 2 : 1) : 'n/a');
   console.log(`| process (one idle \`sleep 1000\` each) | median ms / 20 s | min | max | utime+stime, mean ms / 20 s |`);
   console.log('|---|---:|---:|---:|---:|');
   for (const r of rows) {
@@ -118,12 +120,15 @@ async function main() {
     const measured = running.filter((r) => !r.error);
     console.log(`processes visible: ${processCount()} (${SLEEPERS} extra sleepers); warm-up ${WARMUP_S} s, then ${WINDOWS} windows of ${WINDOW_S} s`);
     await sleep(WARMUP_S * 1000);
+    const churn = pidChurn();
+    const visible = [processCount()];
     const windows = new Map(measured.map((r) => [r, []]));
     const stat0 = new Map(measured.map((r) => [r, cpuOf(r.pid)]));
     let last = stat0;
     for (let w = 0; w < WINDOWS; w++) {
       await sleep(WINDOW_S * 1000);
       const now = new Map(measured.map((r) => [r, cpuOf(r.pid)]));
+      visible.push(processCount());
       for (const r of measured) {
         if (now.get(r) === null) throw new Error(`${r.peer.name} (pid ${r.pid}) exited during the measurement`);
         windows.get(r).push(((now.get(r).runMs - last.get(r).runMs) * 20) / WINDOW_S);
@@ -141,7 +146,7 @@ async function main() {
     console.log('\nmedian: on-CPU time from /proc/<pid>/task/*/schedstat (ns) per window; the last column is');
     console.log('utime+stime from /proc/<pid>/stat (10 ms ticks) over all windows. The supervisor process only.\n');
     ratios(Object.fromEntries(rows.map((r) => [r.key, r])));
-    console.log(`load average at end: ${loadAverage()}`);
+    console.log(`load average at end: ${loadAverage()}; processes visible at the window ends: ${Math.min(...visible)}-${Math.max(...visible)}; ${churn()}`);
   } finally {
     for (const r of running.reverse()) if (!r.error) await r.stop().catch((err) => console.error(`stopping ${r.peer.name}: ${err.message}`));
     await sleepers?.stop();

@@ -163,6 +163,22 @@ export function loadAverage() {
   return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 }
 
+/**
+ * How busy the machine is with new processes (the daemon's full scans read each new PID's environ):
+ * call at the start, and the returned function says how many PIDs were handed out since, per
+ * second. From the last PID handed out (/proc/loadavg), allowing for one wrap past pid_max (at
+ * 32768 here a busy minute can wrap).
+ */
+export function pidChurn() {
+  const lastPid = () => Number(readFileSync('/proc/loadavg', 'utf8').trim().split(' ')[4]);
+  const [pid0, t0] = [lastPid(), Date.now()];
+  return () => {
+    let n = lastPid() - pid0;
+    if (n < 0) n += Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
+    return `${n} PIDs handed out on the machine in ${((Date.now() - t0) / 1000).toFixed(0)} s (${((n * 1000) / (Date.now() - t0)).toFixed(0)}/s)`;
+  };
+}
+
 export function quantile(samples, q) {
   const sorted = [...samples].sort((a, b) => a - b);
   if (sorted.length === 0) return NaN;

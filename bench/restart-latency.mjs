@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeDaemonConfig } from './daemon-config.mjs';
 import { PM2, ensurePm2, neutralEnv, stopPm2 } from './pm2.mjs';
-import { loadAverage, median, processCount, quantile, signal, startSleepers, stopByPid, sweepTagged, waitFor } from './processes.mjs';
+import { loadAverage, median, pidChurn, processCount, quantile, signal, startSleepers, stopByPid, sweepTagged, waitFor } from './processes.mjs';
 import { startSupervisord } from './supervisord.mjs';
 import { startUserManager } from './systemd-user.mjs';
 
@@ -159,6 +159,7 @@ async function main() {
     }
     const measured = running.filter((r) => !r.error && r.pid !== undefined);
     console.log(`processes visible: ${processCount()} (${SLEEPERS} extra sleepers); ${RESTARTS} restarts per supervisor in batches of ${BATCH}, rotating`);
+    const churn = pidChurn();
     for (let round = 0; round * BATCH < RESTARTS; round++) {
       const n = Math.min(BATCH, RESTARTS - round * BATCH);
       for (let i = 0; i < measured.length; i++) await releaseBatch(measured[(round + i) % measured.length], n);
@@ -170,7 +171,7 @@ async function main() {
     });
     console.log('');
     table(rows);
-    console.log(`load average at end: ${loadAverage()}`);
+    console.log(`load average at end: ${loadAverage()}; processes visible: ${processCount()}; ${churn()}`);
   } finally {
     for (const r of running.reverse()) {
       if (!r.error) await r.stop().catch((err) => console.error(`stopping ${r.peer.name}: ${err.message}`));
