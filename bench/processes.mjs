@@ -71,11 +71,22 @@ export async function sweepTagged(entry) {
   for (let round = 0; round < 50; round++) {
     const left = taggedPids(entry);
     if (left.length === 0) return found;
-    if (round === 0) found = left.length;
+    if (round === 0) {
+      found = left.length;
+      for (const pid of left) console.error(`left behind: pid ${pid} ppid ${statFields(pid)?.[1]}: ${cmdlineOf(pid)}`);
+    }
     for (const pid of left) signal(pid, 'SIGKILL');
     await sleep(100);
   }
   throw new Error(`processes tagged ${entry} survive SIGKILL: ${taggedPids(entry).join(' ')}`);
+}
+
+function cmdlineOf(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+  } catch {
+    return '?';
+  }
 }
 
 export function signal(pid, sig) {

@@ -8,8 +8,10 @@
 // floor row is mostly that). Tokens go out in batches, to one peer at a time in rotating order, so
 // the peers take turns and the idle ones wait in `read`.
 // Target (#18): autopilotd's median <= systemd's median.
-// Usage: npm run build && node bench/restart-latency.mjs
-//   BENCH_RESTARTS (50 per peer), BENCH_RESTART_BATCH (10), BENCH_SLEEPERS (1000 extra processes)
+// Usage: npm run build && node bench/restart-latency.mjs [extra sleepers: 0]
+//   BENCH_RESTARTS (50 per peer), BENCH_RESTART_BATCH (10), BENCH_PEERS (all; e.g. floor,autopilotd),
+//   BENCH_KEEP_TMP=1 keeps the temp dir (stamps, the daemons' logs) for a look afterwards
+// With extra sleepers (`1000`, as the idle-CPU bench has), today's daemon pays for its full scans.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
@@ -28,7 +30,7 @@ const WORKER = fileURLToPath(new URL('restart-worker.sh', import.meta.url));
 const num = (name, fallback) => Number(process.env[name] ?? fallback);
 const RESTARTS = num('BENCH_RESTARTS', 50);
 const BATCH = num('BENCH_RESTART_BATCH', 10);
-const SLEEPERS = num('BENCH_SLEEPERS', 1000);
+const SLEEPERS = Number(process.argv[2] ?? 0);
 const [TAG_NAME, TAG_VALUE] = ['APD_BENCH_TAG', `restart-latency-${randomBytes(4).toString('hex')}`];
 
 const PEERS = [
@@ -141,7 +143,8 @@ async function main() {
   console.log(`load average at start: ${loadAverage()}`);
   try {
     if (SLEEPERS > 0) sleepers = await startSleepers(SLEEPERS, env);
-    for (const peer of PEERS) {
+    const wanted = process.env.BENCH_PEERS?.split(',');
+    for (const peer of PEERS.filter((p) => wanted === undefined || wanted.includes(p.key))) {
       const dir = join(tmp, peer.key);
       mkdirSync(dir);
       const log = join(dir, 'stamps.log');
@@ -180,7 +183,8 @@ async function main() {
     await sleepers?.stop();
     const left = await sweepTagged(`${TAG_NAME}=${TAG_VALUE}`);
     if (left > 0) console.error(`${left} tagged process(es) outlived their supervisor's stop; ended by PID`);
-    rmSync(tmp, { recursive: true, force: true });
+    if (process.env.BENCH_KEEP_TMP) console.error(`kept ${tmp} (BENCH_KEEP_TMP)`);
+    else rmSync(tmp, { recursive: true, force: true });
   }
 }
 

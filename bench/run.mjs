@@ -9,10 +9,12 @@ import { fileURLToPath } from 'node:url';
 const here = fileURLToPath(new URL('.', import.meta.url));
 const benches = [
   ['/proc scan', ['--expose-gc', `${here}proc-scan.mjs`]],
+  ['tree sample for trees of 1, 20, 200 (#18)', [`${here}tree-sample.mjs`]],
   ['status round trip vs pm2 jlist', [`${here}status.mjs`]],
   ['daemon memory', [`${here}daemon-rss.mjs`]],
   ['idle CPU vs PM2, supervisord, systemd, idle node (#18)', [`${here}idle-cpu.mjs`]],
   ['exit -> new worker vs PM2, systemd, supervisord (#18)', [`${here}restart-latency.mjs`]],
+  ['exit -> new worker, with 1000 extra processes on the machine (#18)', [`${here}restart-latency.mjs`, '1000']],
   ['leak reaction', [`${here}leak.mjs`]],
   ['worker output throughput and status latency', [`${here}worker-output.mjs`]],
   ['control clients: flood, non-readers, idle', ['--expose-gc', `${here}control-flood.mjs`]],
@@ -23,7 +25,7 @@ console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${(totalmem
 console.log(`node: ${process.version}; NODE_EXTRA_CA_CERTS ${process.env.NODE_EXTRA_CA_CERTS ? `set (${process.env.NODE_EXTRA_CA_CERTS})` : 'not set'}`);
 console.log(`load average: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 const only = process.argv.slice(2);
-const fileOf = (args) => args.at(-1).slice(here.length).replace(/\.mjs$/, '');
+const fileOf = (args) => args.find((a) => a.endsWith('.mjs')).slice(here.length).replace(/\.mjs$/, '');
 const unknown = only.filter((name) => !benches.some(([, args]) => fileOf(args) === name));
 if (unknown.length > 0) throw new Error(`no such bench: ${unknown.join(', ')} (known: ${benches.map(([, a]) => fileOf(a)).join(', ')})`);
 let failed = 0;

@@ -18,14 +18,18 @@ async function takeLock() {
   let said = '';
   lock.stdout.on('data', (c) => (said += c));
   let exited = false;
-  lock.once('exit', () => (exited = true));
+  const gone = new Promise((resolve) => lock.once('exit', () => resolve((exited = true))));
   await waitFor('the user-manager lock (a test run may hold it)', () => {
     if (exited) throw new Error(`flock(1) exited: ${said}`);
     return said.includes('locked');
   }, 10 * 60_000);
   lock.unref();
   lock.stdout.unref?.();
-  return () => lock.stdin.end();
+  // Releasing: cat sees EOF and exits, flock with it.
+  return async () => {
+    lock.stdin.end();
+    await gone;
+  };
 }
 
 /**
@@ -65,7 +69,7 @@ export async function startUserManager(dir, units, extraEnv) {
       await stopByPid(pid, 'systemd --user', 30_000);
       signal(-pid, 'SIGKILL');
     } finally {
-      release();
+      await release();
     }
   };
   try {
