@@ -107,7 +107,7 @@ async function main() {
   let sleepers = null;
   console.log(`load average at start: ${loadAverage()}`);
   try {
-    sleepers = await startSleepers(SLEEPERS, env);
+    if (SLEEPERS > 0) sleepers = await startSleepers(SLEEPERS, env);
     for (const peer of PEERS) {
       const dir = join(tmp, peer.key);
       mkdirSync(dir);

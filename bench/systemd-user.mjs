@@ -25,8 +25,10 @@ async function takeLock() {
   }, 10 * 60_000);
   lock.unref();
   lock.stdout.unref?.();
-  // Releasing: cat sees EOF and exits, flock with it.
+  // Releasing: cat sees EOF and exits, flock with it. Referenced again meanwhile, or the wait for
+  // its exit would not keep Node running (exit 13, the rest of the cleanup never run).
   return async () => {
+    lock.ref();
     lock.stdin.end();
     await gone;
   };
