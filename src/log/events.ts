@@ -63,6 +63,10 @@ export type LogEvent =
   /** The heartbeat can't be judged (mtime zero or in the future, unreadable): no restart for it. Logged when it changes. */
   | { kind: 'health-heartbeat-unjudged'; path: string; reason: string }
   | { kind: 'native-missing'; reason: string }
+  /** The daemon is not a child subreaper (issue #18): the worker tree is found by /proc scans, said once at start. */
+  | { kind: 'tree-by-scan'; reason: string }
+  /** A zombie the daemon adopted (an orphan of its descendants) was reaped. */
+  | { kind: 'orphan-reaped'; pid: number; code: number | null; signal: string | null }
   | { kind: 'sd-notify-failed'; message: string }
   | { kind: 'control-error'; message: string }
   | { kind: 'log-problem'; message: string }
@@ -133,6 +137,8 @@ export const FORMATS: Formats = {
   'health-probe-recovered': { level: 'info', text: (e) => ['health probe passed again', { generation: e.generation, previous_failures: e.previousFailures }] },
   'health-probe-killed': { level: 'warn', text: (e) => [`health probe ${e.reason}: SIGKILL to its process group`, { pid: e.pid, pids: e.pids.length === 0 ? undefined : e.pids }] },
   'health-heartbeat-unjudged': { level: 'warn', text: (e) => [`heartbeat file not judged: ${e.reason}; no restart for it`, { path: e.path }] },
+  'tree-by-scan': { level: 'warn', text: (e) => [`worker tree found by /proc scans, not as the daemon's descendants (${e.reason}): a descendant that clears its environment and leaves the worker's session and parents is not found`] },
+  'orphan-reaped': { level: 'debug', text: (e) => ['reaped an adopted orphan', { pid: e.pid, exit: exitText(e) }] },
   'native-missing': { level: 'warn', text: (e) => [`native helper not loaded (${e.reason}); sd_notify goes through systemd-notify, which needs NotifyAccess=all`] },
   'sd-notify-failed': { level: 'warn', text: (e) => [`${e.message}; the service manager may not hear from the daemon (reported once)`] },
   'control-error': { level: 'warn', text: (e) => [`control: ${e.message}`] },

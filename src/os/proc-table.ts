@@ -133,6 +133,56 @@ export class ProcTable {
     return pids;
   }
 
+  /**
+   * The children of every thread of `pid`, from /proc/<pid>/task/<tid>/children: a child is listed
+   * under the thread that forked it, an adopted orphan under any thread of its new parent. One
+   * directory listing (the threads) and one small read per thread; no listing of /proc. null when
+   * the process is gone; `whole` false when a thread went between the listing and its read (its
+   * children may have moved to a thread already read). Needs CONFIG_PROC_CHILDREN (Linux 3.5+).
+   */
+  childrenOf(pid: number): { pids: number[]; whole: boolean } | null {
+    let tids: string[];
+    try {
+      tids = readdirSync(`${this.procRoot}/${pid}/task`);
+    } catch (err) {
+      if (isGone(err) || errnoOf(err) === 'EACCES') return null;
+      throw err;
+    }
+    const pids: number[] = [];
+    let whole = true;
+    for (const tid of tids) {
+      if (!this.readPidList(`${this.procRoot}/${pid}/task/${tid}/children`, pids)) whole = false;
+    }
+    return { pids, whole };
+  }
+
+  /** Appends the space-separated pids of a children file to `out`; false when it is gone. */
+  private readPidList(path: string, out: number[]): boolean {
+    const fd = this.open(path);
+    if (fd === null) return false;
+    try {
+      // A number may straddle two reads (the kernel hands out about a page per call).
+      let value = -1;
+      for (;;) {
+        const n = this.readChunk(fd, path, 0, this.buf.length);
+        if (n === null) return false;
+        if (n === 0) break;
+        for (let i = 0; i < n; i++) {
+          const c = this.buf[i] ?? SPACE;
+          if (c >= ZERO && c <= NINE) value = (value < 0 ? 0 : value * 10) + (c - ZERO);
+          else if (value >= 0) {
+            out.push(value);
+            value = -1;
+          }
+        }
+      }
+      if (value >= 0) out.push(value);
+      return true;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
   /** null when the process does not exist (any more). Throws on a stat line it cannot parse. */
   read(pid: number): ProcessInfo | null {
     const path = `${this.procRoot}/${pid}/stat`;
