@@ -76,6 +76,8 @@ export class DescendantWalker {
   private dead = new Set<string>();
   /** Real uid per process life, read once (stopTree reads it again before any signal). */
   private uids = new Map<string, number | null>();
+  /** Thread count of each process of the worker's at the last pass, by pid (see visit). */
+  private threads = new Map<number, number>();
 
   constructor(private readonly opts: DescendantWalkerOptions) {
     this.table = opts.table;
@@ -120,6 +122,7 @@ export class DescendantWalker {
     if (pass.conclusive) this.registry.forgetUnheld((id) => pass.held.has(id));
     const keep = new Set(pass.worker.map(keyOf));
     for (const key of this.uids.keys()) if (!keep.has(key)) this.uids.delete(key);
+    this.threads = new Map(pass.worker.map((p) => [p.pid, p.threads]));
     return pass;
   }
 
@@ -181,10 +184,22 @@ export class DescendantWalker {
     }
   }
 
-  /** Children first, then stat: a stat that shows the process alive vouches for the list before it. */
+  /**
+   * Children first, then stat: a stat that shows the process alive vouches for the list before it.
+   * A process that had one thread at the last walk has its main thread's list read alone (no
+   * listing of its threads); should the stat show more threads now, all are read, then the stat
+   * again. (A thread that forked and exited between the two reads hands its children to another
+   * thread of the same process, which then has them at the next walk.)
+   */
   private visit(pid: number): Visit {
-    const kids = this.table.childrenOf(pid);
-    return { kids, p: this.table.read(pid) };
+    const single = this.threads.get(pid) === 1;
+    let kids = this.table.childrenOf(pid, single);
+    let p = this.table.read(pid);
+    if (single && p !== null && p.threads !== 1) {
+      kids = this.table.childrenOf(pid);
+      p = this.table.read(pid);
+    }
+    return { kids, p };
   }
 
   private sawDead(p: ProcessInfo, s: Pass): void {
@@ -241,7 +256,8 @@ export type DescendantWalkSetup = { walker: DescendantWalker; reason: null } | {
  * to init.
  */
 export function enableDescendantWalk(native: NativeLoad, table: ProcTable, onReaped?: (child: ReapedChild) => void): DescendantWalkSetup {
-  if (!native.loaded) return { walker: null, reason: `native helper not loaded: ${native.reason}` };
+  // The load failure itself is logged on its own (native-missing).
+  if (!native.loaded) return { walker: null, reason: 'no PR_SET_CHILD_SUBREAPER without the native addon' };
   const own = table.childrenOf(process.pid);
   if (own === null || !own.whole) return { walker: null, reason: `${table.procRoot}/${process.pid}/task/*/children not readable (a kernel without CONFIG_PROC_CHILDREN)` };
   // The registry first: from now on every spawn is recorded, so no child of libuv is ever reaped here.
