@@ -3,14 +3,24 @@
 // running `ps`, of the memory guard's incremental tree sample (TreeTracker), and whether scanning
 // over and over grows the daemon's memory.
 // Budget (set by the lead): sampling the tree with 1000 processes on the machine <= 5 ms.
+// Also (issue #18): the tree sample as a walk of the daemon's descendants (a child subreaper) for
+// worker trees of 1, 20 and 200 processes beside the scan-based incremental and full samples of the
+// same trees, and the stop of an already exited worker with no leftovers (the exit -> next spawn
+// path) both ways. Those run in a child process (`--walk`) that makes itself the subreaper, so the
+// 1000 sleepers are on the machine but not among its descendants, as in the daemon.
 // Usage: npx tsc -p tsconfig.json && node --expose-gc bench/proc-scan.mjs [scans=1000]
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { ProcTable } from '../dist/src/os/proc-table.js';
 import { findTree, protectedPidsOf } from '../dist/src/os/process-tree.js';
 import { TreeTracker } from '../dist/src/os/tree-tracker.js';
+
+if (process.argv[2] === '--walk') {
+  await walkBench(Number(process.argv[3] ?? 300));
+  process.exit(0);
+}
 
 const SLEEPERS = 1000;
 const SCANS = Number(process.argv[2] ?? 1000);
@@ -120,6 +130,9 @@ try {
   row(`TreeTracker.sample(), incremental (tree of ${TREE_CHILDREN + 1})`, trackerMs);
   row('TreeTracker.sample(), first: full scan, reads every environ', [trackerFirstMs]);
   row(`TreeTracker.sample() at 100 ms polls (${fullScans} of ${SCANS} full), mean ${mean(trackerPollMs).toFixed(2)} ms`, trackerPollMs);
+  const walk = spawnSync(process.execPath, [new URL(import.meta.url).pathname, '--walk', String(Math.min(SCANS, 300))], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+  if (walk.status !== 0) throw new Error(`the --walk child failed: ${walk.status ?? walk.signal}`);
+  process.stdout.write(walk.stdout);
   console.log('');
   const mib = (b) => `${(b / 1048576).toFixed(1)} MiB`;
   console.log(`| daemon memory${typeof globalThis.gc === 'function' ? ' (after a full GC)' : ' (run with --expose-gc for a GC first)'} | rss | heapUsed | heapTotal |`);
@@ -164,4 +177,76 @@ async function waitFor(condition, timeoutMs, what) {
     if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+// The --walk child: a child subreaper whose own descendants are the worker trees (issue #18).
+async function walkBench(samples) {
+  const { loadNative } = await import('../dist/src/os/native.js');
+  const { enableDescendantWalk } = await import('../dist/src/os/descendant-walk.js');
+  const { childRegistry } = await import('../dist/src/os/child-registry.js');
+  const { stopTree } = await import('../dist/src/os/tree-stop.js');
+  const table = new ProcTable();
+  const setup = enableDescendantWalk(loadNative(), table);
+  if (setup.walker === null) throw new Error(`no descendant walk: ${setup.reason}`);
+  const walker = setup.walker;
+  const registry = childRegistry();
+  const base = { instanceId: `bench-walk-${process.pid}`, uid: process.getuid(), protectedPids: protectedPidsOf(table, process.pid) };
+  const workers = [];
+  try {
+    for (const size of [1, 20, 200]) {
+      const worker = spawn('/bin/sh', ['-c', `i=1; while [ $i -lt ${size} ]; do sleep 1000 & i=$((i+1)); done; exec sleep 1000`], { detached: true, stdio: 'ignore' });
+      registry.markWorker(worker.pid);
+      workers.push(worker);
+      const identity = { ...base, root: { pid: worker.pid, startTimeTicks: table.read(worker.pid).startTimeTicks }, pgid: worker.pid };
+      const walking = new TreeTracker(table, { walker });
+      await waitFor(() => walking.sample(identity, 0).members.length === size && table.read(worker.pid)?.comm === 'sleep', 30_000, `a worker tree of ${size}`);
+      const check = (s) => {
+        if (s.members.length !== size) throw new Error(`found ${s.members.length}, expected ${size}`);
+      };
+      const walkMs = repeat(samples, () => check(walking.sample(identity, 0)));
+      const scanning = new TreeTracker(table);
+      let nowMs = 0;
+      check(scanning.sample(identity, nowMs));
+      const incrementalMs = repeat(samples, () => check(scanning.sample(identity, ++nowMs)));
+      const fullMs = repeat(Math.min(samples, 100), () => check(new TreeTracker(table, { fullScanIntervalMs: 0 }).sample(identity, 0)));
+      row(`tree sample, tree of ${size}: **walk** of the daemon's descendants (subreaper)`, walkMs);
+      row(`tree sample, tree of ${size}: TreeTracker incremental (scan-based)`, incrementalMs);
+      row(`tree sample, tree of ${size}: full scan (scan-based)`, fullMs);
+      // One worker at a time: every child tagged as the worker is in the tree.
+      await endTrees(workers.splice(0), walker, table);
+    }
+    // The exit -> next spawn path: the worker has exited (reaped by libuv), nothing is left of it.
+    for (const useWalker of [false, true]) {
+      const stops = [];
+      for (let i = 0; i < Math.min(samples, 50); i++) {
+        const worker = spawn('/bin/true', [], { detached: true, stdio: 'ignore', env: { ...process.env, AUTOPILOTD_INSTANCE: base.instanceId } });
+        registry.markWorker(worker.pid);
+        await once(worker, 'exit');
+        const identity = { ...base, root: null, pgid: worker.pid };
+        const start = performance.now();
+        const report = await stopTree({ table, identity, graceMs: 1000, walker: useWalker ? walker : null });
+        stops.push(performance.now() - start);
+        if (report.termSent.length > 0 || report.survivors.length > 0) throw new Error(`the exited worker left a tree: ${JSON.stringify(report)}`);
+      }
+      row(`stop of an exited worker, no leftovers: ${useWalker ? '**walk**' : 'scan (fresh environ reads)'}`, stops);
+    }
+  } finally {
+    await endTrees(workers, walker, table);
+  }
+}
+
+async function endTrees(workers, walker, table) {
+  for (const w of workers) {
+    try {
+      process.kill(-w.pid, 'SIGKILL');
+    } catch (err) {
+      if (err.code !== 'ESRCH') throw err;
+    }
+  }
+  await Promise.all(workers.map((w) => (w.exitCode === null && w.signalCode === null ? once(w, 'exit') : null)));
+  // Their children were adopted by this process: reap them.
+  await waitFor(() => {
+    walker.reapAdopted();
+    return table.childrenOf(process.pid).pids.length === 0;
+  }, 30_000, 'the trees to be reaped');
 }

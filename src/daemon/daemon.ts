@@ -15,6 +15,7 @@ import { TerminalOutput } from '../os/terminal-output.js';
 import { protectedPidsOf } from '../os/process-tree.js';
 import { loadNative, type NativeLoad } from '../os/native.js';
 import { signalPath } from '../os/signal.js';
+import { enableDescendantWalk, type DescendantWalker } from '../os/descendant-walk.js';
 import { notifierFromEnv, watchdogIntervalMs } from '../os/sd-notify.js';
 import { VERSION } from '../version.js';
 import { WorkerSupervisor } from './worker-supervisor.js';
@@ -126,6 +127,8 @@ interface Daemon {
   uid: number;
   table: ProcTable;
   protectedPids: () => ReadonlySet<number>;
+  /** The worker tree as the daemon's descendants; null when the tree is found by scans. */
+  walker: DescendantWalker | null;
   supervisor: WorkerSupervisor;
   memoryGuard: MemoryGuardLoop;
   healthLoop: HealthLoop;
@@ -148,8 +151,13 @@ function assemble(opts: DaemonOptions): Daemon {
   const native = loadNative();
   if (!native.loaded) logger.emit({ kind: 'native-missing', reason: native.reason });
   logger.emit({ kind: 'signal-path', ...signalPath() });
+  // Before the first spawn (no step has run yet): from here on every orphan of the daemon's
+  // descendants is re-parented to it, and the tree is what it walks (issue #18).
+  const treeWalk = enableDescendantWalk(native, table, (r) => logger.emit({ kind: 'orphan-reaped', pid: r.pid, code: r.code, signal: r.signal }));
+  if (treeWalk.walker === null) logger.emit({ kind: 'tree-by-scan', reason: treeWalk.reason });
+  const walker = treeWalk.walker;
   const supervisor = new WorkerSupervisor(config.current, {
-    logger, table, instanceId, uid, protectedPids,
+    logger, table, instanceId, uid, protectedPids, walker,
     // Under journald too: passed through, the worker's lines would reach the journal as the daemon's
     // own, stdout and stderr alike (systemd hands both one stream), and a `<N>` of its own would set
     // their priority. Logged, each line carries worker[N] or worker[N,stderr] (#16).
@@ -157,7 +165,7 @@ function assemble(opts: DaemonOptions): Daemon {
     hooks: opts.workerHooks,
   });
   // One tracker for both loops that sample the tree: they share its full /proc scans.
-  const tracker = new TreeTracker(table);
+  const tracker = new TreeTracker(table, { walker });
   const memoryGuard = new MemoryGuardLoop(config.current, {
     logger, table, uid, protectedPids, tree: tracker,
     treeIdentity: () => supervisor.treeIdentity(),
@@ -170,7 +178,7 @@ function assemble(opts: DaemonOptions): Daemon {
     watchdogMs: watchdogIntervalMs(process.env, process.pid),
     logger, supervisor, memoryGuard,
   });
-  return { opts, config, logger, logFile, logTarget, startedAtMs, instanceId, uid, table, protectedPids, supervisor, memoryGuard, healthLoop, native, service };
+  return { opts, config, logger, logFile, logTarget, startedAtMs, instanceId, uid, table, protectedPids, walker, supervisor, memoryGuard, healthLoop, native, service };
 }
 
 interface Control {
@@ -200,6 +208,18 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
           process.off('uncaughtException', control.onFatal);
           process.off('unhandledRejection', control.onFatal);
         };
+      },
+    },
+    {
+      // A zombie the daemon adopted is reaped when it ends, not only at the next walk; libuv's own
+      // children are left to libuv (child-registry.ts). Node's SIGCHLD listener sits beside libuv's.
+      name: 'reap adopted orphans',
+      start: () => {
+        const walker = d.walker;
+        if (walker === null) return;
+        const onChild = (): void => walker.reapAdopted();
+        process.on('SIGCHLD', onChild);
+        return () => { process.off('SIGCHLD', onChild); };
       },
     },
     {
@@ -336,6 +356,7 @@ function armFatalDeadline(d: Daemon): void {
     deadlineMs: d.config.current.worker.stop_timeout_ms + FATAL_STOP_MARGIN_MS,
     identity: () => ({ root: null, pgid: null, instanceId: d.instanceId, uid: d.uid, protectedPids: d.protectedPids() }),
     table: d.table,
+    walker: d.walker,
     logger: d.logger,
     exit: () => {
       d.logFile?.close();

@@ -154,7 +154,8 @@ export class MemoryGuardLoop {
     // see TreeTracker.
     const procs = this.config.memory.hog_scope === 'user' ? table.scan() : null;
     const identity = this.deps.treeIdentity();
-    const found = procs !== null ? findTree(table, identity, procs) : this.tree.sample(identity, performance.now()).members;
+    // A walking tracker finds the tree without the scan, escapees findTree cannot see included.
+    const found = procs !== null && !this.tree.walks ? findTree(table, identity, procs) : this.tree.sample(identity, performance.now()).members;
     const members = this.withSwap(found, mem.swapTotalBytes);
     const processes = new Map<number, SampledProcess>(members.map((p) => [p.pid, p]));
     const extraCandidates: MemorySample['extraCandidates'][number][] = [];

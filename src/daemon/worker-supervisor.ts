@@ -11,6 +11,7 @@ import { spawnWorker, type WorkerHandle, type WorkerSpawnRequest } from '../os/w
 import { stopTree, type TreeStopEvent } from '../os/tree-stop.js';
 import { treeStopKillAboveBytes } from '../policy/memory-guard.js';
 import type { ProcTable } from '../os/proc-table.js';
+import type { DescendantWalker } from '../os/descendant-walk.js';
 import type { ProcessKey, TreeIdentity } from '../os/process-tree.js';
 import { LineSplitter } from './line-splitter.js';
 import { OutputTail } from './output-tail.js';
@@ -25,6 +26,8 @@ export interface WorkerSupervisorDeps {
   uid: number;
   /** The daemon and its ancestors now: never part of a tree. */
   protectedPids: () => ReadonlySet<number>;
+  /** The daemon's descendant walker when it is a subreaper (issue #18): tree stops walk it instead of scanning. */
+  walker?: DescendantWalker | null;
   /**
    * Foreground passes worker output through to these (the daemon's stdout and stderr); a daemonized
    * run, or one under journald, logs it (`log`). Either way the daemon sees it (lastOutputAtMs).
@@ -393,7 +396,7 @@ export class WorkerSupervisor {
       }
     };
     const killAboveTreeBytes = treeStopKillAboveBytes(this.config.memory.worker_max_bytes);
-    stopTree({ table: deps.table, identity: this.treeIdentity(), graceMs: this.config.worker.stop_timeout_ms, onEvent, force: abort.signal, killAboveTreeBytes })
+    stopTree({ table: deps.table, identity: this.treeIdentity(), graceMs: this.config.worker.stop_timeout_ms, onEvent, force: abort.signal, killAboveTreeBytes, walker: deps.walker })
       .then((report) => {
         if (report.survivors.length > 0) deps.logger.emit({ kind: 'tree-survivors-left', pids: report.survivors });
       }, (err: Error) => {

@@ -65,6 +65,10 @@ export type LogEvent =
   | { kind: 'native-missing'; reason: string }
   /** Once at start: whether single processes are signalled through pidfds or by a checked kill() (issue #18). */
   | { kind: 'signal-path'; via: 'pidfd' | 'kill'; reason: string | null }
+  /** The daemon is not a child subreaper (issue #18): the worker tree is found by /proc scans, said once at start. */
+  | { kind: 'tree-by-scan'; reason: string }
+  /** A zombie the daemon adopted (an orphan of its descendants) was reaped. */
+  | { kind: 'orphan-reaped'; pid: number; code: number | null; signal: string | null }
   | { kind: 'sd-notify-failed'; message: string }
   | { kind: 'control-error'; message: string }
   | { kind: 'log-problem'; message: string }
@@ -135,6 +139,8 @@ export const FORMATS: Formats = {
   'health-probe-recovered': { level: 'info', text: (e) => ['health probe passed again', { generation: e.generation, previous_failures: e.previousFailures }] },
   'health-probe-killed': { level: 'warn', text: (e) => [`health probe ${e.reason}: SIGKILL to its process group`, { pid: e.pid, pids: e.pids.length === 0 ? undefined : e.pids }] },
   'health-heartbeat-unjudged': { level: 'warn', text: (e) => [`heartbeat file not judged: ${e.reason}; no restart for it`, { path: e.path }] },
+  'tree-by-scan': { level: 'warn', text: (e) => [`worker tree found by /proc scans, not as the daemon's descendants (${e.reason}): a descendant that clears its environment and leaves the worker's session and parents is not found`] },
+  'orphan-reaped': { level: 'debug', text: (e) => ['reaped an adopted orphan', { pid: e.pid, exit: exitText(e) }] },
   'native-missing': { level: 'warn', text: (e) => [`native helper not loaded (${e.reason}); sd_notify goes through systemd-notify, which needs NotifyAccess=all`] },
   'signal-path': {
     level: 'info',

@@ -21,6 +21,8 @@ export interface ProcessInfo {
   cpuTicks: number;
   /** CPU time of its children it has waited for (cutime + cstime), in clock ticks. */
   childCpuTicks: number;
+  /** Its threads (num_threads): each has a children list of its own (childrenOf). */
+  threads: number;
 }
 
 /**
@@ -61,6 +63,8 @@ const BUFFER_BYTES = 64 * 1024;
  * was moved there by prctl(PR_SET_MM) and is reported as not readable.
  */
 const MAX_ENVIRON_BYTES = 8 * 1024 * 1024;
+/** The longest entry of a children file: "4194304 " (PID_MAX_LIMIT), with room to spare. */
+const PID_LIST_ENTRY_MAX_BYTES = 16;
 /** Used only when <procRoot>/self/auxv cannot be read (e.g. a fake tree without it). */
 const FALLBACK_PAGE_BYTES = 4096;
 /** auxv keys of the page size and of the clock tick rate (USER_HZ), from <elf.h>. */
@@ -89,6 +93,7 @@ const F_UTIME = 11;
 const F_STIME = 12;
 const F_CUTIME = 13;
 const F_CSTIME = 14;
+const F_NUM_THREADS = 17;
 const F_STARTTIME = 19;
 const F_RSS = 21;
 const LAST_FIELD = F_RSS;
@@ -146,6 +151,59 @@ export class ProcTable {
       if (Number.isSafeInteger(pid)) pids.push(pid);
     }
     return pids;
+  }
+
+  /**
+   * The children of every thread of `pid`, from /proc/<pid>/task/<tid>/children: a child is listed
+   * under the thread that forked it, an adopted orphan under any thread of its new parent. One
+   * directory listing (the threads) and one small read per thread; no listing of /proc. null when
+   * the process is gone; `whole` false when a thread went between the listing and its read (its
+   * children may have moved to a thread already read). Needs CONFIG_PROC_CHILDREN (Linux 3.5+).
+   * `leaderOnly`: the main thread's list alone, no listing (for a process known to have one thread).
+   */
+  childrenOf(pid: number, leaderOnly = false): { pids: number[]; whole: boolean } | null {
+    const pids: number[] = [];
+    if (leaderOnly) return this.readPidList(`${this.procRoot}/${pid}/task/${pid}/children`, pids) ? { pids, whole: true } : null;
+    let tids: string[];
+    try {
+      tids = readdirSync(`${this.procRoot}/${pid}/task`);
+    } catch (err) {
+      if (isGone(err) || errnoOf(err) === 'EACCES') return null;
+      throw err;
+    }
+    let whole = true;
+    for (const tid of tids) {
+      if (!this.readPidList(`${this.procRoot}/${pid}/task/${tid}/children`, pids)) whole = false;
+    }
+    return { pids, whole };
+  }
+
+  /** Appends the space-separated pids of a children file to `out`; false when it is gone. */
+  private readPidList(path: string, out: number[]): boolean {
+    const fd = this.open(path);
+    if (fd === null) return false;
+    try {
+      // A number may straddle two reads: the kernel hands out at most a page per call (seq_file),
+      // and stops short of a page only at the end, which saves the read that would return 0.
+      let value = -1;
+      for (;;) {
+        const n = this.readChunk(fd, path, 0, this.buf.length);
+        if (n === null) return false;
+        for (let i = 0; i < n; i++) {
+          const c = this.buf[i] ?? SPACE;
+          if (c >= ZERO && c <= NINE) value = (value < 0 ? 0 : value * 10) + (c - ZERO);
+          else if (value >= 0) {
+            out.push(value);
+            value = -1;
+          }
+        }
+        if (n === 0 || n < this.pageBytes - PID_LIST_ENTRY_MAX_BYTES) break;
+      }
+      if (value >= 0) out.push(value);
+      return true;
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /** null when the process does not exist (any more). Throws on a stat line it cannot parse. */
@@ -339,6 +397,7 @@ export class ProcTable {
       kernelThread: ((fields[F_FLAGS] ?? 0) & PF_KTHREAD) !== 0,
       cpuTicks: (fields[F_UTIME] ?? 0) + (fields[F_STIME] ?? 0),
       childCpuTicks: (fields[F_CUTIME] ?? 0) + (fields[F_CSTIME] ?? 0),
+      threads: fields[F_NUM_THREADS] ?? 1,
     };
   }
 

@@ -5,14 +5,18 @@
 // by SIGSTOP (or SIGTSTP, SIGTTIN) does not run its TERM handler until it is continued, so it would
 // otherwise wait out the whole grace and die of SIGKILL without having cleaned up (#15).
 //
-// The daemon is deliberately not a child subreaper (PR_SET_CHILD_SUBREAPER): escapees are
-// reparented to init, which reaps them. Node cannot reap adopted orphans safely: libuv only
-// waitpid()s the pids it spawned, and a waitpid(-1) reaper would steal the exit statuses libuv
-// waits for. So orphan zombies never accumulate in the daemon; a zombie is counted as gone here.
+// Where the native helper is loaded the daemon is a child subreaper (issue #18): every orphan of
+// the tree is re-parented to it, so each look walks the daemon's descendants (descendant-walk.ts,
+// O(tree), which also reaps the zombies it adopted, one pid at a time: never waitpid(-1), which
+// would steal libuv's exit statuses). A walk during which a process of the tree vanished may have
+// missed its children as they moved: the tree is never called gone from such a look. Without the
+// helper (or for a tree that is not the daemon's worker) each look is a /proc scan by
+// process-tree.ts's rules instead. A zombie is counted as gone either way.
 import { performance } from 'node:perf_hooks';
 import { ProcessHandles } from './process-handles.js';
+import type { DescendantWalker } from './descendant-walk.js';
 import type { ProcessInfo, ProcTable } from './proc-table.js';
-import { traceTree, type TreeIdentity } from './process-tree.js';
+import { traceTree, type TracedTree, type TreeIdentity } from './process-tree.js';
 import { signalGroup, signalIfSame, type SignalName } from './signal.js';
 
 export type TreeStopEvent =
@@ -41,6 +45,11 @@ export interface TreeStopOptions {
    * the figure; null or absent: no such limit.
    */
   killAboveTreeBytes?: number | null;
+  /**
+   * The daemon's descendant walker, for its worker's tree only (the walk finds that tree, not one
+   * named by another marker): each look walks instead of scanning /proc. Absent or null: scans.
+   */
+  walker?: DescendantWalker | null;
 }
 
 export interface TreeStopReport {
@@ -108,9 +117,19 @@ async function stopTreeWith(opts: TreeStopOptions, handles: ProcessHandles): Pro
   let previous: ProcessInfo[] | null = null;
   const undecidedSinceMs = new Map<string, number>();
   let emptySinceMs: number | null = null;
+  const walker = opts.walker ?? null;
   const look = (fresh: boolean): Look => {
-    const procs = table.scan();
-    const traced = traceTree(table, identity, procs, { wholeScan: true, previous, fresh });
+    let procs: ProcessInfo[];
+    let traced: TracedTree;
+    let conclusive = true;
+    if (walker !== null) {
+      const walked = walker.workerTree(identity, previous);
+      ({ procs, conclusive } = walked);
+      traced = walked;
+    } else {
+      procs = table.scan();
+      traced = traceTree(table, identity, procs, { wholeScan: true, previous, fresh });
+    }
     identity = traced.identity;
     previous = traced.members;
     handles.retain(traced.members);
@@ -129,7 +148,7 @@ async function stopTreeWith(opts: TreeStopOptions, handles: ProcessHandles): Pro
       emptySinceMs ??= nowMs;
       settleMs = Math.min(settleMs, emptySinceMs + UNDECIDED_SETTLE_MS - nowMs);
     }
-    return { procs, members, settleMs };
+    return { procs, members, settleMs, conclusive };
   };
   // Members TERMed through kill(-pgid), with that pgid: one that left the group before the signal
   // (setsid right after the scan) was not reached, so it gets its own TERM once seen outside.
@@ -138,7 +157,7 @@ async function stopTreeWith(opts: TreeStopOptions, handles: ProcessHandles): Pro
   // The first look reads every environment afresh: a verdict cached by an earlier look (the memory
   // guard's) may be from a read during an execve.
   let now = look(true);
-  if (!forced() && (now.members.length > 0 || now.settleMs > 0)) {
+  if (!forced() && (now.members.length > 0 || !settled(now))) {
     if (now.members.length > 0) {
       const groupSafe = isGroupSafe(identity, now.members, now.procs);
       const pids: number[] = [];
@@ -167,7 +186,7 @@ async function stopTreeWith(opts: TreeStopOptions, handles: ProcessHandles): Pro
     while (!graceOver && !forced() && performance.now() < graceEndMs) {
       await sleep(Math.min(nextDelay(), graceEndMs - performance.now()), force);
       now = look(false);
-      if (now.members.length === 0 && now.settleMs <= 0) break;
+      if (now.members.length === 0 && settled(now)) break;
       graceOver = overLimit(now.members);
       if (graceOver) break;
       // Forked after the SIGTERM, or found only now: they get their chance to exit cleanly too.
@@ -194,8 +213,14 @@ async function stopTreeWith(opts: TreeStopOptions, handles: ProcessHandles): Pro
     now = look(true);
     const atCeiling = round >= KILL_MAX_ROUNDS || performance.now() - killStartMs >= KILL_CEILING_MS;
     if (now.members.length === 0) {
-      if (now.settleMs <= 0 || atCeiling) break;
-      await sleep(now.settleMs);
+      if (settled(now)) break;
+      if (atCeiling) {
+        // Walks that stay inconclusive this long (processes of the tree dying all the time):
+        // a scan, which needs no parent links, has the last word.
+        if (!now.conclusive) survivors = lastResortScan(table, identity).map((p) => p.pid);
+        break;
+      }
+      await sleep(now.conclusive ? now.settleMs : nextKillDelay());
       continue;
     }
     if (atCeiling) {
@@ -227,6 +252,18 @@ interface Look {
    * (capped once the tree looks empty: UNDECIDED_SETTLE_MS); 0 or less when none is waited for.
    */
   settleMs: number;
+  /** False when it came from a walk during which a process of the tree vanished (see the top of this file). */
+  conclusive: boolean;
+}
+
+/** Whether a look that found no member may call the tree gone. */
+function settled(look: Look): boolean {
+  return look.settleMs <= 0 && look.conclusive;
+}
+
+/** The tree by a /proc scan, marker included, for when walks could not settle it. */
+function lastResortScan(table: ProcTable, identity: TreeIdentity): ProcessInfo[] {
+  return traceTree(table, identity, table.scan(), { wholeScan: true, fresh: true }).members;
 }
 
 function leftGroup(termedByGroup: Map<string, number>, p: ProcessInfo): boolean {

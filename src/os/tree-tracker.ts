@@ -13,12 +13,19 @@
 // (/proc/sys/kernel/ns_last_pid) says which pids were handed out since the last sample: known
 // pids in that range are read again. Where the cursor cannot be read, or it came round more than
 // once between two samples, the periodic full scan bounds such a miss.
+//
+// Given the daemon's descendant walker (the daemon is a child subreaper, issue #18), every sample
+// is a walk of the daemon's descendants instead (descendant-walk.ts): O(tree), no listing of /proc
+// and no full scan, since no process can join the tree from outside the daemon's descendants.
+import type { DescendantWalker } from './descendant-walk.js';
 import type { PidCursor, ProcessInfo, ProcTable } from './proc-table.js';
 import { sameProcess, traceTree, type TracedTree, type TreeIdentity } from './process-tree.js';
 
 export interface TreeTrackerOptions {
   /** Longest time between two full scans; an incremental sample is taken in between. Default 5000. */
   fullScanIntervalMs?: number;
+  /** The daemon's descendant walker: every sample walks it (full is then false). Absent or null: scans. */
+  walker?: DescendantWalker | null;
 }
 
 export interface TreeSample {
@@ -42,10 +49,18 @@ export class TreeTracker {
   /** The kernel's pid cursor when the last listing was taken. */
   private cursor: PidCursor | null = null;
 
+  private readonly walker: DescendantWalker | null;
+
   constructor(private readonly table: ProcTable, opts: TreeTrackerOptions = {}) {
     const interval = opts.fullScanIntervalMs ?? DEFAULT_FULL_SCAN_INTERVAL_MS;
     if (!(interval >= 0)) throw new RangeError(`fullScanIntervalMs must be >= 0, got ${interval}`);
     this.fullScanIntervalMs = interval;
+    this.walker = opts.walker ?? null;
+  }
+
+  /** Whether samples walk the daemon's descendants (rather than scan /proc). */
+  get walks(): boolean {
+    return this.walker !== null;
   }
 
   /**
@@ -61,6 +76,11 @@ export class TreeTracker {
     // group stays dropped, and the last members vouch for the group id (refineIdentity).
     const base = same && this.tree !== null ? this.tree.identity : identity;
     const previous = last !== null && this.tree !== null && sameTree(last, identity) ? this.tree.members : null;
+    if (this.walker !== null) {
+      this.tree = this.walker.workerTree(base, previous);
+      this.identity = identity;
+      return { members: [...this.tree.members], full: false };
+    }
     // The cursor first: a pid handed out after it is read falls in the next sample's range.
     const cursor = this.table.pidCursor();
     const pids = this.table.listPids();

@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { TerminalOutput } from './terminal-output.js';
+import { childRegistry } from './child-registry.js';
 
 export interface WorkerSpawnRequest {
   argv: string[];
@@ -101,6 +102,8 @@ export function spawnWorker(req: WorkerSpawnRequest, cb: WorkerCallbacks): Worke
     queueMicrotask(() => cb.onSpawnFailed(`spawn ${command}: ${e.code ?? e.message}`));
     return null;
   }
+  // Synchronously, before any walk can see it: this child is the worker, not a helper (child-registry.ts).
+  if (child.pid !== undefined) childRegistry()?.markWorker(child.pid);
   let spawned = false;
   child.once('spawn', () => {
     spawned = true;

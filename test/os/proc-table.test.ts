@@ -74,7 +74,7 @@ describe('ProcTable on a fake /proc', () => {
     const table = new ProcTable(fake.root);
     assert.deepEqual(table.read(42), {
       pid: 42, ppid: 7, pgid: 40, sid: 30, state: 'R', comm: 'a) b (c', startTimeTicks: 98765, rssBytes: 3 * table.pageBytes, kernelThread: false,
-      cpuTicks: 755, childCpuTicks: 24,
+      cpuTicks: 755, childCpuTicks: 24, threads: 1,
     });
     assert.equal(table.read(43)?.comm, ') (');
     assert.equal(table.read(43)?.ppid, 42);
@@ -290,6 +290,28 @@ describe('ProcTable on the real /proc', () => {
     // Not every child: a usermode helper (modprobe, ...) is forked by kthreadd and then exec's.
     const workers = table.scan().filter((p) => p.ppid === 2 && p.comm.startsWith('kworker/'));
     assert.ok(workers.length > 0 && workers.every((p) => p.kernelThread), 'every kworker is a kernel thread');
+  });
+
+  test('childrenOf lists the children of every thread, a thousand of them too (more than one read), and null once the process is gone', async () => {
+    const count = 1000;
+    const sh = spawn('sh', ['-c', `i=0; while [ $i -lt ${count} ]; do sleep 1000 & i=$((i+1)); done; echo ready; exec sleep 1000`], { detached: true, stdio: ['ignore', 'pipe', 'ignore'] });
+    const exited = once(sh, 'exit');
+    try {
+      await once(sh.stdout!, 'data');
+      const kids = table.childrenOf(sh.pid!);
+      assert.ok(kids !== null && kids.whole);
+      assert.equal(new Set(kids.pids).size, count);
+      assert.ok(kids.pids.every((pid) => table.read(pid)?.ppid === sh.pid), 'each listed pid is its child');
+      assert.deepEqual(table.childrenOf(sh.pid!, true), kids, 'one thread: its main thread has them all');
+      assert.deepEqual(table.childrenOf(kids.pids[0]!), { pids: [], whole: true });
+      // This process has several threads (libuv's, V8's); its child is listed under the one that forked it.
+      assert.ok((table.read(process.pid)?.threads ?? 0) > 1);
+      assert.ok(table.childrenOf(process.pid)?.pids.includes(sh.pid!));
+    } finally {
+      killGroup(sh.pid!);
+      await exited;
+    }
+    assert.equal(table.childrenOf(sh.pid!), null);
   });
 
   test('uses the page size the kernel reports', () => {
