@@ -4,7 +4,7 @@
 import type { Config, LoadedConfig } from '../config/types.js';
 import { loadConfig } from '../config/load.js';
 import { ConfigError } from '../config/errors.js';
-import { ControlError, type Command, type StatusData } from '../control/protocol.js';
+import { ControlError, type Command, type StatusData, type TreeStatus } from '../control/protocol.js';
 import type { Logger } from '../log/logger.js';
 import { VERSION } from '../version.js';
 import type { DaemonOptions } from './daemon.js';
@@ -31,6 +31,8 @@ export interface ControlParts {
   /** Begins the daemon's shutdown (idempotent); true once it has begun. */
   shutdown(reason: string): void;
   shuttingDown(): boolean;
+  /** How the worker tree is found (status `tree`). */
+  tree(): TreeStatus;
 }
 
 export type ControlHandler = (cmd: Command) => Promise<unknown>;
@@ -71,6 +73,7 @@ export function statusOf(parts: ControlParts): StatusData {
     command: supervisor.argv,
     memory: parts.memoryGuard.status(),
     lastExitTail: supervisor.lastExitTail(),
+    tree: parts.tree(),
   });
 }
 

@@ -5,8 +5,10 @@
 // their lifetimes.
 
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import type { Config, ConfigFlags, LoadedConfig } from '../config/types.js';
 import { ControlServer } from '../control/server.js';
+import type { TreeStatus } from '../control/protocol.js';
 import { Logger, isJournaldStream, stderrSink, type LineSink } from '../log/logger.js';
 import { removeInstanceRecord, removePidFile, writeInstanceRecord, writePidFile } from '../os/pid-file.js';
 import { RotatingLogFile } from '../os/log-file.js';
@@ -27,6 +29,8 @@ import { ownStartTicks, stopOrphanTree, takeInstanceLocks } from './instance-fil
 import { armFatalStopDeadline } from './fatal-deadline.js';
 import { ServiceNotify } from './service-notify.js';
 import { Notifier } from './notifier.js';
+import type { WorkerCgroups } from '../os/worker-cgroups.js';
+import { openTreeBackend } from './tree-backend.js';
 
 export interface DaemonOptions {
   loaded: LoadedConfig;
@@ -46,6 +50,8 @@ export type StartupOutcome =
 
 /** Exit code after an internal error (EX_SOFTWARE). */
 export const EXIT_INTERNAL_ERROR = 70;
+/** Exit code of a start refused for its configuration (EX_CONFIG): `[cgroup] mode = "required"` without a cgroup. */
+export const EXIT_CONFIG_ERROR = 78;
 
 /**
  * How long past the worker's stop grace an internal error's shutdown may take before the daemon
@@ -91,13 +97,14 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   } catch (err) {
     if (!(err instanceof StepFailure)) throw err;
     const e = err.error as Error & { code?: string };
-    // "already running" is an answer, not a failure to explain.
-    const message = e.code === 'already_running' && err.step === LOCK_STEP ? e.message : err.message;
+    // "already running" is an answer, not a failure to explain; a configuration problem names its key.
+    const plain = (e.code === 'already_running' && err.step === LOCK_STEP) || e.code === 'cgroup_unavailable';
+    const message = plain ? e.message : err.message;
     logger.line('error', message);
     opts.onStartup?.({ ok: false, code: e.code ?? 'startup_failed', message });
     await life.undo();
     await closeLogFile(d);
-    return 1;
+    return e.code === 'cgroup_unavailable' ? EXIT_CONFIG_ERROR : 1;
   }
   if (exitCode === null) {
     logger.emit({ kind: 'daemon-ready', socketPath: d.config.current.socket_path });
@@ -130,6 +137,8 @@ interface Daemon {
   healthLoop: HealthLoop;
   native: NativeLoad;
   service: ServiceNotify;
+  /** The cgroup backend once its step has run (null: the /proc rules). */
+  cgroups: { current: WorkerCgroups | null };
 }
 
 function assemble(opts: DaemonOptions): Daemon {
@@ -146,8 +155,9 @@ function assemble(opts: DaemonOptions): Daemon {
   logger.emit({ kind: 'daemon-started', pid: process.pid, version: VERSION, instanceId, configPath: opts.loaded.path, logTarget });
   const native = loadNative();
   if (!native.loaded) logger.emit({ kind: 'native-missing', reason: native.reason });
+  const cgroups: Daemon['cgroups'] = { current: null };
   const supervisor = new WorkerSupervisor(config.current, {
-    logger, table, instanceId, uid, protectedPids,
+    logger, table, instanceId, uid, protectedPids, cgroups: () => cgroups.current,
     // Under journald too: passed through, the worker's lines would reach the journal as the daemon's
     // own, stdout and stderr alike (systemd hands both one stream), and a `<N>` of its own would set
     // their priority. Logged, each line carries worker[N] or worker[N,stderr] (#16).
@@ -155,9 +165,9 @@ function assemble(opts: DaemonOptions): Daemon {
     hooks: opts.workerHooks,
   });
   // One tracker for both loops that sample the tree: they share its full /proc scans.
-  const tracker = new TreeTracker(table);
+  const tracker = new TreeTracker(table, { cgroupLeaf: () => supervisor.treeLeaf() });
   const memoryGuard = new MemoryGuardLoop(config.current, {
-    logger, table, uid, protectedPids, tree: tracker,
+    logger, table, uid, protectedPids, tree: tracker, treeLeaf: () => supervisor.treeLeaf(),
     treeIdentity: () => supervisor.treeIdentity(),
     workerRunning: () => supervisor.state.state === 'running',
     restartWorker: () => supervisor.restart('memory'),
@@ -168,7 +178,7 @@ function assemble(opts: DaemonOptions): Daemon {
     watchdogMs: watchdogIntervalMs(process.env, process.pid),
     logger, supervisor, memoryGuard,
   });
-  return { opts, config, logger, logFile, logTarget, startedAtMs, instanceId, uid, table, protectedPids, supervisor, memoryGuard, healthLoop, native, service };
+  return { opts, config, logger, logFile, logTarget, startedAtMs, instanceId, uid, table, protectedPids, supervisor, memoryGuard, healthLoop, native, service, cgroups };
 }
 
 interface Control {
@@ -187,6 +197,7 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
     opts: d.opts, logger, logTarget: d.logTarget, startedAtMs: d.startedAtMs, supervisor, memoryGuard, healthLoop, config: d.config,
     native: d.native, service: d.service,
     shutdown: control.shutdown, shuttingDown: control.stopping,
+    tree: () => treeStatus(d),
   };
   return [
     {
@@ -210,6 +221,19 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
       start: () => {
         const locks = takeInstanceLocks(d.config.current);
         return () => { for (const lock of [...locks].reverse()) lock.release(); };
+      },
+    },
+    {
+      // Once the lock is held (a predecessor's leftover leaves are ours to clear), before the pid
+      // file and the worker; undone after the worker is stopped: the leaves, then the private dir.
+      name: 'set up the worker tree backend',
+      start: async () => {
+        d.cgroups.current = await openTreeBackend({ loaded: d.opts.loaded, table: d.table, uid: d.uid, protectedPids: d.protectedPids, logger, startTicks: ownStartTicks(d.table) });
+        return () => {
+          const cgroups = d.cgroups.current;
+          d.cgroups.current = null;
+          cgroups?.dispose();
+        };
       },
     },
     {
@@ -312,6 +336,13 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
       },
     },
   ];
+}
+
+/** Status `tree`: the backend, and the current generation's leaf while it exists. */
+function treeStatus(d: Daemon): TreeStatus {
+  const cgroups = d.cgroups.current;
+  const leaf = d.supervisor.treeLeaf();
+  return { backend: cgroups === null ? 'proc' : 'cgroup', cgroup: cgroups?.home ?? null, leaf: leaf !== null && existsSync(leaf) ? leaf : null };
 }
 
 function reportStarted(d: Daemon): void {

@@ -14,7 +14,8 @@ import {
   initialMemoryGuardState, stepMemoryGuard,
   type KillAction, type MemoryGuardInput, type MemoryGuardState, type MemoryGuardStep, type RestartWorkerAction,
 } from '../policy/memory-guard.js';
-import { topProcesses, treeRssBytes, type MemorySample } from '../policy/memory-sample.js';
+import { topProcesses, treeFigureBytes, treeRssBytes, type MemorySample } from '../policy/memory-sample.js';
+import { cgroupMemoryBytes } from '../os/cgroup-leaf.js';
 import { thresholdWarnings } from '../policy/memory-thresholds.js';
 
 export interface MemoryGuardDeps {
@@ -28,6 +29,12 @@ export interface MemoryGuardDeps {
   restartWorker: () => Promise<void>;
   /** Shared with the health loop, so the two take one full /proc scan per interval between them. */
   tree?: TreeTracker;
+  /**
+   * The current tree's cgroup leaf (cgroup backend; null: the /proc rules). Its members come from
+   * the tracker, which reads the same leaf, and where the leaf has the memory controller the
+   * tree's figure is the kernel's (memory.current + memory.swap.current).
+   */
+  treeLeaf?: () => string | null;
 }
 
 /** How often a victim is checked for being gone while it has its grace. */
@@ -131,7 +138,7 @@ export class MemoryGuardLoop {
     this.state = step.state;
     const log = this.deps.logger;
     if (!('kind' in input)) {
-      const tree = treeRssBytes(input.tree);
+      const tree = treeFigureBytes(input);
       if (log.enabled('debug')) {
         log.emit({ kind: 'memory-sample', level: step.level ?? 'ok', availableBytes: input.availableBytes, treeRssBytes: tree, treeProcesses: input.tree.length, nextPollMs: step.nextPollMs });
       }
@@ -151,7 +158,8 @@ export class MemoryGuardLoop {
     // see TreeTracker.
     const procs = this.config.memory.hog_scope === 'user' ? table.scan() : null;
     const identity = this.deps.treeIdentity();
-    const members = procs !== null ? findTree(table, identity, procs) : this.tree.sample(identity, performance.now()).members;
+    const leaf = this.deps.treeLeaf?.() ?? null;
+    const members = procs !== null && leaf === null ? findTree(table, identity, procs) : this.tree.sample(identity, performance.now()).members;
     const processes = new Map<number, ProcessInfo>(members.map((p) => [p.pid, p]));
     const extraCandidates: MemorySample['extraCandidates'][number][] = [];
     if (procs !== null) {
@@ -174,6 +182,7 @@ export class MemoryGuardLoop {
         psi: table.pressure(),
         tree: members.map((p) => ({ pid: p.pid, comm: p.comm, rssBytes: p.rssBytes, isWorkerMain: sameProcess(identity.root, p) })),
         extraCandidates,
+        treeBytes: leaf === null ? null : cgroupMemoryBytes(leaf),
       },
     };
   }

@@ -17,6 +17,8 @@ import { OutputTail } from './output-tail.js';
 import { HoldFiles, holdFileParent } from '../os/hold-file.js';
 import { parseHoldUntil, type HoldRequest } from '../policy/hold-until.js';
 import type { WorkerOutputLine } from '../control/protocol.js';
+import type { WorkerCgroups } from '../os/worker-cgroups.js';
+import { WorkerLeaves, type WorkerLeaf } from './worker-leaf.js';
 
 export interface WorkerSupervisorDeps {
   logger: Logger;
@@ -38,6 +40,8 @@ export interface WorkerSupervisorDeps {
   wallNow?: () => number;
   /** Where the per-run hold files' directory is made (default holdFileParent(process.env)). */
   holdFileParent?: string;
+  /** The cgroup backend once set up (null: the /proc rules): each generation gets a leaf of its own. */
+  cgroups?: () => WorkerCgroups | null;
 }
 
 /** When the current run started and the last one exited, by the wall clock: what status shows. */
@@ -79,8 +83,12 @@ export class WorkerSupervisor {
   private readonly holdFiles: HoldFiles;
   /** When the current generation last wrote to stdout or stderr (policy clock); null until it does. */
   private outputAtMs: number | null = null;
+  private readonly leaves: WorkerLeaves;
+  /** The latest generation's cgroup leaf (kept after its removal: a gone leaf reads as empty); null: /proc rules. */
+  private leaf: WorkerLeaf | null = null;
 
   constructor(private config: Config, private readonly deps: WorkerSupervisorDeps) {
+    this.leaves = new WorkerLeaves(deps.cgroups ?? (() => null), deps.logger);
     this.now = deps.now ?? (() => Math.round(performance.now()));
     this.wallNow = deps.wallNow ?? Date.now;
     this.holdFiles = new HoldFiles(deps.holdFileParent ?? holdFileParent(process.env));
@@ -144,6 +152,11 @@ export class WorkerSupervisor {
       uid: this.deps.uid,
       protectedPids: this.deps.protectedPids(),
     };
+  }
+
+  /** The current (or last) tree's cgroup leaf, for the tracker and the memory guard; null: the /proc rules. */
+  treeLeaf(): string | null {
+    return this.leaf?.dir ?? null;
   }
 
   /** Starts the worker; resolves once the spawn outcome is known. */
@@ -282,6 +295,9 @@ export class WorkerSupervisor {
     this.childExited = new Promise((resolve) => { exited = resolve; });
     const request: WorkerSpawnRequest = { argv, cwd: config.working_dir, env };
     if (deps.output !== 'log') request.passThrough = deps.output;
+    const leaf = this.leaves.open(generation, config);
+    this.leaf = leaf;
+    if (leaf !== null) request.around = this.leaves.around(leaf);
     const handle = spawnWorker(request, {
       onSpawned: (p) => {
         pid = p;
@@ -306,6 +322,7 @@ export class WorkerSupervisor {
         }
       },
       onSpawnFailed: (reason) => {
+        this.leaves.release(leaf);
         exited();
         deps.logger.emit({ kind: 'worker-spawn-failed', generation, reason });
         this.dispatch({ kind: 'spawn-failed', atMs: this.now(), reason });
@@ -313,6 +330,7 @@ export class WorkerSupervisor {
       onExit: (code, signal) => {
         const atMs = this.now();
         let hold: HoldRequest = { kind: 'none' };
+        let oomKilled = false;
         // As in onSpawned: the policy hears of the exit and a stop waiting on it goes on, come what may.
         try {
           splitters?.stdout.flush();
@@ -321,6 +339,7 @@ export class WorkerSupervisor {
           // until the tree is gone and the pipes are let go: status reads it then, not now.
           this.lastExitOutput = tail;
           hold = this.readHoldFile(generation);
+          oomKilled = this.leaves.oomKilled(leaf);
           const uptimeMs = spawnedAtMs === null ? 0 : Math.max(0, atMs - spawnedAtMs);
           const asked = this.model.state === 'stopping';
           deps.logger.emit({ kind: asked ? 'worker-stopped' : 'worker-exited', generation, pid, code, signal, uptimeMs, tail: tail.lines() });
@@ -328,7 +347,7 @@ export class WorkerSupervisor {
         } finally {
           this.wall = { ...this.wall, lastExitAtMs: this.wallNow() };
           try {
-            this.dispatch({ kind: 'exited', atMs, code, signal, hold });
+            this.dispatch({ kind: 'exited', atMs, code, signal, hold, oomKilled });
           } finally {
             exited();
           }
@@ -342,6 +361,11 @@ export class WorkerSupervisor {
       onError: (message) => deps.logger.emit({ kind: 'internal-error', message }),
     });
     this.handle = handle ?? null;
+    if (leaf !== null && !leaf.bornInLeaf) {
+      // Spawned where the daemon is (reported): this generation's tree is found by the /proc rules.
+      this.leaf = null;
+      this.leaves.release(leaf);
+    }
     this.releaseSplitters = () => {
       splitters.stdout.flush();
       splitters.stderr.flush();
@@ -393,7 +417,8 @@ export class WorkerSupervisor {
       }
     };
     const killAboveRssBytes = treeStopKillAboveBytes(this.config.memory.worker_max_bytes);
-    stopTree({ table: deps.table, identity: this.treeIdentity(), graceMs: this.config.worker.stop_timeout_ms, onEvent, force: abort.signal, killAboveRssBytes })
+    const leaf = this.leaf;
+    stopTree({ table: deps.table, identity: this.treeIdentity(), graceMs: this.config.worker.stop_timeout_ms, onEvent, force: abort.signal, killAboveRssBytes, cgroup: leaf?.dir ?? null })
       .then((report) => {
         if (report.survivors.length > 0) deps.logger.emit({ kind: 'tree-survivors-left', pids: report.survivors });
       }, (err: Error) => {
@@ -405,6 +430,7 @@ export class WorkerSupervisor {
       .finally(() => {
         if (this.stopAbort === abort) this.stopAbort = null;
         this.releaseOutput();
+        this.leaves.release(leaf);
         this.dispatch({ kind: 'tree-gone', atMs: this.now() });
       });
   }

@@ -63,6 +63,13 @@ export type LogEvent =
   /** The heartbeat can't be judged (mtime zero or in the future, unreadable): no restart for it. Logged when it changes. */
   | { kind: 'health-heartbeat-unjudged'; path: string; reason: string }
   | { kind: 'native-missing'; reason: string }
+  /** How the worker tree is found and stopped (issue #18): a cgroup v2 leaf, or the /proc rules, and why. */
+  | { kind: 'tree-backend'; backend: 'cgroup' | 'proc'; detail: string }
+  /** A leaf a predecessor of this instance left with processes in it: stopped before the worker spawns. */
+  | { kind: 'cgroup-leftover-found'; dir: string; pids: number[] }
+  /** An empty private cgroup directory of a dead daemon, removed. */
+  | { kind: 'cgroup-leftover-removed'; dir: string }
+  | { kind: 'cgroup-problem'; message: string }
   | { kind: 'sd-notify-failed'; message: string }
   | { kind: 'control-error'; message: string }
   | { kind: 'log-problem'; message: string }
@@ -133,6 +140,10 @@ export const FORMATS: Formats = {
   'health-probe-recovered': { level: 'info', text: (e) => ['health probe passed again', { generation: e.generation, previous_failures: e.previousFailures }] },
   'health-probe-killed': { level: 'warn', text: (e) => [`health probe ${e.reason}: SIGKILL to its process group`, { pid: e.pid, pids: e.pids.length === 0 ? undefined : e.pids }] },
   'health-heartbeat-unjudged': { level: 'warn', text: (e) => [`heartbeat file not judged: ${e.reason}; no restart for it`, { path: e.path }] },
+  'tree-backend': { level: 'info', text: (e) => [`worker tree backend: ${e.backend} (${e.detail})`] },
+  'cgroup-leftover-found': { level: 'warn', text: (e) => ['cgroup leaf of a previous daemon still holds processes; stopping them before starting', { cgroup: e.dir, pids: e.pids }] },
+  'cgroup-leftover-removed': { level: 'info', text: (e) => ['empty cgroup of a dead daemon removed', { cgroup: e.dir }] },
+  'cgroup-problem': { level: 'warn', text: (e) => [`cgroup: ${e.message}`] },
   'native-missing': { level: 'warn', text: (e) => [`native helper not loaded (${e.reason}); sd_notify goes through systemd-notify, which needs NotifyAccess=all`] },
   'sd-notify-failed': { level: 'warn', text: (e) => [`${e.message}; the service manager may not hear from the daemon (reported once)`] },
   'control-error': { level: 'warn', text: (e) => [`control: ${e.message}`] },

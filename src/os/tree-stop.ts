@@ -13,6 +13,8 @@ import { performance } from 'node:perf_hooks';
 import type { ProcessInfo, ProcTable } from './proc-table.js';
 import { traceTree, type TreeIdentity } from './process-tree.js';
 import { signalGroup, signalIfSame, type SignalName } from './signal.js';
+import { killLeaf, lookAtLeaf } from './leaf-tree.js';
+import { cgroupMemoryBytes } from './cgroup-leaf.js';
 
 export type TreeStopEvent =
   | { kind: 'term_sent'; pids: number[]; pgid: number | null }
@@ -39,6 +41,12 @@ export interface TreeStopOptions {
    * given the whole grace to grow in. The caller chooses the figure; null or absent: no such limit.
    */
   killAboveRssBytes?: number | null;
+  /**
+   * The tree's cgroup leaf (cgroup backend): members are what the leaf holds, signals go to each
+   * member (no group signal: the leaf is the tree), the tree is gone once the leaf holds no member,
+   * and SIGKILL is cgroup.kill. Absent or null: the /proc rules (traceTree).
+   */
+  cgroup?: string | null;
 }
 
 export interface TreeStopReport {
@@ -96,7 +104,9 @@ export async function stopTree(opts: TreeStopOptions): Promise<TreeStopReport> {
   let previous: ProcessInfo[] | null = null;
   const undecidedSinceMs = new Map<string, number>();
   let emptySinceMs: number | null = null;
+  const leaf = opts.cgroup ?? null;
   const look = (fresh: boolean): Look => {
+    if (leaf !== null) return lookLeaf(table, leaf, identity, foreign);
     const procs = table.scan();
     const traced = traceTree(table, identity, procs, { wholeScan: true, previous, fresh });
     identity = traced.identity;
@@ -127,7 +137,7 @@ export async function stopTree(opts: TreeStopOptions): Promise<TreeStopReport> {
   let now = look(true);
   if (!forced() && (now.members.length > 0 || now.settleMs > 0)) {
     if (now.members.length > 0) {
-      const groupSafe = isGroupSafe(identity, now.members, now.procs);
+      const groupSafe = leaf === null && isGroupSafe(identity, now.members, now.procs);
       const pids: number[] = [];
       for (const p of send(table, identity, now.members, groupSafe, 'SIGTERM', foreign)) {
         pids.push(p.pid);
@@ -141,7 +151,7 @@ export async function stopTree(opts: TreeStopOptions): Promise<TreeStopReport> {
     const limitBytes = opts.killAboveRssBytes ?? null;
     const overLimit = (members: ProcessInfo[]): boolean => {
       if (limitBytes === null) return false;
-      const treeRssBytes = members.reduce((sum, p) => sum + p.rssBytes, 0);
+      const treeRssBytes = (leaf === null ? null : cgroupMemoryBytes(leaf)) ?? members.reduce((sum, p) => sum + p.rssBytes, 0);
       if (treeRssBytes <= limitBytes) return false;
       emit({ kind: 'tree_over_limit', treeRssBytes, limitBytes, afterMs: elapsedMs() });
       return true;
@@ -187,8 +197,9 @@ export async function stopTree(opts: TreeStopOptions): Promise<TreeStopReport> {
       survivors = now.members.map((p) => p.pid);
       break;
     }
-    const groupSafe = isGroupSafe(identity, now.members, now.procs);
-    const sent = send(table, identity, now.members, groupSafe, 'SIGKILL', foreign).map((p) => p.pid);
+    const groupSafe = leaf === null && isGroupSafe(identity, now.members, now.procs);
+    const viaLeaf = leaf !== null && killLeaf(table, leaf, identity);
+    const sent = (viaLeaf ? now.members : send(table, identity, now.members, groupSafe, 'SIGKILL', foreign)).map((p) => p.pid);
     const fresh = sent.filter((pid) => !killSent.has(pid));
     for (const pid of sent) killSent.add(pid);
     if (!killedAny) emit({ kind: 'kill_sent', pids: sent, afterMs: elapsedMs() });
@@ -212,6 +223,14 @@ interface Look {
    * (capped once the tree looks empty: UNDECIDED_SETTLE_MS); 0 or less when none is waited for.
    */
   settleMs: number;
+}
+
+/** A look at the cgroup leaf: exact, so nothing is undecided and no settling is waited for. */
+function lookLeaf(table: ProcTable, leaf: string, identity: TreeIdentity, foreign: Set<string>): Look {
+  const look = lookAtLeaf(table, leaf, identity);
+  for (const p of look.foreign) foreign.add(keyOf(p));
+  const members = look.members.filter((p) => !foreign.has(keyOf(p)));
+  return { procs: members, members, settleMs: 0 };
 }
 
 function leftGroup(termedByGroup: Map<string, number>, p: ProcessInfo): boolean {

@@ -6,7 +6,7 @@
 
 import { classifyMemoryLevel, isAtLeast, lesserMemoryLevel } from './memory-level.js';
 import type { MemoryLevel, MemoryLevelConfig } from './memory-level.js';
-import { treeRssBytes } from './memory-sample.js';
+import { treeFigureBytes } from './memory-sample.js';
 import type { MemorySample } from './memory-sample.js';
 import { pickVictim } from './memory-victim.js';
 import type { MemoryVictimConfig } from './memory-victim.js';
@@ -179,7 +179,7 @@ function stepSample(
   const point: PollPoint = {
     atMs: sample.atMs,
     availableBytes: sample.availableBytes,
-    treeRssBytes: treeRssBytes(sample.tree),
+    treeRssBytes: treeFigureBytes(sample),
   };
   const reading: Reading = {
     level,

@@ -34,12 +34,23 @@ export interface MemorySample {
   psi: PsiReading | null;
   tree: readonly TreeProcess[];
   extraCandidates: readonly CandidateProcess[];
+  /**
+   * The whole tree's memory as the kernel charges it, when its cgroup leaf has the memory
+   * controller (memory.current + memory.swap.current): then the figure the limit is compared
+   * with. Absent or null: the sum of the processes' own figures (treeRssBytes).
+   */
+  treeBytes?: number | null;
 }
 
 export function treeRssBytes(tree: readonly { rssBytes: number }[]): number {
   let totalBytes = 0;
   for (const proc of tree) totalBytes += proc.rssBytes;
   return totalBytes;
+}
+
+/** The tree's figure the limit is compared with: the kernel's, when the sample has it. */
+export function treeFigureBytes(sample: Pick<MemorySample, 'tree' | 'treeBytes'>): number {
+  return sample.treeBytes ?? treeRssBytes(sample.tree);
 }
 
 /** Largest RSS first; equal RSS goes to the lower pid, so the order never depends on input order. */
