@@ -118,5 +118,8 @@ function applyReload(current: Config, next: Config, logger: Logger): Config {
   logger.setLevel(next.log_level);
   const fixed = (['socket_path', 'pid_file'] as const).filter((k) => current[k] !== next[k]);
   for (const key of fixed) logger.line('warn', `reload: ${key} changed; it takes effect when the daemon restarts`);
-  return { ...next, socket_path: current.socket_path, pid_file: current.pid_file, logs: current.logs };
+  // The tree backend is chosen once, at start (tree-backend.ts).
+  if (current.cgroup.mode !== next.cgroup.mode) logger.line('warn', 'reload: cgroup.mode changed; it takes effect when the daemon restarts');
+  const cgroup = { ...next.cgroup, mode: current.cgroup.mode };
+  return { ...next, socket_path: current.socket_path, pid_file: current.pid_file, logs: current.logs, cgroup };
 }
