@@ -76,7 +76,7 @@ export class WorkerCgroups {
       moveProcess(join(home, DAEMON_LEAF), opts.pid);
     } catch (err) {
       for (const dir of made.reverse()) removeDir(dir);
-      throw new CgroupUnavailable(`cannot use ${alone ? 'our cgroup' : 'a private sub-directory of our cgroup'} ${home}: ${describe(err)}`);
+      throw new CgroupUnavailable(`cannot use ${alone ? 'our cgroup' : 'a private sub-directory of our cgroup'} ${home}: ${describe(err, false)}`);
     }
     return new WorkerCgroups(opts, home, !alone);
   }
@@ -255,7 +255,9 @@ function removeDir(dir: string): boolean {
   }
 }
 
-function describe(err: unknown): string {
+/** `mkdir EACCES (path)`: the failed call in words; `withPath` false where the message names it already. */
+function describe(err: unknown, withPath = true): string {
   const e = err as NodeJS.ErrnoException;
-  return e.code !== undefined && e.syscall !== undefined ? `${e.syscall} ${e.code}${e.path === undefined ? '' : ` (${e.path})`}` : e.message ?? String(err);
+  if (e.code === undefined || e.syscall === undefined) return e.message ?? String(err);
+  return `${e.syscall} ${e.code}${e.path === undefined || !withPath ? '' : ` (${e.path})`}`;
 }

@@ -52,6 +52,12 @@ test('memory kills and memory restarts are `memory`, with the action and the fig
   assert.deepEqual(kindsOf([{ kind: 'memory-kill-done', pid: 42, availableBefore: 1, availableAfter: 2, treeRssBefore: 3, treeRssAfter: 4 }, { kind: 'memory-verdict', level: 'low', verdict: 'low', availableBytes: 1, treeRssBytes: 2 }]), [null, null]);
 });
 
+test('a restart scheduled with cause oom (the kernel\'s OOM killer struck in the worker\'s leaf) is `memory`', () => {
+  assert.deepEqual(new OccurrenceTracker().heard(scheduled('oom', 2), 'restarting worker in 300000 ms'), {
+    kind: 'memory', message: 'restarting worker in 300000 ms', cause: 'oom', figures: { action: 'oom', delay_ms: 300_000, consecutive_failures: 2 },
+  } satisfies Occurrence);
+});
+
 test('a restart scheduled with cause health is `health`, with the last health event\'s text and figures', () => {
   const tracker = new OccurrenceTracker();
   assert.equal(tracker.heard(scheduled('crash', 1), 'x'), null);
