@@ -30,7 +30,7 @@ import { armFatalStopDeadline } from './fatal-deadline.js';
 import { ServiceNotify } from './service-notify.js';
 import { Notifier } from './notifier.js';
 import type { WorkerCgroups } from '../os/worker-cgroups.js';
-import { openTreeBackend } from './tree-backend.js';
+import { clearLeftovers, openTreeBackend, type TreeBackendDeps } from './tree-backend.js';
 
 export interface DaemonOptions {
   loaded: LoadedConfig;
@@ -224,11 +224,12 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
       },
     },
     {
-      // Once the lock is held (a predecessor's leftover leaves are ours to clear), before the pid
-      // file and the worker; undone after the worker is stopped: the leaves, then the private dir.
+      // Once the lock is held (a predecessor's leftover leaves are ours to clear, in the next step),
+      // before the pid file and the worker (`required` fails here, nothing written); undone after
+      // the worker is stopped: the leaves, then the private dir.
       name: 'set up the worker tree backend',
       start: async () => {
-        d.cgroups.current = await openTreeBackend({ loaded: d.opts.loaded, table: d.table, uid: d.uid, protectedPids: d.protectedPids, logger, startTicks: ownStartTicks(d.table) });
+        d.cgroups.current = await openTreeBackend(treeBackendDeps(d));
         return () => {
           const cgroups = d.cgroups.current;
           d.cgroups.current = null;
@@ -245,6 +246,8 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
           socket_path: d.config.current.socket_path, config_path: d.opts.loaded.path,
         };
         await stopOrphanTree(d.config.current, d.table, d.uid, d.protectedPids, logger);
+        // What the marker missed (an escapee that cleared its environment) is still in the old leaves.
+        if (d.cgroups.current !== null) await clearLeftovers(d.cgroups.current, treeBackendDeps(d));
         const undo = (): void => {
           removePidFile(pidFile, process.pid);
           removeInstanceRecord(pidFile, d.instanceId);
@@ -336,6 +339,10 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
       },
     },
   ];
+}
+
+function treeBackendDeps(d: Daemon): TreeBackendDeps {
+  return { loaded: d.opts.loaded, table: d.table, uid: d.uid, protectedPids: d.protectedPids, logger: d.logger, startTicks: ownStartTicks(d.table) };
 }
 
 /** Status `tree`: the backend, and the current generation's leaf while it exists. */

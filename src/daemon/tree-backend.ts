@@ -1,7 +1,8 @@
 // Chooses how the worker tree is found and stopped: a cgroup v2 leaf per generation (exact, from
 // the kernel) or the /proc rules (group, session, ancestry, marker). `[cgroup] mode` decides:
 // `off` never tries, `auto` falls back to /proc (logged once, with why), `required` refuses to
-// start. Runs once the instance lock is held, so a predecessor's leftover leaves are ours to clear.
+// start. Runs once the instance lock is held, so a predecessor's leftover leaves are ours to clear
+// (clearLeftovers, after the stop of the orphaned tree by its marker: what that misses is here).
 import { formatProblem, type ConfigProblem } from '../config/errors.js';
 import type { LoadedConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
@@ -43,12 +44,6 @@ export async function openTreeBackend(deps: TreeBackendDeps): Promise<WorkerCgro
   }
   const where = cgroups.privateHome ? 'a private sub-directory of our shared cgroup' : 'our own cgroup (delegated)';
   logger.emit({ kind: 'tree-backend', backend: 'cgroup', detail: `${cgroups.home}, ${where}, memory controller ${cgroups.memory ? 'on' : 'off'}` });
-  try {
-    await clearLeftovers(cgroups, deps);
-  } catch (err) {
-    cgroups.dispose();
-    throw err;
-  }
   return cgroups;
 }
 
@@ -79,7 +74,7 @@ function tryOpen(deps: TreeBackendDeps): WorkerCgroups | string {
  * its orphaned tree, stopped as any tree (SIGTERM, grace, cgroup.kill) before our worker spawns.
  * Then the empty leftovers go, ours and (empty ones only) those of other instances' dead daemons.
  */
-async function clearLeftovers(cgroups: WorkerCgroups, deps: TreeBackendDeps): Promise<void> {
+export async function clearLeftovers(cgroups: WorkerCgroups, deps: TreeBackendDeps): Promise<void> {
   for (const leftover of cgroups.leftovers()) {
     await stopLeftover(leftover, deps);
     cgroups.removeLeftover(leftover);
