@@ -19,9 +19,19 @@ export interface LeafLook {
   populated: boolean;
 }
 
-export function lookAtLeaf(table: ProcTable, leaf: string, identity: TreeIdentity): LeafLook {
+/**
+ * Each process's uid, kept for its life (pid and start time) as findTree keeps it: a sample of a
+ * 200-process tree then reads 200 stat files, not 400 files. Whoever signals reads it again (a
+ * setuid exec changes it). Per table, so a test's fake /proc never shares it; pruned at each look.
+ */
+const uidsByTable = new WeakMap<ProcTable, Map<number, { startTimeTicks: number; uid: number }>>();
+
+/** `fresh`: read every uid again (before cgroup.kill: a member may have called setuid since). */
+export function lookAtLeaf(table: ProcTable, leaf: string, identity: TreeIdentity, fresh = false): LeafLook {
   const look: LeafLook = { members: [], foreign: [], protectedInside: false, populated: isPopulated(leaf) };
   if (!look.populated) return look;
+  const known = uidsByTable.get(table) ?? new Map<number, { startTimeTicks: number; uid: number }>();
+  const seen = new Map<number, { startTimeTicks: number; uid: number }>();
   for (const pid of leafPids(leaf)) {
     if (identity.protectedPids.has(pid)) {
       look.protectedInside = true;
@@ -29,10 +39,13 @@ export function lookAtLeaf(table: ProcTable, leaf: string, identity: TreeIdentit
     }
     const p = table.read(pid);
     if (p === null || p.state === 'Z' || p.state === 'X') continue;
-    const uid = table.uidOf(pid);
+    const cached = known.get(pid);
+    const uid = !fresh && cached !== undefined && cached.startTimeTicks === p.startTimeTicks ? cached.uid : table.uidOf(pid);
     if (uid === null) continue;
+    seen.set(pid, { startTimeTicks: p.startTimeTicks, uid });
     (uid === identity.uid ? look.members : look.foreign).push(p);
   }
+  uidsByTable.set(table, seen);
   return look;
 }
 
@@ -43,7 +56,7 @@ export function lookAtLeaf(table: ProcTable, leaf: string, identity: TreeIdentit
  * uid's process is in it, and the caller kills the members one by one.
  */
 export function killLeaf(table: ProcTable, leaf: string, identity: TreeIdentity): boolean {
-  const look = lookAtLeaf(table, leaf, identity);
+  const look = lookAtLeaf(table, leaf, identity, true);
   if (look.protectedInside || look.foreign.length > 0) return false;
   if (!look.populated) return true;
   killCgroup(leaf);
