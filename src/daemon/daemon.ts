@@ -30,6 +30,7 @@ import { armFatalStopDeadline } from './fatal-deadline.js';
 import { ServiceNotify } from './service-notify.js';
 import { Notifier } from './notifier.js';
 import type { WorkerCgroups } from '../os/worker-cgroups.js';
+import { killLeaf } from '../os/leaf-tree.js';
 import { clearLeftovers, openTreeBackend, type TreeBackendDeps } from './tree-backend.js';
 
 export interface DaemonOptions {
@@ -374,10 +375,22 @@ function armFatalDeadline(d: Daemon): void {
     table: d.table,
     logger: d.logger,
     exit: () => {
+      killLeafAtFatalExit(d);
       d.logFile?.close();
       process.exit(EXIT_INTERNAL_ERROR);
     },
   });
+}
+
+/** With the cgroup backend, cgroup.kill reaches what the marker cannot (the successor would stop it otherwise). */
+function killLeafAtFatalExit(d: Daemon): void {
+  const leaf = d.supervisor.treeLeaf();
+  if (leaf === null) return;
+  try {
+    killLeaf(d.table, leaf, { root: null, pgid: null, instanceId: d.instanceId, uid: d.uid, protectedPids: d.protectedPids() });
+  } catch (err) {
+    d.logger.emit({ kind: 'internal-error', message: `cgroup.kill of ${leaf}: ${(err as Error).message}` });
+  }
 }
 
 /** Writes the queued worker output (for at most LOG_DRAIN_MS) and closes the log file. */
