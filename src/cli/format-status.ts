@@ -1,6 +1,6 @@
 // The human summary printed by `autopilotd status` (the raw data is `status --json`).
 
-import type { StatusData, WorkerExitStatus } from '../control/protocol.js';
+import type { StatusData, TreeStatus, WorkerExitStatus } from '../control/protocol.js';
 import { escapeForTerminal } from '../log/terminal-text.js';
 
 export function formatDuration(ms: number): string {
@@ -49,6 +49,11 @@ function tailLines(exit: WorkerExitStatus | null): string[] {
   return [head, ...tail.map((l) => `    ${l.stream === 'stderr' ? 'err' : 'out'}| ${escapeForTerminal(l.line)}${l.cut ? ' [cut at 4 KiB]' : ''}`)];
 }
 
+function treeText(t: TreeStatus): string {
+  if (t.backend === 'proc') return 'proc (found by group, session, ancestry and instance marker)';
+  return `cgroup ${t.leaf ?? t.cgroup ?? ''}`.trimEnd();
+}
+
 export function formatStatus(s: StatusData, nowMs: number): string {
   const w = s.worker;
   const lines: string[] = [];
@@ -58,13 +63,16 @@ export function formatStatus(s: StatusData, nowMs: number): string {
   const native = s.daemon.native;
   if (native !== undefined && !native.loaded) lines.push(`  native:    not loaded (${native.reason ?? 'unknown'}); sd_notify goes through systemd-notify`);
   const up = w.uptime_ms === null ? '' : `, up ${formatDuration(w.uptime_ms)}`;
+  // An older daemon's reply may lack it.
+  if (s.tree !== undefined) lines.push(`  tree:      ${treeText(s.tree)}`);
   lines.push(`  worker:    ${w.state}${w.pid === null ? '' : `, pid ${w.pid}`}, generation ${w.generation}${up}`);
   lines.push(`  command:   ${w.command.join(' ')}`);
   const r = s.restarts;
-  // An older daemon's reply may lack the hold and recycle counts.
+  // An older daemon's reply may lack the oom, hold and recycle counts.
+  const oom = r.oom === undefined ? '' : `, oom ${r.oom}`;
   const held = r.hold === undefined ? '' : `, hold ${r.hold}`;
   const recycled = r.recycle === undefined ? '' : `, recycle ${r.recycle}`;
-  lines.push(`  restarts:  ${r.total} (crash ${r.crash}, memory ${r.memory}, operator ${r.operator}, health ${r.health}${held}${recycled}); consecutive failures ${w.consecutive_failures}`);
+  lines.push(`  restarts:  ${r.total} (crash ${r.crash}${oom}, memory ${r.memory}, operator ${r.operator}, health ${r.health}${held}${recycled}); consecutive failures ${w.consecutive_failures}`);
   if (w.last_exit) {
     const how = w.last_exit.signal ? `signal ${w.last_exit.signal}` : `code ${w.last_exit.code}`;
     const ran = w.last_exit.uptime_ms === null ? '' : ` after ${formatDuration(w.last_exit.uptime_ms)}`;

@@ -106,7 +106,10 @@ KillMode=mixed
 # A process the kernel's OOM killer ends is the daemon's to handle (it restarts the worker), not
 # a reason for systemd to stop the whole service.
 OOMPolicy=continue
-# The worker's tree may get a cgroup of its own below the daemon's.
+# Delegate=yes hands the daemon this service's cgroup subtree: it moves itself into a "daemon"
+# leaf and spawns each worker generation into a leaf of its own, so the kernel names the exact
+# tree (cgroup.procs, populated) and kills all of it (cgroup.kill), a descendant that left its
+# session and cleared its environment included ([cgroup] mode, README "systemd").
 Delegate=yes
 EnvironmentFile=-%h/.autopilot/env
 ${u.template ? 'EnvironmentFile=-%h/.autopilot/%i.env\n' : ''}StandardOutput=journal

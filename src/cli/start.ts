@@ -122,8 +122,10 @@ async function daemonize(loaded: LoadedConfig): Promise<number> {
   }
   const outcome = report.outcome;
   if (!outcome.ok) {
-    const extra = outcome.code === 'already_running' ? '' : `\n${thisStart()}`;
-    throw new CliFailure(`${outcome.message}${extra}`, EXIT.failure);
+    // A configuration the daemon refused (`[cgroup] mode = "required"` without a cgroup): exit 78.
+    const config = outcome.code === 'cgroup_unavailable';
+    const extra = outcome.code === 'already_running' || config ? '' : `\n${thisStart()}`;
+    throw new CliFailure(`${outcome.message}${extra}`, config ? EXIT.config : EXIT.failure);
   }
   if (outcome.workerPid === null) {
     throw new CliFailure(`daemon started (pid ${outcome.pid}) but the worker did not: it is ${outcome.workerState} and will be retried.\n${thisStart()}`, EXIT.failure);

@@ -67,6 +67,10 @@ export const DEFAULTS: Readonly<Config> = deepFreeze({
     timeout_ms: 10_000,
     min_interval_ms: 60_000,
   },
+  cgroup: {
+    mode: 'auto',
+    backstop_factor: null,
+  },
 } satisfies Config);
 
 // Frozen so that no caller can change the defaults another load will see.

@@ -26,6 +26,7 @@ export function checkRules(values: ReadonlyMap<string, EffectiveValue>, invalidK
   }
   if (usable('restart.prevent_exit_codes', 'restart.hold_exit_codes')) checkExitCodeLists(values, problems);
   checkHeartbeatPair(values, invalidKeys, problems);
+  if (usable('cgroup.backstop_factor', 'memory.worker_max_bytes')) checkBackstop(values, problems);
   const socket = values.get('socket_path');
   if (socket !== undefined && usable('socket_path')) {
     const socketPath = socket.value as string;
@@ -83,6 +84,19 @@ function checkHeartbeatPair(values: ReadonlyMap<string, EffectiveValue>, invalid
     expected: `to be set together with ${missing}`,
     got: JSON.stringify(given.value),
     hint: `set ${missing} too, or remove ${key}`,
+  });
+}
+
+/** The kernel backstop is a multiple of memory.worker_max_bytes: alone it means nothing. */
+function checkBackstop(values: ReadonlyMap<string, EffectiveValue>, problems: ConfigProblem[]): void {
+  const factor = values.get('cgroup.backstop_factor') as EffectiveValue;
+  if (factor.value === null || values.get('memory.worker_max_bytes')?.value !== null) return;
+  problems.push({
+    ...factor.origin,
+    key: 'cgroup.backstop_factor',
+    expected: 'to be set together with memory.worker_max_bytes (memory.max is that times the factor)',
+    got: String(factor.value),
+    hint: 'set memory.worker_max_bytes too, or remove cgroup.backstop_factor',
   });
 }
 

@@ -199,6 +199,9 @@ export const FIELDS: readonly Field[] = [
   choices('notify.events', NOTIFY_EVENT_KINDS),
   { key: 'notify.timeout_ms', kind: 'integer', schema: milliseconds(1) },
   { key: 'notify.min_interval_ms', kind: 'integer', schema: milliseconds(0) },
+  // [cgroup] (issue #18): the worker tree in a cgroup v2 leaf of its own; see docs/supervision.md.
+  choice('cgroup.mode', ['auto', 'off', 'required']),
+  { key: 'cgroup.backstop_factor', kind: 'number', schema: decimal('a number > 1 (memory.max = worker_max_bytes times it)', (x) => x > 1) },
 ];
 
 export const FIELD_BY_KEY: ReadonlyMap<string, Field> = new Map(FIELDS.map((field) => [field.key, field]));

@@ -87,6 +87,16 @@ export interface NotifyConfig {
   min_interval_ms: number;
 }
 
+/** The cgroup v2 backend of the worker tree (issue #18). */
+export interface CgroupConfig {
+  /** auto: a writable cgroup v2 when there is one, else /proc; off: /proc; required: cgroup v2 or no start. */
+  mode: CgroupMode;
+  /** memory.max of each worker leaf = memory.worker_max_bytes times this (a kernel backstop); null = none. */
+  backstop_factor: number | null;
+}
+
+export type CgroupMode = 'auto' | 'off' | 'required';
+
 export interface Config {
   working_dir: string;
   project: string | null;
@@ -100,6 +110,7 @@ export interface Config {
   health: HealthConfig;
   logs: LogsConfig;
   notify: NotifyConfig;
+  cgroup: CgroupConfig;
 }
 
 /** Where an effective value came from, for `config show`. */

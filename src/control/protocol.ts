@@ -235,6 +235,8 @@ export interface WorkerStatus {
 export interface RestartCounts {
   total: number;
   crash: number;
+  /** Exits after the kernel's OOM killer struck in the tree's cgroup leaf (issue #18); absent in an older daemon's reply. */
+  oom?: number;
   memory: number;
   operator: number;
   health: number;
@@ -288,4 +290,15 @@ export interface StatusData {
   restarts: RestartCounts;
   /** null until the first memory sample was taken. */
   memory: MemoryStatus | null;
+  /** How the worker tree is found and stopped (issue #18); absent in an older daemon's reply. */
+  tree?: TreeStatus;
+}
+
+export interface TreeStatus {
+  /** `cgroup`: a cgroup v2 leaf per worker generation; `proc`: the /proc rules (group, session, ancestry, marker). */
+  backend: 'cgroup' | 'proc';
+  /** The directory holding the leaves (cgroup backend), else null. */
+  cgroup: string | null;
+  /** The current (or last) generation's leaf, null when it has none. */
+  leaf: string | null;
 }

@@ -4,7 +4,7 @@
 import type { Config, LoadedConfig } from '../config/types.js';
 import { loadConfig } from '../config/load.js';
 import { ConfigError } from '../config/errors.js';
-import { ControlError, type Command, type StatusData } from '../control/protocol.js';
+import { ControlError, type Command, type StatusData, type TreeStatus } from '../control/protocol.js';
 import type { Logger } from '../log/logger.js';
 import { VERSION } from '../version.js';
 import type { DaemonOptions } from './daemon.js';
@@ -31,6 +31,8 @@ export interface ControlParts {
   /** Begins the daemon's shutdown (idempotent); true once it has begun. */
   shutdown(reason: string): void;
   shuttingDown(): boolean;
+  /** How the worker tree is found (status `tree`). */
+  tree(): TreeStatus;
 }
 
 export type ControlHandler = (cmd: Command) => Promise<unknown>;
@@ -71,6 +73,7 @@ export function statusOf(parts: ControlParts): StatusData {
     command: supervisor.argv,
     memory: parts.memoryGuard.status(),
     lastExitTail: supervisor.lastExitTail(),
+    tree: parts.tree(),
   });
 }
 
@@ -115,5 +118,8 @@ function applyReload(current: Config, next: Config, logger: Logger): Config {
   logger.setLevel(next.log_level);
   const fixed = (['socket_path', 'pid_file'] as const).filter((k) => current[k] !== next[k]);
   for (const key of fixed) logger.line('warn', `reload: ${key} changed; it takes effect when the daemon restarts`);
-  return { ...next, socket_path: current.socket_path, pid_file: current.pid_file, logs: current.logs };
+  // The tree backend is chosen once, at start (tree-backend.ts).
+  if (current.cgroup.mode !== next.cgroup.mode) logger.line('warn', 'reload: cgroup.mode changed; it takes effect when the daemon restarts');
+  const cgroup = { ...next.cgroup, mode: current.cgroup.mode };
+  return { ...next, socket_path: current.socket_path, pid_file: current.pid_file, logs: current.logs, cgroup };
 }

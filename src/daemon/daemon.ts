@@ -5,8 +5,10 @@
 // their lifetimes.
 
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import type { Config, ConfigFlags, LoadedConfig } from '../config/types.js';
 import { ControlServer } from '../control/server.js';
+import type { TreeStatus } from '../control/protocol.js';
 import { Logger, isJournaldStream, stderrSink, type LineSink } from '../log/logger.js';
 import { removeInstanceRecord, removePidFile, writeInstanceRecord, writePidFile } from '../os/pid-file.js';
 import { RotatingLogFile } from '../os/log-file.js';
@@ -29,6 +31,9 @@ import { ownStartTicks, stopOrphanTree, takeInstanceLocks } from './instance-fil
 import { armFatalStopDeadline } from './fatal-deadline.js';
 import { ServiceNotify } from './service-notify.js';
 import { Notifier } from './notifier.js';
+import type { WorkerCgroups } from '../os/worker-cgroups.js';
+import { killLeaf } from '../os/leaf-tree.js';
+import { clearLeftovers, openTreeBackend, type TreeBackendDeps } from './tree-backend.js';
 
 export interface DaemonOptions {
   loaded: LoadedConfig;
@@ -48,6 +53,8 @@ export type StartupOutcome =
 
 /** Exit code after an internal error (EX_SOFTWARE). */
 export const EXIT_INTERNAL_ERROR = 70;
+/** Exit code of a start refused for its configuration (EX_CONFIG): `[cgroup] mode = "required"` without a cgroup. */
+export const EXIT_CONFIG_ERROR = 78;
 
 /**
  * How long past the worker's stop grace an internal error's shutdown may take before the daemon
@@ -93,13 +100,14 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   } catch (err) {
     if (!(err instanceof StepFailure)) throw err;
     const e = err.error as Error & { code?: string };
-    // "already running" is an answer, not a failure to explain.
-    const message = e.code === 'already_running' && err.step === LOCK_STEP ? e.message : err.message;
+    // "already running" is an answer, not a failure to explain; a configuration problem names its key.
+    const plain = (e.code === 'already_running' && err.step === LOCK_STEP) || e.code === 'cgroup_unavailable';
+    const message = plain ? e.message : err.message;
     logger.line('error', message);
     opts.onStartup?.({ ok: false, code: e.code ?? 'startup_failed', message });
     await life.undo();
     await closeLogFile(d);
-    return 1;
+    return e.code === 'cgroup_unavailable' ? EXIT_CONFIG_ERROR : 1;
   }
   if (exitCode === null) {
     logger.emit({ kind: 'daemon-ready', socketPath: d.config.current.socket_path });
@@ -134,6 +142,8 @@ interface Daemon {
   healthLoop: HealthLoop;
   native: NativeLoad;
   service: ServiceNotify;
+  /** The cgroup backend once its step has run (null: the /proc rules). */
+  cgroups: { current: WorkerCgroups | null };
 }
 
 function assemble(opts: DaemonOptions): Daemon {
@@ -156,8 +166,9 @@ function assemble(opts: DaemonOptions): Daemon {
   const treeWalk = enableDescendantWalk(native, table, (r) => logger.emit({ kind: 'orphan-reaped', pid: r.pid, code: r.code, signal: r.signal }));
   if (treeWalk.walker === null) logger.emit({ kind: 'tree-by-scan', reason: treeWalk.reason });
   const walker = treeWalk.walker;
+  const cgroups: Daemon['cgroups'] = { current: null };
   const supervisor = new WorkerSupervisor(config.current, {
-    logger, table, instanceId, uid, protectedPids, walker,
+    logger, table, instanceId, uid, protectedPids, walker, cgroups: () => cgroups.current,
     // Under journald too: passed through, the worker's lines would reach the journal as the daemon's
     // own, stdout and stderr alike (systemd hands both one stream), and a `<N>` of its own would set
     // their priority. Logged, each line carries worker[N] or worker[N,stderr] (#16).
@@ -165,9 +176,9 @@ function assemble(opts: DaemonOptions): Daemon {
     hooks: opts.workerHooks,
   });
   // One tracker for both loops that sample the tree: they share its full /proc scans.
-  const tracker = new TreeTracker(table, { walker });
+  const tracker = new TreeTracker(table, { walker, cgroupLeaf: () => supervisor.treeLeaf() });
   const memoryGuard = new MemoryGuardLoop(config.current, {
-    logger, table, uid, protectedPids, tree: tracker,
+    logger, table, uid, protectedPids, tree: tracker, treeLeaf: () => supervisor.treeLeaf(),
     treeIdentity: () => supervisor.treeIdentity(),
     workerRunning: () => supervisor.state.state === 'running',
     restartWorker: () => supervisor.restart('memory'),
@@ -178,7 +189,7 @@ function assemble(opts: DaemonOptions): Daemon {
     watchdogMs: watchdogIntervalMs(process.env, process.pid),
     logger, supervisor, memoryGuard,
   });
-  return { opts, config, logger, logFile, logTarget, startedAtMs, instanceId, uid, table, protectedPids, walker, supervisor, memoryGuard, healthLoop, native, service };
+  return { opts, config, logger, logFile, logTarget, startedAtMs, instanceId, uid, table, protectedPids, walker, supervisor, memoryGuard, healthLoop, native, service, cgroups };
 }
 
 interface Control {
@@ -197,6 +208,7 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
     opts: d.opts, logger, logTarget: d.logTarget, startedAtMs: d.startedAtMs, supervisor, memoryGuard, healthLoop, config: d.config,
     native: d.native, service: d.service,
     shutdown: control.shutdown, shuttingDown: control.stopping,
+    tree: () => treeStatus(d),
   };
   return [
     {
@@ -235,6 +247,20 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
       },
     },
     {
+      // Once the lock is held (a predecessor's leftover leaves are ours to clear, in the next step),
+      // before the pid file and the worker (`required` fails here, nothing written); undone after
+      // the worker is stopped: the leaves, then the private dir.
+      name: 'set up the worker tree backend',
+      start: async () => {
+        d.cgroups.current = await openTreeBackend(treeBackendDeps(d));
+        return () => {
+          const cgroups = d.cgroups.current;
+          d.cgroups.current = null;
+          cgroups?.dispose();
+        };
+      },
+    },
+    {
       name: 'write the pid file',
       start: async () => {
         const record = {
@@ -243,6 +269,8 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
           socket_path: d.config.current.socket_path, config_path: d.opts.loaded.path,
         };
         await stopOrphanTree(d.config.current, d.table, d.uid, d.protectedPids, logger);
+        // What the marker missed (an escapee that cleared its environment) is still in the old leaves.
+        if (d.cgroups.current !== null) await clearLeftovers(d.cgroups.current, treeBackendDeps(d));
         const undo = (): void => {
           removePidFile(pidFile, process.pid);
           removeInstanceRecord(pidFile, d.instanceId);
@@ -336,6 +364,17 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
   ];
 }
 
+function treeBackendDeps(d: Daemon): TreeBackendDeps {
+  return { loaded: d.opts.loaded, table: d.table, uid: d.uid, protectedPids: d.protectedPids, logger: d.logger, startTicks: ownStartTicks(d.table) };
+}
+
+/** Status `tree`: the backend, and the current generation's leaf while it exists. */
+function treeStatus(d: Daemon): TreeStatus {
+  const cgroups = d.cgroups.current;
+  const leaf = d.supervisor.treeLeaf();
+  return { backend: cgroups === null ? 'proc' : 'cgroup', cgroup: cgroups?.home ?? null, leaf: leaf !== null && existsSync(leaf) ? leaf : null };
+}
+
 function reportStarted(d: Daemon): void {
   const w = d.supervisor.state;
   d.opts.onStartup?.({
@@ -359,10 +398,22 @@ function armFatalDeadline(d: Daemon): void {
     walker: d.walker,
     logger: d.logger,
     exit: () => {
+      killLeafAtFatalExit(d);
       d.logFile?.close();
       process.exit(EXIT_INTERNAL_ERROR);
     },
   });
+}
+
+/** With the cgroup backend, cgroup.kill reaches what the marker cannot (the successor would stop it otherwise). */
+function killLeafAtFatalExit(d: Daemon): void {
+  const leaf = d.supervisor.treeLeaf();
+  if (leaf === null) return;
+  try {
+    killLeaf(d.table, leaf, { root: null, pgid: null, instanceId: d.instanceId, uid: d.uid, protectedPids: d.protectedPids() });
+  } catch (err) {
+    d.logger.emit({ kind: 'internal-error', message: `cgroup.kill of ${leaf}: ${(err as Error).message}` });
+  }
 }
 
 /** Writes the queued worker output (for at most LOG_DRAIN_MS) and closes the log file. */

@@ -16,6 +16,7 @@ import {
   type KillAction, type MemoryGuardInput, type MemoryGuardState, type MemoryGuardStep, type RestartWorkerAction,
 } from '../policy/memory-guard.js';
 import { topProcesses, treeRssBytes, treeSwapBytes, type MemorySample } from '../policy/memory-sample.js';
+import { cgroupMemoryBytes } from '../os/cgroup-leaf.js';
 import { thresholdWarnings } from '../policy/memory-thresholds.js';
 
 export interface MemoryGuardDeps {
@@ -29,6 +30,12 @@ export interface MemoryGuardDeps {
   restartWorker: () => Promise<void>;
   /** Shared with the health loop, so the two take one full /proc scan per interval between them. */
   tree?: TreeTracker;
+  /**
+   * The current tree's cgroup leaf (cgroup backend; null: the /proc rules). Its members come from
+   * the tracker, which reads the same leaf, and where the leaf has the memory controller the
+   * tree's figure is the kernel's (memory.current + memory.swap.current).
+   */
+  treeLeaf?: () => string | null;
 }
 
 /** How often a victim is checked for being gone while it has its grace. */
@@ -154,8 +161,9 @@ export class MemoryGuardLoop {
     // see TreeTracker.
     const procs = this.config.memory.hog_scope === 'user' ? table.scan() : null;
     const identity = this.deps.treeIdentity();
-    // A walking tracker finds the tree without the scan, escapees findTree cannot see included.
-    const found = procs !== null && !this.tree.walks ? findTree(table, identity, procs) : this.tree.sample(identity, performance.now()).members;
+    // A walking tracker, or the leaf, finds the tree without the scan, escapees findTree cannot see included.
+    const leaf = this.deps.treeLeaf?.() ?? null;
+    const found = procs !== null && leaf === null && !this.tree.walks ? findTree(table, identity, procs) : this.tree.sample(identity, performance.now()).members;
     const members = this.withSwap(found, mem.swapTotalBytes);
     const processes = new Map<number, SampledProcess>(members.map((p) => [p.pid, p]));
     const extraCandidates: MemorySample['extraCandidates'][number][] = [];
@@ -180,6 +188,7 @@ export class MemoryGuardLoop {
         psi: table.pressure(),
         tree: members.map((p) => ({ pid: p.pid, comm: p.comm, rssBytes: p.rssBytes, swapBytes: p.swapBytes, isWorkerMain: sameProcess(identity.root, p) })),
         extraCandidates,
+        treeBytes: leaf === null ? null : cgroupMemoryBytes(leaf),
       },
     };
   }
@@ -244,7 +253,7 @@ export class MemoryGuardLoop {
     if (this.deps.workerRunning()) {
       const limit = action.reason === 'tree_limit' ? this.config.memory.worker_max_bytes : null;
       logger.emit({
-        kind: 'memory-restart', reason: action.reason, availableBytes: action.availableBytes,
+        kind: 'memory-restart', reason: action.reason, availableBytes: action.availableBytes, treeBytes: action.treeBytes,
         treeRssBytes: action.treeRssBytes, treeSwapBytes: action.treeSwapBytes, limitBytes: limit,
       });
       try {

@@ -45,6 +45,10 @@ export class OccurrenceTracker {
         return null;
       case 'restart-scheduled': {
         this.lastRestartCause = event.cause;
+        // The kernel's OOM killer struck in the worker's cgroup leaf (issue #18): a memory matter.
+        if (event.cause === 'oom') {
+          return { kind: 'memory', message, cause: 'oom', figures: { action: 'oom', delay_ms: event.delayMs, consecutive_failures: event.consecutiveFailures } };
+        }
         if (event.cause !== 'health') return null;
         const health = this.lastHealth;
         this.lastHealth = null;

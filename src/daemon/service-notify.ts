@@ -115,8 +115,8 @@ function actionOf(e: LogEvent): ServiceAction | null {
     case 'memory-kill': return { kind: 'memory-kill', reason: e.reason, comm: e.comm, pid: e.pid, rssBytes: e.rssBytes, swapBytes: e.swapBytes };
     case 'memory-kill-escalated': return { kind: 'memory-kill-escalated', comm: e.comm, pid: e.pid };
     case 'memory-restart': return { kind: 'memory-restart', reason: e.reason, treeRssBytes: e.treeRssBytes, treeSwapBytes: e.treeSwapBytes, limitBytes: e.reason === 'tree_limit' ? e.limitBytes : null };
-    // Crash restarts read as "worker backoff"; a health restart is an action of its own.
-    case 'restart-scheduled': return e.cause === 'health' ? { kind: 'restart', cause: e.cause } : null;
+    // Crash restarts read as "worker backoff"; a health or OOM restart is an action of its own.
+    case 'restart-scheduled': return e.cause === 'health' || e.cause === 'oom' ? { kind: 'restart', cause: e.cause } : null;
     // A recycle starts the next run at once: no restart is scheduled, so its own event says it.
     case 'health-recycle': return { kind: 'restart', cause: 'recycle' };
     default: return null;

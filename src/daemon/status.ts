@@ -1,7 +1,7 @@
 // Builds the `status` reply from the supervisor's model. Field names are a documented contract
 // (README "Status fields"); all times ISO-8601 UTC, durations in ms, sizes in bytes, null if unknown.
 
-import type { MemoryStatus, StatusData, WorkerOutputLine } from '../control/protocol.js';
+import type { MemoryStatus, StatusData, TreeStatus, WorkerOutputLine } from '../control/protocol.js';
 import type { WorkerModel } from '../policy/worker-state.js';
 
 export interface StatusInputs {
@@ -17,6 +17,8 @@ export interface StatusInputs {
   memory: MemoryStatus | null;
   /** The crash context of the last exit (supervisor.lastExitTail()); none when left out. */
   lastExitTail?: readonly WorkerOutputLine[];
+  /** How the worker tree is found; the /proc rules when left out. */
+  tree?: TreeStatus;
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -57,5 +59,6 @@ export function buildStatus(s: StatusInputs): StatusData {
     },
     restarts: { ...w.restarts },
     memory: s.memory,
+    tree: { ...(s.tree ?? { backend: 'proc', cgroup: null, leaf: null }) },
   };
 }

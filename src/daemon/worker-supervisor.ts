@@ -18,6 +18,8 @@ import { OutputTail } from './output-tail.js';
 import { HoldFiles, holdFileParent } from '../os/hold-file.js';
 import { parseHoldUntil, type HoldRequest } from '../policy/hold-until.js';
 import type { WorkerOutputLine } from '../control/protocol.js';
+import type { WorkerCgroups } from '../os/worker-cgroups.js';
+import { WorkerLeaves, type WorkerLeaf } from './worker-leaf.js';
 
 export interface WorkerSupervisorDeps {
   logger: Logger;
@@ -41,6 +43,8 @@ export interface WorkerSupervisorDeps {
   wallNow?: () => number;
   /** Where the per-run hold files' directory is made (default holdFileParent(process.env)). */
   holdFileParent?: string;
+  /** The cgroup backend once set up (null: the /proc rules): each generation gets a leaf of its own. */
+  cgroups?: () => WorkerCgroups | null;
 }
 
 /** When the current run started and the last one exited, by the wall clock: what status shows. */
@@ -82,8 +86,12 @@ export class WorkerSupervisor {
   private readonly holdFiles: HoldFiles;
   /** When the current generation last wrote to stdout or stderr (policy clock); null until it does. */
   private outputAtMs: number | null = null;
+  private readonly leaves: WorkerLeaves;
+  /** The latest generation's cgroup leaf (kept after its removal: a gone leaf reads as empty); null: /proc rules. */
+  private leaf: WorkerLeaf | null = null;
 
   constructor(private config: Config, private readonly deps: WorkerSupervisorDeps) {
+    this.leaves = new WorkerLeaves(deps.cgroups ?? (() => null), deps.logger);
     this.now = deps.now ?? (() => Math.round(performance.now()));
     this.wallNow = deps.wallNow ?? Date.now;
     this.holdFiles = new HoldFiles(deps.holdFileParent ?? holdFileParent(process.env));
@@ -147,6 +155,11 @@ export class WorkerSupervisor {
       uid: this.deps.uid,
       protectedPids: this.deps.protectedPids(),
     };
+  }
+
+  /** The current (or last) tree's cgroup leaf, for the tracker and the memory guard; null: the /proc rules. */
+  treeLeaf(): string | null {
+    return this.leaf?.dir ?? null;
   }
 
   /** Starts the worker; resolves once the spawn outcome is known. */
@@ -285,6 +298,9 @@ export class WorkerSupervisor {
     this.childExited = new Promise((resolve) => { exited = resolve; });
     const request: WorkerSpawnRequest = { argv, cwd: config.working_dir, env };
     if (deps.output !== 'log') request.passThrough = deps.output;
+    const leaf = this.leaves.open(generation, config);
+    this.leaf = leaf;
+    if (leaf !== null) request.around = this.leaves.around(leaf);
     const handle = spawnWorker(request, {
       onSpawned: (p) => {
         pid = p;
@@ -309,6 +325,7 @@ export class WorkerSupervisor {
         }
       },
       onSpawnFailed: (reason) => {
+        this.leaves.release(leaf);
         exited();
         deps.logger.emit({ kind: 'worker-spawn-failed', generation, reason });
         this.dispatch({ kind: 'spawn-failed', atMs: this.now(), reason });
@@ -316,6 +333,7 @@ export class WorkerSupervisor {
       onExit: (code, signal) => {
         const atMs = this.now();
         let hold: HoldRequest = { kind: 'none' };
+        let oomKilled = false;
         // As in onSpawned: the policy hears of the exit and a stop waiting on it goes on, come what may.
         try {
           splitters?.stdout.flush();
@@ -324,6 +342,7 @@ export class WorkerSupervisor {
           // until the tree is gone and the pipes are let go: status reads it then, not now.
           this.lastExitOutput = tail;
           hold = this.readHoldFile(generation);
+          oomKilled = this.leaves.oomKilled(leaf);
           const uptimeMs = spawnedAtMs === null ? 0 : Math.max(0, atMs - spawnedAtMs);
           const asked = this.model.state === 'stopping';
           deps.logger.emit({ kind: asked ? 'worker-stopped' : 'worker-exited', generation, pid, code, signal, uptimeMs, tail: tail.lines() });
@@ -331,7 +350,7 @@ export class WorkerSupervisor {
         } finally {
           this.wall = { ...this.wall, lastExitAtMs: this.wallNow() };
           try {
-            this.dispatch({ kind: 'exited', atMs, code, signal, hold });
+            this.dispatch({ kind: 'exited', atMs, code, signal, hold, oomKilled });
           } finally {
             exited();
           }
@@ -345,6 +364,11 @@ export class WorkerSupervisor {
       onError: (message) => deps.logger.emit({ kind: 'internal-error', message }),
     });
     this.handle = handle ?? null;
+    if (leaf !== null && !leaf.bornInLeaf) {
+      // Spawned where the daemon is (reported): this generation's tree is found by the /proc rules.
+      this.leaf = null;
+      this.leaves.release(leaf);
+    }
     this.releaseSplitters = () => {
       splitters.stdout.flush();
       splitters.stderr.flush();
@@ -396,7 +420,8 @@ export class WorkerSupervisor {
       }
     };
     const killAboveTreeBytes = treeStopKillAboveBytes(this.config.memory.worker_max_bytes);
-    stopTree({ table: deps.table, identity: this.treeIdentity(), graceMs: this.config.worker.stop_timeout_ms, onEvent, force: abort.signal, killAboveTreeBytes, walker: deps.walker })
+    const leaf = this.leaf;
+    stopTree({ table: deps.table, identity: this.treeIdentity(), graceMs: this.config.worker.stop_timeout_ms, onEvent, force: abort.signal, killAboveTreeBytes, walker: deps.walker, cgroup: leaf?.dir ?? null })
       .then((report) => {
         if (report.survivors.length > 0) deps.logger.emit({ kind: 'tree-survivors-left', pids: report.survivors });
       }, (err: Error) => {
@@ -408,6 +433,7 @@ export class WorkerSupervisor {
       .finally(() => {
         if (this.stopAbort === abort) this.stopAbort = null;
         this.releaseOutput();
+        this.leaves.release(leaf);
         this.dispatch({ kind: 'tree-gone', atMs: this.now() });
       });
   }

@@ -45,7 +45,7 @@ export type LogEvent =
   | { kind: 'memory-kill'; pid: number; comm: string; rssBytes: number; swapBytes: number; reason: string; availableBytes: number; thresholdBytes: number; treeRssBytes: number; treeSwapBytes: number }
   | { kind: 'memory-kill-escalated'; pid: number; comm: string; graceMs: number }
   | { kind: 'memory-kill-done'; pid: number; availableBefore: number; availableAfter: number; treeRssBefore: number; treeRssAfter: number; treeSwapBefore: number; treeSwapAfter: number }
-  | { kind: 'memory-restart'; reason: string; availableBytes: number; treeRssBytes: number; treeSwapBytes: number; limitBytes: number | null }
+  | { kind: 'memory-restart'; reason: string; availableBytes: number; /** The figure compared with the limit: RSS + swap, or the cgroup leaf's. */ treeBytes: number; treeRssBytes: number; treeSwapBytes: number; limitBytes: number | null }
   | { kind: 'memory-restart-done'; availableBefore: number; availableAfter: number; treeRssBefore: number; treeRssAfter: number; treeSwapBefore: number; treeSwapAfter: number }
   | { kind: 'memory-threshold-warning'; message: string }
   | { kind: 'notify-sent'; event: string; durationMs: number; suppressed: number }
@@ -69,6 +69,13 @@ export type LogEvent =
   | { kind: 'tree-by-scan'; reason: string }
   /** A zombie the daemon adopted (an orphan of its descendants) was reaped. */
   | { kind: 'orphan-reaped'; pid: number; code: number | null; signal: string | null }
+  /** How the worker tree is found and stopped (issue #18): a cgroup v2 leaf, or the /proc rules, and why. */
+  | { kind: 'tree-backend'; backend: 'cgroup' | 'proc'; detail: string }
+  /** A leaf a predecessor of this instance left with processes in it: stopped before the worker spawns. */
+  | { kind: 'cgroup-leftover-found'; dir: string; pids: number[] }
+  /** An empty private cgroup directory of a dead daemon, removed. */
+  | { kind: 'cgroup-leftover-removed'; dir: string }
+  | { kind: 'cgroup-problem'; message: string }
   | { kind: 'sd-notify-failed'; message: string }
   | { kind: 'control-error'; message: string }
   | { kind: 'log-problem'; message: string }
@@ -126,7 +133,7 @@ export const FORMATS: Formats = {
   'memory-kill': { level: 'warn', text: (e) => [`memory ${e.reason}: sending SIGTERM to ${e.comm}`, { pid: e.pid, rss: mib(e.rssBytes), swap: mib(e.swapBytes), available: mib(e.availableBytes), threshold: mib(e.thresholdBytes), tree_rss: mib(e.treeRssBytes), tree_swap: mib(e.treeSwapBytes) }] },
   'memory-kill-escalated': { level: 'warn', text: (e) => [`memory: ${e.comm} ignored SIGTERM for ${e.graceMs} ms; sending SIGKILL`, { pid: e.pid }] },
   'memory-kill-done': { level: 'warn', text: (e) => ['memory: victim gone', { pid: e.pid, available_before: mib(e.availableBefore), available_after: mib(e.availableAfter), tree_rss_before: mib(e.treeRssBefore), tree_rss_after: mib(e.treeRssAfter), tree_swap_before: mib(e.treeSwapBefore), tree_swap_after: mib(e.treeSwapAfter) }] },
-  'memory-restart': { level: 'warn', text: (e) => [`memory ${e.reason}: restarting the worker`, { available: mib(e.availableBytes), tree_rss: mib(e.treeRssBytes), tree_swap: mib(e.treeSwapBytes), limit: e.limitBytes === null ? null : mib(e.limitBytes) }] },
+  'memory-restart': { level: 'warn', text: (e) => [`memory ${e.reason}: restarting the worker`, { available: mib(e.availableBytes), tree: mib(e.treeBytes), tree_rss: mib(e.treeRssBytes), tree_swap: mib(e.treeSwapBytes), limit: e.limitBytes === null ? null : mib(e.limitBytes) }] },
   'memory-restart-done': { level: 'warn', text: (e) => ['memory: old worker tree gone', { available_before: mib(e.availableBefore), available_after: mib(e.availableAfter), tree_rss_before: mib(e.treeRssBefore), tree_rss_after: mib(e.treeRssAfter), tree_swap_before: mib(e.treeSwapBefore), tree_swap_after: mib(e.treeSwapAfter) }] },
   'memory-threshold-warning': { level: 'warn', text: (e) => [e.message] },
   'notify-sent': { level: 'info', text: (e) => [`notify command for ${e.event} done`, { took_ms: e.durationMs, suppressed: e.suppressed }] },
@@ -141,6 +148,10 @@ export const FORMATS: Formats = {
   'health-heartbeat-unjudged': { level: 'warn', text: (e) => [`heartbeat file not judged: ${e.reason}; no restart for it`, { path: e.path }] },
   'tree-by-scan': { level: 'warn', text: (e) => [`worker tree found by /proc scans, not as the daemon's descendants (${e.reason}): a descendant that clears its environment and leaves the worker's session and parents is not found`] },
   'orphan-reaped': { level: 'debug', text: (e) => ['reaped an adopted orphan', { pid: e.pid, exit: exitText(e) }] },
+  'tree-backend': { level: 'info', text: (e) => [`worker tree backend: ${e.backend} (${e.detail})`] },
+  'cgroup-leftover-found': { level: 'warn', text: (e) => ['cgroup leaf of a previous daemon still holds processes; stopping them before starting', { cgroup: e.dir, pids: e.pids }] },
+  'cgroup-leftover-removed': { level: 'info', text: (e) => ['empty cgroup of a dead daemon removed', { cgroup: e.dir }] },
+  'cgroup-problem': { level: 'warn', text: (e) => [`cgroup: ${e.message}`] },
   'native-missing': { level: 'warn', text: (e) => [`native helper not loaded (${e.reason}); sd_notify goes through systemd-notify, which needs NotifyAccess=all`] },
   'signal-path': {
     level: 'info',

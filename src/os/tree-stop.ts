@@ -18,6 +18,8 @@ import type { DescendantWalker } from './descendant-walk.js';
 import type { ProcessInfo, ProcTable } from './proc-table.js';
 import { traceTree, type TracedTree, type TreeIdentity } from './process-tree.js';
 import { signalGroup, signalIfSame, type SignalName } from './signal.js';
+import { killLeaf, lookAtLeaf } from './leaf-tree.js';
+import { cgroupMemoryBytes } from './cgroup-leaf.js';
 
 export type TreeStopEvent =
   | { kind: 'term_sent'; pids: number[]; pgid: number | null }
@@ -50,6 +52,12 @@ export interface TreeStopOptions {
    * named by another marker): each look walks instead of scanning /proc. Absent or null: scans.
    */
   walker?: DescendantWalker | null;
+  /**
+   * The tree's cgroup leaf (cgroup backend): members are what the leaf holds, signals go to each
+   * member (no group signal: the leaf is the tree), the tree is gone once the leaf holds no member,
+   * and SIGKILL is cgroup.kill. Absent or null: the /proc rules (traceTree).
+   */
+  cgroup?: string | null;
 }
 
 export interface TreeStopReport {
@@ -118,7 +126,13 @@ async function stopTreeWith(opts: TreeStopOptions, handles: ProcessHandles): Pro
   const undecidedSinceMs = new Map<string, number>();
   let emptySinceMs: number | null = null;
   const walker = opts.walker ?? null;
+  const leaf = opts.cgroup ?? null;
   const look = (fresh: boolean): Look => {
+    if (leaf !== null) {
+      const leafLook = lookLeaf(table, leaf, identity, foreign);
+      handles.retain(leafLook.members);
+      return leafLook;
+    }
     let procs: ProcessInfo[];
     let traced: TracedTree;
     let conclusive = true;
@@ -159,7 +173,7 @@ async function stopTreeWith(opts: TreeStopOptions, handles: ProcessHandles): Pro
   let now = look(true);
   if (!forced() && (now.members.length > 0 || !settled(now))) {
     if (now.members.length > 0) {
-      const groupSafe = isGroupSafe(identity, now.members, now.procs);
+      const groupSafe = leaf === null && isGroupSafe(identity, now.members, now.procs);
       const pids: number[] = [];
       for (const p of send(table, handles, identity, now.members, groupSafe, 'SIGTERM', foreign)) {
         pids.push(p.pid);
@@ -176,7 +190,9 @@ async function stopTreeWith(opts: TreeStopOptions, handles: ProcessHandles): Pro
       const sampled = table.withSwap(members);
       const treeRssBytes = sampled.reduce((sum, p) => sum + p.rssBytes, 0);
       const treeSwapBytes = sampled.reduce((sum, p) => sum + p.swapBytes, 0);
-      if (treeRssBytes + treeSwapBytes <= limitBytes) return false;
+      // The leaf's own figure (memory.current + memory.swap.current) when its memory controller is on.
+      const treeBytes = (leaf === null ? null : cgroupMemoryBytes(leaf)) ?? treeRssBytes + treeSwapBytes;
+      if (treeBytes <= limitBytes) return false;
       emit({ kind: 'tree_over_limit', treeRssBytes, treeSwapBytes, limitBytes, afterMs: elapsedMs() });
       return true;
     };
@@ -227,8 +243,9 @@ async function stopTreeWith(opts: TreeStopOptions, handles: ProcessHandles): Pro
       survivors = now.members.map((p) => p.pid);
       break;
     }
-    const groupSafe = isGroupSafe(identity, now.members, now.procs);
-    const sent = send(table, handles, identity, now.members, groupSafe, 'SIGKILL', foreign).map((p) => p.pid);
+    const groupSafe = leaf === null && isGroupSafe(identity, now.members, now.procs);
+    const viaLeaf = leaf !== null && killLeaf(table, leaf, identity);
+    const sent = (viaLeaf ? now.members : send(table, handles, identity, now.members, groupSafe, 'SIGKILL', foreign)).map((p) => p.pid);
     const fresh = sent.filter((pid) => !killSent.has(pid));
     for (const pid of sent) killSent.add(pid);
     if (!killedAny) emit({ kind: 'kill_sent', pids: sent, afterMs: elapsedMs() });
@@ -264,6 +281,14 @@ function settled(look: Look): boolean {
 /** The tree by a /proc scan, marker included, for when walks could not settle it. */
 function lastResortScan(table: ProcTable, identity: TreeIdentity): ProcessInfo[] {
   return traceTree(table, identity, table.scan(), { wholeScan: true, fresh: true }).members;
+}
+
+/** A look at the cgroup leaf: exact, so nothing is undecided and no settling is waited for. */
+function lookLeaf(table: ProcTable, leaf: string, identity: TreeIdentity, foreign: Set<string>): Look {
+  const look = lookAtLeaf(table, leaf, identity);
+  for (const p of look.foreign) foreign.add(keyOf(p));
+  const members = look.members.filter((p) => !foreign.has(keyOf(p)));
+  return { procs: members, members, settleMs: 0, conclusive: true };
 }
 
 function leftGroup(termedByGroup: Map<string, number>, p: ProcessInfo): boolean {

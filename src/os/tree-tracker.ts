@@ -20,12 +20,18 @@
 import type { DescendantWalker } from './descendant-walk.js';
 import type { PidCursor, ProcessInfo, ProcTable } from './proc-table.js';
 import { sameProcess, traceTree, type TracedTree, type TreeIdentity } from './process-tree.js';
+import { lookAtLeaf } from './leaf-tree.js';
 
 export interface TreeTrackerOptions {
   /** Longest time between two full scans; an incremental sample is taken in between. Default 5000. */
   fullScanIntervalMs?: number;
   /** The daemon's descendant walker: every sample walks it (full is then false). Absent or null: scans. */
   walker?: DescendantWalker | null;
+  /**
+   * The current tree's cgroup leaf when the cgroup backend holds it (null: the /proc rules). A
+   * sample then reads the leaf's members only: exact, no scan, and `full` is false.
+   */
+  cgroupLeaf?: () => string | null;
 }
 
 export interface TreeSample {
@@ -48,10 +54,12 @@ export class TreeTracker {
   private tree: TracedTree | null = null;
   /** The kernel's pid cursor when the last listing was taken. */
   private cursor: PidCursor | null = null;
+  private readonly cgroupLeaf: () => string | null;
 
   private readonly walker: DescendantWalker | null;
 
   constructor(private readonly table: ProcTable, opts: TreeTrackerOptions = {}) {
+    this.cgroupLeaf = opts.cgroupLeaf ?? (() => null);
     const interval = opts.fullScanIntervalMs ?? DEFAULT_FULL_SCAN_INTERVAL_MS;
     if (!(interval >= 0)) throw new RangeError(`fullScanIntervalMs must be >= 0, got ${interval}`);
     this.fullScanIntervalMs = interval;
@@ -69,6 +77,8 @@ export class TreeTracker {
    * scan, or when nowMs went backwards; an incremental sample otherwise. nowMs: any monotonic clock.
    */
   sample(identity: TreeIdentity, nowMs: number): TreeSample {
+    const leaf = this.cgroupLeaf();
+    if (leaf !== null) return { members: lookAtLeaf(this.table, leaf, identity).members, full: false };
     const last = this.identity;
     const same = last !== null && sameIdentity(last, identity);
     const full = !same || nowMs < this.lastFullScanAtMs || nowMs - this.lastFullScanAtMs >= this.fullScanIntervalMs;

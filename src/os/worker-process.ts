@@ -16,6 +16,11 @@ export interface WorkerSpawnRequest {
    * through the daemon, which must see it to judge a stall (issue #17); it goes to `onOutput` too.
    */
   passThrough?: { stdout: TerminalOutput; stderr: TerminalOutput };
+  /**
+   * Runs the synchronous spawn (libuv forks inside child_process.spawn) inside, e.g. with the
+   * daemon moved into the worker's cgroup leaf, so the child is born there (worker-cgroups.ts).
+   */
+  around?: <T>(spawn: () => T) => T;
 }
 
 export interface WorkerCallbacks {
@@ -89,14 +94,15 @@ export function spawnWorker(req: WorkerSpawnRequest, cb: WorkerCallbacks): Worke
   const [command, ...args] = req.argv as [string, ...string[]];
   let child: ChildProcess;
   try {
-    child = spawn(command, args, {
+    const around = req.around ?? ((run) => run());
+    child = around(() => spawn(command, args, {
       cwd: req.cwd,
       env: req.env,
       // detached = setsid(): a new session and process group, so the group can be signalled as one
       // and the worker's terminal signals (Ctrl-C in the foreground) are the daemon's to relay.
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    }));
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     queueMicrotask(() => cb.onSpawnFailed(`spawn ${command}: ${e.code ?? e.message}`));

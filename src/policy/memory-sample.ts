@@ -42,7 +42,7 @@ export interface MemorySample {
    * memory.swap.current), when the adapter has one; absent: the tree's RSS + swap summed over its
    * processes. See treeMemoryBytes.
    */
-  treeBytes?: number;
+  treeBytes?: number | null;
 }
 
 /** What one process holds: RSS + swap. Its size for the per-process threshold and the victim order. */
@@ -55,7 +55,7 @@ export function processMemoryBytes(proc: { rssBytes: number; swapBytes: number }
  * one, else RSS + swap over the tree. Swap counts because a leak under memory pressure moves to
  * swap: RSS alone stays under the limit while the tree keeps growing.
  */
-export function treeMemoryBytes(sample: { tree: readonly { rssBytes: number; swapBytes: number }[]; treeBytes?: number }): number {
+export function treeMemoryBytes(sample: { tree: readonly { rssBytes: number; swapBytes: number }[]; treeBytes?: number | null }): number {
   return sample.treeBytes ?? treeRssBytes(sample.tree) + treeSwapBytes(sample.tree);
 }
 

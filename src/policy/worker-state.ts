@@ -10,7 +10,7 @@ export const WORKER_STATES = ['starting', 'running', 'backoff', 'stopping', 'sto
 export type WorkerState = (typeof WORKER_STATES)[number];
 
 /** Why a worker was (re)started. One name each, used in code, logs, status and docs. */
-export const RESTART_CAUSES = ['crash', 'memory', 'operator', 'health', 'hold', 'recycle'] as const;
+export const RESTART_CAUSES = ['crash', 'oom', 'memory', 'operator', 'health', 'hold', 'recycle'] as const;
 export type RestartCause = (typeof RESTART_CAUSES)[number];
 
 /** What the worker asked for by its own exit code: not to be restarted, or to be started later. */
@@ -50,8 +50,12 @@ export type WorkerEvent =
   | { kind: 'start-requested'; atMs: number }
   | { kind: 'spawned'; atMs: number; pid: number }
   | { kind: 'spawn-failed'; atMs: number; reason: string }
-  /** `hold`: what the worker's hold file said at this exit (absent: nothing was read). */
-  | { kind: 'exited'; atMs: number; code: number | null; signal: string | null; hold?: HoldRequest }
+  /**
+   * `hold`: what the worker's hold file said at this exit (absent: nothing was read). `oomKilled`:
+   * the kernel's OOM killer killed a process of the tree's cgroup during this run (cgroup backend
+   * with the memory controller), so the exit is counted as `oom`, not `crash`.
+   */
+  | { kind: 'exited'; atMs: number; code: number | null; signal: string | null; hold?: HoldRequest; oomKilled?: boolean }
   | { kind: 'stable-elapsed'; atMs: number }
   | { kind: 'backoff-elapsed'; atMs: number }
   | { kind: 'stop-requested'; atMs: number }
@@ -106,7 +110,7 @@ export function initialWorkerModel(): WorkerModel {
     lastExit: null,
     pendingRestart: null,
     pendingHold: null,
-    restarts: { total: 0, crash: 0, memory: 0, operator: 0, health: 0, hold: 0, recycle: 0 },
+    restarts: { total: 0, crash: 0, oom: 0, memory: 0, operator: 0, health: 0, hold: 0, recycle: 0 },
   };
 }
 
@@ -168,7 +172,7 @@ function runUptime(m: WorkerModel, atMs: number): number {
   return m.startedAtMs === null ? 0 : Math.max(0, atMs - m.startedAtMs);
 }
 
-type ExitEvent = { atMs: number; code: number | null; signal: string | null; hold?: HoldRequest };
+type ExitEvent = { atMs: number; code: number | null; signal: string | null; hold?: HoldRequest; oomKilled?: boolean };
 
 function recordExit(m: WorkerModel, e: ExitEvent, asked: ExitRequest | null = null): WorkerModel {
   const lastExit = { code: e.code, signal: e.signal, atMs: e.atMs, uptimeMs: runUptime(m, e.atMs), asked };
@@ -188,7 +192,8 @@ function exitRequest(code: number | null, s: WorkerPolicySettings): ExitRequest 
  * restart. A worker that is wanted down (a stop came while its spawn was in flight), exited with a
  * prevent code, or exited 0 under restart = "on-failure" stays down. A hold code is no failure:
  * the count is kept as it is (a stable run still clears it), so neither the backoff nor `failed`
- * comes nearer, and a worker in a crash loop is not forgiven by asking for a hold either.
+ * comes nearer, and a worker in a crash loop is not forgiven by asking for a hold either. Any
+ * other exit restarts as a failure: `oom` when the kernel's OOM killer hit the tree, else `crash`.
  */
 function workerExited(m: WorkerModel, e: ExitEvent, s: WorkerPolicySettings): Step {
   const stopTree: WorkerEffect[] = [{ kind: 'cancel-timer', timer: 'stable' }, { kind: 'stop-tree' }];
@@ -212,7 +217,7 @@ function workerExited(m: WorkerModel, e: ExitEvent, s: WorkerPolicySettings): St
   const staysDown = m.wanted === 'down' || (s.restart === 'on-failure' && e.code === 0);
   const model: WorkerModel = staysDown
     ? { ...exited, state: 'stopping', wanted: 'down', pendingRestart: null }
-    : { ...exited, state: 'stopping', pendingRestart: 'crash', consecutiveFailures: countFailure(m, uptimeMs, s) };
+    : { ...exited, state: 'stopping', pendingRestart: e.oomKilled === true ? 'oom' : 'crash', consecutiveFailures: countFailure(m, uptimeMs, s) };
   return { model, effects: stopTree };
 }
 

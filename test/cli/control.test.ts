@@ -77,7 +77,7 @@ test('restart-worker replies once the old tree is gone and the new worker runs, 
 
   const s = await box.status();
   assert.deepEqual([s.worker.state, s.worker.pid, s.worker.generation], ['running', newPid, 2]);
-  assert.deepEqual(s.restarts, { total: 1, crash: 0, memory: 0, operator: 1, health: 0, hold: 0, recycle: 0 });
+  assert.deepEqual(s.restarts, { total: 1, crash: 0, oom: 0, memory: 0, operator: 1, health: 0, hold: 0, recycle: 0 });
   assert.deepEqual([s.worker.last_exit?.code, s.worker.last_exit?.signal], [0, null], 'the old worker exited on its own terms');
   assert.equal(s.worker.consecutive_failures, 0);
 });

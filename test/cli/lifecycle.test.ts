@@ -56,7 +56,9 @@ test('start daemonizes and returns once the worker runs; status reports it; stop
   assert.match(human.stdout, new RegExp(`^autopilotd ${VERSION}: running, pid ${pid}, up `));
   assert.match(human.stdout, new RegExp(`\\n  config: +${box.configPath}\\n`));
   assert.match(human.stdout, new RegExp(`\\n  worker: +running, pid ${workerPid}, generation 1, up `));
-  assert.match(human.stdout, /\n {2}restarts: +0 \(crash 0, memory 0, operator 0, health 0, hold 0, recycle 0\); consecutive failures 0\n/);
+  assert.match(human.stdout, /\n {2}restarts: +0 \(crash 0, oom 0, memory 0, operator 0, health 0, hold 0, recycle 0\); consecutive failures 0\n/);
+  // Root on a writable cgroup v2 (this machine): the default mode "auto" takes the cgroup backend.
+  assert.match(human.stdout, /\n {2}tree: +(cgroup \/\S+\/worker-1|proc \(.*\))\n/);
 
   // The first memory sample may still be on its way when the worker has just started.
   const status = await waitFor('a status with a memory sample', async () => {
@@ -66,10 +68,11 @@ test('start daemonizes and returns once the worker runs; status reports it; stop
     return s.memory === null ? null : s;
   });
   // `running` is the CLI's (no daemon: {"running": false, ...}); the rest is the protocol's reply.
-  assert.deepEqual(keys(status), ['daemon', 'memory', 'restarts', 'running', 'worker']);
+  assert.deepEqual(keys(status), ['daemon', 'memory', 'restarts', 'running', 'tree', 'worker']);
+  assert.deepEqual(keys(status.tree ?? null), ['backend', 'cgroup', 'leaf']);
   assert.deepEqual(keys(status.daemon), ['config_path', 'log_target', 'native', 'pid', 'started_at', 'uptime_ms', 'version']);
   assert.deepEqual(keys(status.worker), ['command', 'consecutive_failures', 'generation', 'last_exit', 'next_restart_at', 'pid', 'started_at', 'state', 'uptime_ms']);
-  assert.deepEqual(keys(status.restarts), ['crash', 'health', 'hold', 'memory', 'operator', 'recycle', 'total']);
+  assert.deepEqual(keys(status.restarts), ['crash', 'health', 'hold', 'memory', 'oom', 'operator', 'recycle', 'total']);
   assert.deepEqual(keys(status.memory), ['available_bytes', 'last_action', 'level', 'psi', 'top', 'tree_processes', 'tree_rss_bytes', 'tree_swap_bytes']);
   assert.equal(status.daemon.pid, pid);
   assert.equal(status.daemon.version, VERSION);
@@ -81,7 +84,7 @@ test('start daemonizes and returns once the worker runs; status reports it; stop
     { ...status.worker, started_at: null, uptime_ms: null },
     { state: 'running', pid: workerPid, generation: 1, started_at: null, uptime_ms: null, command: argv, consecutive_failures: 0, next_restart_at: null, last_exit: null },
   );
-  assert.deepEqual(status.restarts, { total: 0, crash: 0, memory: 0, operator: 0, health: 0, hold: 0, recycle: 0 });
+  assert.deepEqual(status.restarts, { total: 0, crash: 0, oom: 0, memory: 0, operator: 0, health: 0, hold: 0, recycle: 0 });
 
   // Background mode: daemon events and the worker's stdout and stderr all go to the log file.
   await box.waitForLog(/ INFO {2}worker\[1\] worker out 1$/);

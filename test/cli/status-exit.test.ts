@@ -50,7 +50,7 @@ test('status exits 0 while the worker runs; restart restarts it as restart-worke
   assert.equal(after.worker.generation, 2);
   const human = await runCli(['--config', configPath, 'status']);
   assert.equal(human.code, 0, human.stderr);
-  assert.match(human.stdout, /restarts: {2}1 \(crash 0, memory 0, operator 1/);
+  assert.match(human.stdout, /restarts: {2}1 \(crash 0, oom 0, memory 0, operator 1/);
 });
 
 test('with no daemon, status exits 3 and status --json prints {"running": false, ...} naming where it looked', async (t) => {

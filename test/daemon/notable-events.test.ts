@@ -47,9 +47,15 @@ test('memory kills and memory restarts are `memory`, with the action and the fig
     kind: 'memory', message: 'memory critical: sending SIGTERM to node', cause: 'memory',
     figures: { action: 'kill', pid: 42, comm: 'node', rss_bytes: 900, swap_bytes: 90, reason: 'critical', available_bytes: 100, threshold_bytes: 200, tree_rss_bytes: 1000, tree_swap_bytes: 95 },
   });
-  const restart: LogEvent = { kind: 'memory-restart', reason: 'tree_limit', availableBytes: 5, treeRssBytes: 6, treeSwapBytes: 8, limitBytes: 7 };
-  assert.deepEqual(tracker.heard(restart, 'x')?.figures, { action: 'restart', reason: 'tree_limit', available_bytes: 5, tree_rss_bytes: 6, tree_swap_bytes: 8, limit_bytes: 7 });
+  const restart: LogEvent = { kind: 'memory-restart', reason: 'tree_limit', availableBytes: 5, treeBytes: 14, treeRssBytes: 6, treeSwapBytes: 8, limitBytes: 7 };
+  assert.deepEqual(tracker.heard(restart, 'x')?.figures, { action: 'restart', reason: 'tree_limit', available_bytes: 5, tree_bytes: 14, tree_rss_bytes: 6, tree_swap_bytes: 8, limit_bytes: 7 });
   assert.deepEqual(kindsOf([{ kind: 'memory-kill-done', pid: 42, availableBefore: 1, availableAfter: 2, treeRssBefore: 3, treeRssAfter: 4, treeSwapBefore: 0, treeSwapAfter: 0 }, { kind: 'memory-verdict', level: 'low', verdict: 'low', availableBytes: 1, treeRssBytes: 2, treeSwapBytes: 0 }]), [null, null]);
+});
+
+test('a restart scheduled with cause oom (the kernel\'s OOM killer struck in the worker\'s leaf) is `memory`', () => {
+  assert.deepEqual(new OccurrenceTracker().heard(scheduled('oom', 2), 'restarting worker in 300000 ms'), {
+    kind: 'memory', message: 'restarting worker in 300000 ms', cause: 'oom', figures: { action: 'oom', delay_ms: 300_000, consecutive_failures: 2 },
+  } satisfies Occurrence);
 });
 
 test('a restart scheduled with cause health is `health`, with the last health event\'s text and figures', () => {

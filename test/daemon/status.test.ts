@@ -13,7 +13,7 @@ test('status carries the documented fields with ISO times and ms durations', () 
     // The model's times are on the monotonic clock; the dates come from the wall times noted beside it.
     ...initialWorkerModel(), state: 'running' as const, pid: 77, generation: 4, startedAtMs: 21_000,
     consecutiveFailures: 2, lastExit: { code: 1, signal: null, atMs: 20_500, uptimeMs: 300, asked: null },
-    restarts: { total: 3, crash: 2, memory: 1, operator: 0, health: 0, hold: 0, recycle: 0 },
+    restarts: { total: 3, crash: 2, oom: 0, memory: 1, operator: 0, health: 0, hold: 0, recycle: 0 },
   };
   const workerClock = { nowMs: 25_000, startedAtWallMs: t0 + 1000, lastExitAtWallMs: t0 + 500 };
   const s = buildStatus({ nowMs: t0 + 5000, daemon: { pid: 10, version: '9.9.9', startedAtMs: t0, configPath: '/c.toml', logTarget: 'journald', native: LOADED }, worker, workerClock, command: ['node', 'w'], memory: null });
@@ -24,8 +24,9 @@ test('status carries the documented fields with ISO times and ms durations', () 
       consecutive_failures: 2, next_restart_at: null,
       last_exit: { code: 1, signal: null, at: '2026-11-25T10:00:00.500Z', uptime_ms: 300, asked: null, tail: [] },
     },
-    restarts: { total: 3, crash: 2, memory: 1, operator: 0, health: 0, hold: 0, recycle: 0 },
+    restarts: { total: 3, crash: 2, oom: 0, memory: 1, operator: 0, health: 0, hold: 0, recycle: 0 },
     memory: null,
+    tree: { backend: 'proc', cgroup: null, leaf: null },
   });
 });
 
@@ -109,7 +110,7 @@ test('a held worker shows its end time and why; its crash context is listed unde
   const worker = {
     ...initialWorkerModel(), state: 'held' as const, generation: 3, consecutiveFailures: 1, nextStartAtMs: 3_605_000,
     lastExit: { code: 75, signal: null, atMs: 5000, uptimeMs: 4000, asked: 'hold' as const },
-    restarts: { total: 1, crash: 0, memory: 0, operator: 0, health: 0, hold: 1, recycle: 0 },
+    restarts: { total: 1, crash: 0, oom: 0, memory: 0, operator: 0, health: 0, hold: 1, recycle: 0 },
   };
   const tail = [
     { stream: 'stdout' as const, line: 'working', cut: false },
@@ -129,7 +130,7 @@ test('a held worker shows its end time and why; its crash context is listed unde
   assert.match(text, /worker: +held, generation 3/);
   assert.match(text, /last exit: code 75 after 4\.0s, 0\.0s ago; the worker asked to be held \(hold_exit_codes\): start-worker ends the hold/);
   assert.match(text, /next start: in 1h 0m \(held until 2026-11-25T11:00:00\.000Z\)/);
-  assert.match(text, /restarts: +1 \(crash 0, memory 0, operator 0, health 0, hold 1, recycle 0\)/);
+  assert.match(text, /restarts: +1 \(crash 0, oom 0, memory 0, operator 0, health 0, hold 1, recycle 0\)/);
   const lines = text.split('\n');
   const at = lines.indexOf('  output before it (last 3 lines):');
   assert.ok(at > 0, text);

@@ -10,6 +10,7 @@ import type { TestContext } from 'node:test';
 import { ProcTable } from '../../src/os/proc-table.js';
 import { findTree } from '../../src/os/process-tree.js';
 import { waitFor } from './wait.js';
+import { deadPrivateDirsOf, privateDirOfDaemon, removeCgroupDir } from './cgroup.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const CLI = join(REPO_ROOT, 'dist/bin/autopilotd.cjs');
@@ -134,11 +135,29 @@ export class ForegroundDaemon {
     return this.lines.filter((l) => pattern.test(l));
   }
 
-  /** Ends the daemon by PID and every process carrying its instance marker; waits until gone. */
+  /**
+   * Ends the daemon by PID and every process carrying its instance marker; waits until gone. A
+   * daemon ended by SIGKILL leaves its private cgroup directory: removed too (helpers/cgroup.ts).
+   */
   async cleanup(): Promise<void> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    const running = this.child.exitCode === null && this.child.signalCode === null;
+    const own = running ? privateDirOfDaemon(this.pid) : null;
+    if (running) this.child.kill('SIGKILL');
     await this.exited;
     killMarked(this.instanceId);
+    // Its own, and any its pid file's earlier daemons left (never a live daemon's).
+    const dirs = new Set([...(own === null ? [] : [own]), ...pidFileOf(this.configPath).flatMap(deadPrivateDirsOf)]);
+    for (const dir of dirs) await removeCgroupDir(dir);
+  }
+}
+
+/** The pid_file a test config names (to find its daemon's cgroup directory), if it names one. */
+function pidFileOf(configPath: string): string[] {
+  try {
+    const m = /^pid_file = ("[^"\n]*")$/m.exec(readFileSync(configPath, 'utf8'));
+    return m === null ? [] : [JSON.parse(m[1]!) as string];
+  } catch {
+    return [];
   }
 }
 

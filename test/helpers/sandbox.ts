@@ -13,6 +13,7 @@ import { ProcTable } from '../../src/os/proc-table.js';
 import { findTree } from '../../src/os/process-tree.js';
 import { isAlive, killMarked, makeTempDir, runCli, type CliResult, type TempDir } from './daemon.js';
 import { waitFor } from './wait.js';
+import { removeCgroupsOf } from './cgroup.js';
 
 export const SANDBOX_ENV = 'APD_SANDBOX';
 
@@ -149,6 +150,8 @@ export class Sandbox {
         for (const id of this.instanceIds) killMarked(id);
         return left.length === 0;
       }, 10_000, 50);
+      // A daemon ended by SIGKILL leaves its private cgroup directory behind (helpers/cgroup.ts).
+      await removeCgroupsOf(this.pidFile);
     } finally {
       this.temp.cleanup();
     }

@@ -1,4 +1,4 @@
-// The restart causes (issue #17 adds `recycle`): how each one counts, and docs/supervision.md
+// The restart causes (issue #17 adds `recycle`, issue #18 `oom`): how each one counts, and docs/supervision.md
 // naming exactly the causes the policy has.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -38,7 +38,7 @@ test('a recycle restarts at once once the tree is gone, counted as recycle, the 
   assert.equal(model.state, 'starting');
   assert.equal(model.generation, 2);
   assert.equal(model.consecutiveFailures, 2);
-  assert.deepEqual(model.restarts, { total: 1, crash: 0, memory: 0, operator: 0, health: 0, hold: 0, recycle: 1 });
+  assert.deepEqual(model.restarts, { total: 1, crash: 0, oom: 0, memory: 0, operator: 0, health: 0, hold: 0, recycle: 1 });
   assert.ok(!effects.some((e) => e.kind === 'restart-scheduled' || e.kind === 'arm-timer' && e.timer === 'backoff'), 'no backoff');
   assert.ok(effects.some((e) => e.kind === 'spawn' && e.generation === 2));
 });
@@ -62,8 +62,31 @@ test('a recycle asked while stopping, backing off or stopped changes nothing', (
   }
 });
 
-test('only crash, memory and health count as failures', () => {
-  assert.deepEqual(RESTART_CAUSES.filter(isFailureCause), ['crash', 'memory', 'health']);
+test('only crash, oom, memory and health count as failures', () => {
+  assert.deepEqual(RESTART_CAUSES.filter(isFailureCause), ['crash', 'oom', 'memory', 'health']);
+});
+
+test('an exit after the OOM killer struck in the tree\'s cgroup restarts as oom: a failure with its backoff', () => {
+  const { model, effects } = run([
+    { kind: 'exited', atMs: 5000, code: null, signal: 'SIGKILL', oomKilled: true },
+    { kind: 'tree-gone', atMs: 5100 },
+  ], runningWith(2));
+  assert.equal(model.state, 'backoff');
+  assert.equal(model.consecutiveFailures, 3);
+  assert.deepEqual(model.restarts, { total: 1, crash: 0, oom: 1, memory: 0, operator: 0, health: 0, hold: 0, recycle: 0 });
+  assert.deepEqual(effects.find((e) => e.kind === 'restart-scheduled'), { kind: 'restart-scheduled', cause: 'oom', delayMs: 4000, consecutiveFailures: 3, failed: false });
+});
+
+test('without an OOM kill the same exit is a crash; a prevent code or a stop wins over an OOM kill', () => {
+  const crash = run([{ kind: 'exited', atMs: 5000, code: null, signal: 'SIGKILL', oomKilled: false }, { kind: 'tree-gone', atMs: 5100 }], runningWith(0));
+  assert.equal(crash.model.restarts.crash, 1);
+  assert.equal(crash.model.restarts.oom, 0);
+  const prevented = stepWorker(runningWith(0), { kind: 'exited', atMs: 5000, code: 3, signal: null, oomKilled: true }, { ...settings, prevent_exit_codes: [3] });
+  assert.equal(prevented.model.wanted, 'down');
+  assert.equal(prevented.model.pendingRestart, null);
+  const stopping = run([{ kind: 'stop-requested', atMs: 10 }, { kind: 'exited', atMs: 20, code: null, signal: 'SIGKILL', oomKilled: true }, { kind: 'tree-gone', atMs: 30 }], runningWith(0));
+  assert.equal(stopping.model.state, 'stopped');
+  assert.equal(stopping.model.restarts.total, 0);
 });
 
 test('docs/supervision.md names exactly the restart causes of the policy', () => {
