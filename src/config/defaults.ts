@@ -67,6 +67,9 @@ export const DEFAULTS: Readonly<Config> = deepFreeze({
     timeout_ms: 10_000,
     min_interval_ms: 60_000,
   },
+  metrics: {
+    listen: null,
+  },
 } satisfies Config);
 
 // Frozen so that no caller can change the defaults another load will see.

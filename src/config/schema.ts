@@ -5,6 +5,7 @@
 import * as v from 'valibot';
 import { parseSize } from './size.js';
 import { NOTIFY_EVENT_KINDS } from './types.js';
+import { LISTEN_EXPECTED, parseListenAddress } from './listen-address.js';
 
 export type FieldKind = 'integer' | 'size' | 'number' | 'text' | 'path' | 'choice' | 'choices' | 'argv' | 'names' | 'env' | 'exit-codes';
 
@@ -140,6 +141,8 @@ function checkEnvName(name: string): string | undefined {
 
 const path = (): v.GenericSchema<unknown, string> => text('a non-empty path');
 
+const listenAddress = v.pipe(v.string(LISTEN_EXPECTED), v.check((value) => parseListenAddress(value) !== null, LISTEN_EXPECTED));
+
 // Bounded so that the tail held in memory stays small: at most 1000 lines of at most 4 KiB each.
 const CRASH_CONTEXT_LINES = 'an integer 0..1000 (lines; 0 keeps none)';
 const crashContextLines = v.pipe(v.bigint(CRASH_CONTEXT_LINES), v.minValue(0n, CRASH_CONTEXT_LINES), v.maxValue(1000n, CRASH_CONTEXT_LINES), v.transform((value) => Number(value)));
@@ -199,6 +202,8 @@ export const FIELDS: readonly Field[] = [
   choices('notify.events', NOTIFY_EVENT_KINDS),
   { key: 'notify.timeout_ms', kind: 'integer', schema: milliseconds(1) },
   { key: 'notify.min_interval_ms', kind: 'integer', schema: milliseconds(0) },
+  // [metrics]: GET /metrics over HTTP, off until set (src/config/listen-address.ts).
+  { key: 'metrics.listen', kind: 'text', schema: listenAddress },
 ];
 
 export const FIELD_BY_KEY: ReadonlyMap<string, Field> = new Map(FIELDS.map((field) => [field.key, field]));

@@ -87,6 +87,11 @@ export interface NotifyConfig {
   min_interval_ms: number;
 }
 
+export interface MetricsConfig {
+  /** Where GET /metrics is served ("HOST:PORT", or "PORT" on 127.0.0.1); null = not served. */
+  listen: string | null;
+}
+
 export interface Config {
   working_dir: string;
   project: string | null;
@@ -100,6 +105,7 @@ export interface Config {
   health: HealthConfig;
   logs: LogsConfig;
   notify: NotifyConfig;
+  metrics: MetricsConfig;
 }
 
 /** Where an effective value came from, for `config show`. */

@@ -5,6 +5,7 @@ import type { Config, LoadedConfig } from '../config/types.js';
 import { loadConfig } from '../config/load.js';
 import { ConfigError } from '../config/errors.js';
 import { ControlError, type Command, type StatusData } from '../control/protocol.js';
+import { METRICS_CONTENT_TYPE } from '../control/metrics-text.js';
 import type { Logger } from '../log/logger.js';
 import { VERSION } from '../version.js';
 import type { DaemonOptions } from './daemon.js';
@@ -31,6 +32,8 @@ export interface ControlParts {
   /** Begins the daemon's shutdown (idempotent); true once it has begun. */
   shutdown(reason: string): void;
   shuttingDown(): boolean;
+  /** The Prometheus text of `metrics` (metrics-registry.ts). */
+  metricsText(): string;
 }
 
 export type ControlHandler = (cmd: Command) => Promise<unknown>;
@@ -38,11 +41,14 @@ export type ControlHandler = (cmd: Command) => Promise<unknown>;
 export function makeControlHandler(parts: ControlParts): ControlHandler {
   const { supervisor } = parts;
   return async (cmd) => {
-    if (parts.shuttingDown() && cmd !== 'status' && cmd !== 'shutdown') {
+    if (parts.shuttingDown() && cmd !== 'status' && cmd !== 'shutdown' && cmd !== 'metrics') {
       throw new ControlError('shutting_down', 'the daemon is shutting down');
     }
     switch (cmd) {
       case 'status': return statusOf(parts);
+      case 'metrics': return { content_type: METRICS_CONTENT_TYPE, text: parts.metricsText() };
+      // The connection streams it (control/subscription.ts); it never reaches a handler.
+      case 'subscribe': throw new ControlError('bad_request', 'subscribe is not served here');
       case 'restart-worker': await supervisor.restart('operator'); return workerSummary(supervisor);
       case 'stop-worker': await supervisor.stop(); return workerSummary(supervisor);
       case 'start-worker': await supervisor.start(); return workerSummary(supervisor);
@@ -109,11 +115,13 @@ function workerSummary(supervisor: WorkerSupervisor): { state: string; pid: numb
 
 /**
  * Memory, restart and log-level settings apply at once; worker settings at the next spawn.
- * Where the daemon listens and writes its PID cannot move while it runs: those keep their value.
+ * Where the daemon listens (socket, metrics) and writes its PID cannot move while it runs: those
+ * keep their value.
  */
 function applyReload(current: Config, next: Config, logger: Logger): Config {
   logger.setLevel(next.log_level);
-  const fixed = (['socket_path', 'pid_file'] as const).filter((k) => current[k] !== next[k]);
+  const fixed: string[] = (['socket_path', 'pid_file'] as const).filter((k) => current[k] !== next[k]);
+  if (current.metrics.listen !== next.metrics.listen) fixed.push('metrics.listen');
   for (const key of fixed) logger.line('warn', `reload: ${key} changed; it takes effect when the daemon restarts`);
-  return { ...next, socket_path: current.socket_path, pid_file: current.pid_file, logs: current.logs };
+  return { ...next, socket_path: current.socket_path, pid_file: current.pid_file, logs: current.logs, metrics: current.metrics };
 }

@@ -28,6 +28,10 @@ import { ownStartTicks, stopOrphanTree, takeInstanceLocks } from './instance-fil
 import { armFatalStopDeadline } from './fatal-deadline.js';
 import { ServiceNotify } from './service-notify.js';
 import { Notifier } from './notifier.js';
+import { EventJournal } from './event-journal.js';
+import { MetricsRegistry } from './metrics-registry.js';
+import { serveMetrics } from './metrics-endpoint.js';
+import { renderMetrics } from '../control/metrics-text.js';
 
 export interface DaemonOptions {
   loaded: LoadedConfig;
@@ -131,12 +135,17 @@ interface Daemon {
   healthLoop: HealthLoop;
   native: NativeLoad;
   service: ServiceNotify;
+  /** The log's events for `subscribe`, and the counters for `metrics`: both listen from the first line. */
+  journal: EventJournal;
+  metrics: MetricsRegistry;
 }
 
 function assemble(opts: DaemonOptions): Daemon {
   const config = { current: opts.loaded.config };
   const startedAtMs = Date.now();
   const { logger, logFile, logTarget } = makeLogger(config.current, opts.mode);
+  const journal = new EventJournal(logger);
+  const metrics = new MetricsRegistry(logger);
   const instanceId = randomBytes(9).toString('base64url');
   const uid = process.getuid!();
   const table = new ProcTable();
@@ -170,7 +179,7 @@ function assemble(opts: DaemonOptions): Daemon {
     watchdogMs: watchdogIntervalMs(process.env, process.pid),
     logger, supervisor, memoryGuard,
   });
-  return { opts, config, logger, logFile, logTarget, startedAtMs, instanceId, uid, table, protectedPids, supervisor, memoryGuard, healthLoop, native, service };
+  return { opts, config, logger, logFile, logTarget, startedAtMs, instanceId, uid, table, protectedPids, supervisor, memoryGuard, healthLoop, native, service, journal, metrics };
 }
 
 interface Control {
@@ -189,6 +198,7 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
     opts: d.opts, logger, logTarget: d.logTarget, startedAtMs: d.startedAtMs, supervisor, memoryGuard, healthLoop, config: d.config,
     native: d.native, service: d.service,
     shutdown: control.shutdown, shuttingDown: control.stopping,
+    metricsText: () => renderMetrics(d.metrics.input(statusOf(parts), { logLinesDropped: d.logFile?.droppedLines ?? 0, events: d.journal.lastSeq })),
   };
   return [
     {
@@ -254,19 +264,29 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
           handler: makeControlHandler(parts),
           // A stop may take the whole grace: the CLI's own wait (grace + 30 s) ends before this does.
           handlerTimeoutMs: d.config.current.worker.stop_timeout_ms + 60_000,
+          events: d.journal,
           onEvent: (e) => {
+            d.metrics.controlEvent(e);
             // In words: an internal structure is never logged raw.
-            if (e.type === 'handler_error') logger.emit({ kind: 'control-error', message: `${e.cmd} failed: ${e.message}` });
+            if (e.type === 'subscriber_dropped') logger.emit({ kind: 'events-subscriber-dropped', bufferedBytes: e.bufferedBytes, limitBytes: e.limitBytes, sent: e.sent });
+            else if (e.type === 'handler_error') logger.emit({ kind: 'control-error', message: `${e.cmd} failed: ${e.message}` });
             else if (e.type === 'handler_timeout') logger.emit({ kind: 'control-error', message: `${e.cmd} still running after ${e.timeoutMs} ms; the client was told to check status` });
             else if (e.type === 'connection_error') logger.emit({ kind: 'control-error', message: `connection error ${e.errno}: ${e.message}` });
           },
         });
+        d.metrics.attachControl(server);
         // Closed only after the reply to a `shutdown` request had its turn to be written.
         return async () => {
           await new Promise((r) => setImmediate(r));
           await server.close();
+          d.metrics.attachControl(null);
         };
       },
+    },
+    {
+      // Off unless [metrics].listen is set; a port that cannot be bound fails the start, as the socket does.
+      name: 'serve metrics over HTTP',
+      start: () => serveMetrics(d.config.current.metrics.listen, parts.metricsText, logger),
     },
     {
       name: 'handle signals',
