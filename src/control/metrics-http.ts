@@ -86,6 +86,11 @@ export class MetricsHttpServer {
     return typeof address === 'object' && address !== null ? address.port : this.opts.port;
   }
 
+  /** Connections open now. */
+  get connectionCount(): number {
+    return this.sockets.size;
+  }
+
   get stats(): MetricsHttpStats {
     return { ...this.counters };
   }

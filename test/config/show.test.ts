@@ -30,6 +30,8 @@ test('config show parses back with smol-toml and loads back to the same configur
       'heartbeat_timeout_ms = 300000',
       'probe_command = ["curl", "-fsS", "http://127.0.0.1:8080/health"]',
       'max_uptime_ms = 86400000',
+      '[metrics]',
+      'listen = "127.0.0.1:9464"',
       '',
     ].join('\n'),
   );

@@ -5,36 +5,7 @@
 import * as assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { describe, it } from 'node:test';
-import { EVENT_BACKLOG, type EventSource, type StreamEvent } from '../../src/control/events-protocol.js';
-import { fixture, waitFor, type AnyReply, type RawClient } from './harness.js';
-
-/** Events made by the test, kept like the daemon's journal keeps them. */
-class TestEvents implements EventSource {
-  private seq = 0;
-  private readonly recent: StreamEvent[] = [];
-  private readonly listeners = new Set<(e: StreamEvent) => void>();
-
-  emit(text: string): void {
-    this.seq += 1;
-    const event: StreamEvent = { seq: this.seq, at: new Date(0).toISOString(), level: 'info', kind: 'test', text };
-    this.recent.push(event);
-    if (this.recent.length > EVENT_BACKLOG) this.recent.shift();
-    for (const listener of this.listeners) listener(event);
-  }
-
-  attach(listener: (e: StreamEvent) => void): { backlog: readonly StreamEvent[]; detach(): void } {
-    this.listeners.add(listener);
-    return { backlog: [...this.recent], detach: () => this.listeners.delete(listener) };
-  }
-
-  backlog(): readonly StreamEvent[] {
-    return [...this.recent];
-  }
-
-  get listening(): number {
-    return this.listeners.size;
-  }
-}
+import { fixture, TestEvents, waitFor, type AnyReply, type RawClient } from './harness.js';
 
 async function subscribed(client: RawClient, args?: Record<string, unknown>): Promise<AnyReply> {
   client.request('s', 'subscribe', args);
