@@ -10,6 +10,7 @@ import { test, type TestContext } from 'node:test';
 import { freePort } from '../helpers/free-port.js';
 import { hasPromtool, PROMTOOL_MISSING, promtoolCheck } from '../helpers/promtool.js';
 import { sandbox, SLEEP_WORKER, type Sandbox } from '../helpers/sandbox.js';
+import { reusing } from '../../src/daemon/metrics-endpoint.js';
 import { waitFor } from '../helpers/wait.js';
 
 function scrape(port: number, host = '127.0.0.1'): Promise<{ status: number; type: string | undefined; body: string }> {
@@ -55,7 +56,11 @@ test('a real daemon serves GET /metrics on loopback: promtool accepts it, and th
   assert.ok(sample(first.body, 'autopilotd_daemon_resident_memory_bytes')! > 10 * 1024 * 1024);
 
   assert.equal((await box.cli(['restart'])).code, 0);
-  const second = await scrape(port);
+  // A scrape within RENDER_REUSE_MS of the last gets the same text: wait for the new one.
+  const second = await waitFor('a scrape after the restart', async () => {
+    const r = await scrape(port);
+    return sample(r.body, 'autopilotd_worker_generation') === 2 ? r : null;
+  });
   assert.equal(sample(second.body, 'autopilotd_worker_restarts_total{cause="operator"}'), 1);
   assert.equal(sample(second.body, 'autopilotd_worker_generation'), 2);
   assert.ok(sample(second.body, 'autopilotd_control_connections_accepted_total')! > sample(first.body, 'autopilotd_control_connections_accepted_total')!);
@@ -128,4 +133,24 @@ test('200 idle connections, a slowloris and huge headers neither slow status nor
   assert.ok(during >= Math.floor(elapsedMs / 200 / 2), `only ${during} memory samples in ${elapsedMs} ms`);
   for (const s of sockets) s.destroy();
   await waitFor('a scrape to be served again', async () => (await scrape(port).catch(() => ({ status: 0 }))).status === 200, 20_000);
+});
+
+test('scrapes close together reuse one rendering; the next one after the pause renders again', () => {
+  let clock = 0;
+  let renders = 0;
+  const render = reusing(() => `text ${++renders}`, 500, () => clock);
+  assert.deepEqual([render(), render()], ['text 1', 'text 1']);
+  clock = 499;
+  assert.equal(render(), 'text 1');
+  clock = 500;
+  assert.deepEqual([render(), render()], ['text 2', 'text 2']);
+});
+
+test('a reload that changes [metrics].listen keeps serving where the daemon started, and says so', async (t) => {
+  const { box, port } = await metricsDaemon(t, (p) => `127.0.0.1:${p}`);
+  await box.waitForLog(/serving metrics at/);
+  box.writeConfig(`${SLEEP_WORKER}[metrics]\nlisten = "127.0.0.1:${port + 1}"\n`);
+  assert.equal((await box.cli(['reload'])).code, 0);
+  await box.waitForLog(/reload: metrics\.listen changed; it takes effect when the daemon restarts/);
+  assert.equal((await scrape(port)).status, 200);
 });
