@@ -40,6 +40,8 @@ const COMMAND_OPTIONS: Record<string, OptionTable> = {
   'start-worker': {},
   reload: {},
   logs: { lines: { type: 'string', short: 'n', value: 'N' }, follow: { type: 'boolean', short: 'f' } },
+  events: { follow: { type: 'boolean', short: 'f' }, json: { type: 'boolean' } },
+  metrics: {},
   config: {},
   'install-service': { enable: { type: 'boolean' }, now: { type: 'boolean' }, print: { type: 'boolean' } },
   'uninstall-service': {},

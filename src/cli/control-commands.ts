@@ -9,6 +9,7 @@ import { findDaemon, loadToFindDaemon, type ConfigForFinding, type FoundDaemon }
 import { formatStatus } from './format-status.js';
 import { escapeForTerminal } from '../log/terminal-text.js';
 import { parseDuration } from './duration.js';
+import { eventsCommand } from './events.js';
 import type { LoadedConfig } from '../config/types.js';
 
 /** Actions wait for the daemon to finish them, which can take a worker's whole stop grace. */
@@ -30,6 +31,13 @@ export async function controlCommand(p: ParsedCommand): Promise<number> {
     switch (p.command) {
       case 'status': return status(p, found);
       case 'stop': return await stop(found, stopTimeoutMs);
+      case 'events': return await eventsCommand(p, found);
+      case 'metrics': {
+        const data = (await sendRequest(found.socketPath, 'metrics')) as { text?: unknown };
+        if (typeof data.text !== 'string') throw new CliFailure('metrics: the daemon sent no metrics text (an older daemon? restart it)', EXIT.failure);
+        process.stdout.write(data.text);
+        return EXIT.ok;
+      }
       case 'restart-worker':
       case 'stop-worker':
       case 'start-worker':

@@ -17,6 +17,8 @@ Commands:
   start-worker            start the worker again after stop-worker
   reload                  re-read the configuration (the old one stays if the new is invalid)
   logs [-n N] [-f]        show (and follow) the daemon and worker log
+  events [-f] [--json]    the daemon's last 100 events; -f prints new ones as they happen
+  metrics                 the daemon's figures in Prometheus text format
   config check|show       validate the configuration / show it with where each value came from
   install-service [--instance NAME] [--enable] [--now] [--print]
                           write the systemd user unit of this installation and reload the manager
@@ -84,6 +86,20 @@ Says when lingering is off (loginctl enable-linger): without it the service stop
 
 Stops and disables the unit (autopilotd@NAME with --instance), removes its file (the template
 stays while other instances use it) and runs systemctl --user daemon-reload.
+`,
+  events: `Usage: autopilotd events [-f] [--json] [--config P]
+
+Prints the daemon's last 100 events (what its log shows, without the worker's output), as the log
+writes them; with --json one JSON object per line: {"seq", "at", "level", "kind", "text"}.
+-f, --follow  stay connected and print each new event as it happens, until Ctrl-C (exit 0).
+A gap in "seq" means events this client missed. A client that does not read is dropped by the
+daemon (exit 1, saying so). Exit 3 when no daemon runs.
+`,
+  metrics: `Usage: autopilotd metrics [--config P]
+
+Prints the daemon's figures in Prometheus text exposition format 0.0.4: worker state, restarts by
+cause, memory, notifications, control connections, the daemon's own RSS and CPU. The same text is
+served over HTTP at GET /metrics when [metrics].listen is set. Exit 3 when no daemon runs.
 `,
   config: `Usage: autopilotd config check [--config P]
        autopilotd config show [--config P]

@@ -71,6 +71,9 @@ export const DEFAULTS: Readonly<Config> = deepFreeze({
     mode: 'auto',
     backstop_factor: null,
   },
+  metrics: {
+    listen: null,
+  },
 } satisfies Config);
 
 // Frozen so that no caller can change the defaults another load will see.

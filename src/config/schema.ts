@@ -5,6 +5,7 @@
 import * as v from 'valibot';
 import { parseSize } from './size.js';
 import { NOTIFY_EVENT_KINDS } from './types.js';
+import { LISTEN_EXPECTED, parseListenAddress } from './listen-address.js';
 
 export type FieldKind = 'integer' | 'size' | 'number' | 'text' | 'path' | 'choice' | 'choices' | 'argv' | 'names' | 'env' | 'exit-codes';
 
@@ -140,6 +141,8 @@ function checkEnvName(name: string): string | undefined {
 
 const path = (): v.GenericSchema<unknown, string> => text('a non-empty path');
 
+const listenAddress = v.pipe(v.string(LISTEN_EXPECTED), v.check((value) => parseListenAddress(value) !== null, LISTEN_EXPECTED));
+
 // Bounded so that the tail held in memory stays small: at most 1000 lines of at most 4 KiB each.
 const CRASH_CONTEXT_LINES = 'an integer 0..1000 (lines; 0 keeps none)';
 const crashContextLines = v.pipe(v.bigint(CRASH_CONTEXT_LINES), v.minValue(0n, CRASH_CONTEXT_LINES), v.maxValue(1000n, CRASH_CONTEXT_LINES), v.transform((value) => Number(value)));
@@ -202,6 +205,8 @@ export const FIELDS: readonly Field[] = [
   // [cgroup] (issue #18): the worker tree in a cgroup v2 leaf of its own; see docs/supervision.md.
   choice('cgroup.mode', ['auto', 'off', 'required']),
   { key: 'cgroup.backstop_factor', kind: 'number', schema: decimal('a number > 1 (memory.max = worker_max_bytes times it)', (x) => x > 1) },
+  // [metrics]: GET /metrics over HTTP, off until set (src/config/listen-address.ts).
+  { key: 'metrics.listen', kind: 'text', schema: listenAddress },
 ];
 
 export const FIELD_BY_KEY: ReadonlyMap<string, Field> = new Map(FIELDS.map((field) => [field.key, field]));

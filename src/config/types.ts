@@ -97,6 +97,11 @@ export interface CgroupConfig {
 
 export type CgroupMode = 'auto' | 'off' | 'required';
 
+export interface MetricsConfig {
+  /** Where GET /metrics is served ("HOST:PORT", or "PORT" on 127.0.0.1); null = not served. */
+  listen: string | null;
+}
+
 export interface Config {
   working_dir: string;
   project: string | null;
@@ -111,6 +116,7 @@ export interface Config {
   logs: LogsConfig;
   notify: NotifyConfig;
   cgroup: CgroupConfig;
+  metrics: MetricsConfig;
 }
 
 /** Where an effective value came from, for `config show`. */

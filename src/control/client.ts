@@ -78,7 +78,8 @@ function interpret(line: string, id: number, socketPath: string): [ControlError 
   return [new ControlError(reply.error.code, reply.error.message)];
 }
 
-function connectError(err: NodeJS.ErrnoException, socketPath: string): ControlError {
+/** A connect or socket error as the ControlError a command reports (`not_running` for no daemon). */
+export function connectError(err: NodeJS.ErrnoException, socketPath: string): ControlError {
   const detail = `connect ${socketPath}: ${err.code ?? err.message}`;
   let code: ErrorCode = 'internal';
   if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') code = 'not_running';

@@ -13,8 +13,11 @@ import {
   type Command,
   type ErrorCode,
   type Reply,
+  type Request,
 } from './protocol.js';
 import type { TurnBudget } from './turn-budget.js';
+import { parseSubscribeArgs, type SubscribeData } from './events-protocol.js';
+import { Subscription, type SubscriptionPolicy } from './subscription.js';
 
 export type CommandHandler = (cmd: Command, args: Record<string, unknown>) => Promise<unknown>;
 
@@ -36,6 +39,8 @@ export interface ConnectionOptions {
   handlerTimeoutMs: number;
   maxLineBytes: number;
   budget: TurnBudget;
+  /** Where `subscribe` takes its events from; without it, subscribe is refused. */
+  subscriptions?: SubscriptionPolicy;
   report: (event: ConnectionEvent) => void;
   onClose: () => void;
 }
@@ -80,6 +85,10 @@ export class Connection {
   private ending = false;
   /** When the connection was opened or last had a reply written; ranks connections for eviction. */
   private lastActiveAtMs = Date.now();
+  /** Set once `subscribe` was admitted: the connection streams events and reads no more requests. */
+  private subscription: Subscription | null = null;
+  /** The client ended its side: a subscriber's stream ends with it. */
+  private peerEnded = false;
   readonly whenClosed: Promise<void>;
 
   constructor(
@@ -89,6 +98,7 @@ export class Connection {
     this.whenClosed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => {
+      this.peerEnded = true;
       // Half-close: `echo '{...}' | nc -U` ends its side and still waits for the reply.
       // Requests must end with a newline; an unfinished line here is a client that went away.
       if (this.tailBytes > 0 && !this.inputDone) {
@@ -112,7 +122,12 @@ export class Connection {
 
   /** Nothing owed to the client and nothing running: it may be closed to admit another (see server). */
   get isIdle(): boolean {
-    return !this.pumping && this.completeLines === 0 && !this.ending && !this.closed;
+    return !this.pumping && this.completeLines === 0 && !this.ending && !this.closed && this.subscription === null;
+  }
+
+  /** Admitted as a subscriber (counted against the server's subscriber limit while open). */
+  get isSubscriber(): boolean {
+    return this.subscription !== null;
   }
 
   /** Counted against the connection limit: not yet ending. */
@@ -132,6 +147,10 @@ export class Connection {
   /** Server shutdown: answer what was read with `shutting_down`, finish the running request, end. */
   drain(): void {
     this.draining = true;
+    if (this.subscription !== null) {
+      this.subscription.finish('shutting_down', 'the daemon is shutting down');
+      return;
+    }
     this.stopInput();
     this.finishIfDone();
   }
@@ -272,6 +291,11 @@ export class Connection {
           this.opts.budget.done();
         }
         if (reply === null) continue;
+        if (this.subscription !== null && reply.ok) {
+          this.write(reply);
+          this.stream(this.subscription);
+          break;
+        }
         if (!this.write(reply)) await this.writable();
       }
     } finally {
@@ -299,6 +323,7 @@ export class Connection {
     const request = parseRequest(text);
     if (isProtocolFailure(request)) return this.failed(errorReply(request.id, request.code, request.message));
     if (this.draining) return this.failed(errorReply(request.id, 'shutting_down', 'the daemon is shutting down'));
+    if (request.cmd === 'subscribe') return this.admitSubscriber(request);
     let timer: NodeJS.Timeout | undefined;
     try {
       // Call inside try: a non-async handler may throw synchronously.
@@ -320,6 +345,39 @@ export class Connection {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** `subscribe`: the ok reply, with the subscription taken (its backlog fixed) but not yet writing. */
+  private admitSubscriber(request: Request): Reply {
+    const policy = this.opts.subscriptions;
+    if (policy === undefined) return this.failed(errorReply(request.id, 'bad_request', 'this server has no event stream'));
+    const args = parseSubscribeArgs(request.args);
+    if ('problem' in args) return this.failed(errorReply(request.id, 'bad_request', args.problem));
+    const refused = policy.admit();
+    if (refused !== null) return this.failed(errorReply(request.id, 'busy', refused));
+    this.subscription = new Subscription(this.socket, policy.source, {
+      follow: args.follow,
+      maxBufferedBytes: policy.maxBufferedBytes,
+      lingerMs: REJECT_LINGER_MS,
+      onEnding: () => {
+        this.ending = true;
+      },
+      onDropped: (info) => policy.onDropped(info),
+    });
+    const data: SubscribeData = { backlog: this.subscription.backlogCount, follow: args.follow, max_buffered_bytes: policy.maxBufferedBytes };
+    return okReply(request.id, data);
+  }
+
+  /**
+   * From now on the connection only streams. Input is read and thrown away (requests pipelined
+   * after `subscribe` are not answered), so that the client ending its side is seen and ends it.
+   */
+  private stream(subscription: Subscription): void {
+    this.inputDone = true;
+    this.dropInput();
+    this.clearWait();
+    this.socket.resume();
+    subscription.begin();
   }
 
   private failed(reply: Reply): Reply {
@@ -380,6 +438,8 @@ export class Connection {
 
   private finishIfDone(): void {
     if (!this.inputDone || this.pumping || this.completeLines > 0 || this.closed || this.ending) return;
+    // A subscriber streams until it ends its side (or is dropped, or the server closes).
+    if (this.subscription !== null && !this.peerEnded) return;
     // All read requests are answered; close our side once the replies are flushed.
     this.ending = true;
     if (this.socket.writable) this.socket.end(() => this.socket.destroy());

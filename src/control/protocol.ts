@@ -10,6 +10,10 @@ export const COMMANDS = [
   'start-worker',
   'reload',
   'shutdown',
+  // The log's events, the last 100 then live, on this connection (events-protocol.ts).
+  'subscribe',
+  // Prometheus text exposition of the daemon's figures (metrics-text.ts).
+  'metrics',
 ] as const;
 export type Command = (typeof COMMANDS)[number];
 

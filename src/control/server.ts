@@ -5,6 +5,8 @@ import * as path from 'node:path';
 import { Connection, REJECT_LINGER_MS, type CommandHandler, type ConnectionEvent } from './connection.js';
 import { encodeReply, errorReply } from './protocol.js';
 import { TurnBudget } from './turn-budget.js';
+import type { EventSource } from './events-protocol.js';
+import { DEFAULT_MAX_BUFFERED_BYTES, type DroppedSubscriber, type SubscriptionPolicy } from './subscription.js';
 import {
   bindSocket,
   clearStaleSocket,
@@ -22,6 +24,7 @@ export type ControlServerEvent =
   | { type: 'stale_socket_removed'; socketPath: string }
   | { type: 'connection_rejected'; reason: 'busy'; connections: number }
   | { type: 'connection_evicted'; idleMs: number; connections: number }
+  | ({ type: 'subscriber_dropped' } & DroppedSubscriber)
   | { type: 'closed'; socketPath: string; unlinked: boolean };
 
 export interface ControlServerOptions {
@@ -43,6 +46,16 @@ export interface ControlServerOptions {
   maxLineBytes?: number;
   /** How long close() lets running requests finish before cutting connections. Default 5000. */
   closeGraceMs?: number;
+  /** The events `subscribe` streams; without it, subscribe is refused. */
+  events?: EventSource;
+  /**
+   * Subscribers at once, fewer than maxConnections so that they can never take every slot: the
+   * rest stay for requests (an idle one is closed to admit a new one; a subscriber never is).
+   * Default half of maxConnections.
+   */
+  maxSubscribers?: number;
+  /** Unread bytes held per subscriber before it is dropped. Default 256 KiB. */
+  maxSubscriberBufferedBytes?: number;
   /** Must not throw; a throw is written to stderr rather than lost. */
   onEvent?: (event: ControlServerEvent) => void;
 }
@@ -60,10 +73,13 @@ export interface ControlServerStats {
   handlerTimeouts: number;
   droppedReplies: number;
   connectionErrors: number;
+  /** Subscribers dropped for not reading their events. */
+  droppedSubscribers: number;
 }
 
 export class ControlServer {
   private readonly connections = new Set<Connection>();
+  private readonly subscriptions: SubscriptionPolicy | undefined;
   private closing: Promise<void> | undefined;
   /** One for the whole server: the point is to bound the work of all connections per turn. */
   private readonly budget = new TurnBudget();
@@ -78,13 +94,16 @@ export class ControlServer {
     handlerTimeouts: 0,
     droppedReplies: 0,
     connectionErrors: 0,
+    droppedSubscribers: 0,
   };
 
   private constructor(
     private readonly server: net.Server,
-    private readonly opts: Required<Omit<ControlServerOptions, 'onEvent'>> & Pick<ControlServerOptions, 'onEvent'>,
+    private readonly opts: Required<Omit<ControlServerOptions, 'onEvent' | 'events'>> & Pick<ControlServerOptions, 'onEvent' | 'events'>,
     private identity: SocketIdentity | undefined,
-  ) {}
+  ) {
+    this.subscriptions = this.subscriptionPolicy(opts.events);
+  }
 
   static async listen(options: ControlServerOptions): Promise<ControlServer> {
     const opts = {
@@ -94,11 +113,16 @@ export class ControlServer {
       handlerTimeoutMs: 60_000,
       maxLineBytes: 65_536,
       closeGraceMs: 5_000,
+      maxSubscriberBufferedBytes: DEFAULT_MAX_BUFFERED_BYTES,
       ...options,
+      maxSubscribers: options.maxSubscribers ?? Math.max(1, Math.floor((options.maxConnections ?? 64) / 2)),
       socketPath: path.resolve(options.socketPath),
     };
-    for (const key of ['maxConnections', 'idleTimeoutMs', 'requestTimeoutMs', 'handlerTimeoutMs', 'maxLineBytes'] as const) {
+    for (const key of ['maxConnections', 'idleTimeoutMs', 'requestTimeoutMs', 'handlerTimeoutMs', 'maxLineBytes', 'maxSubscribers', 'maxSubscriberBufferedBytes'] as const) {
       if (!Number.isInteger(opts[key]) || opts[key] < 1) throw new RangeError(`${key} must be a positive integer, got ${opts[key]}`);
+    }
+    if (opts.events !== undefined && opts.maxSubscribers >= opts.maxConnections) {
+      throw new RangeError(`maxSubscribers (${opts.maxSubscribers}) must be below maxConnections (${opts.maxConnections})`);
     }
     ensureSocketDir(path.dirname(opts.socketPath));
     const staleRemoved = await clearStaleSocket(opts.socketPath);
@@ -122,6 +146,13 @@ export class ControlServer {
 
   get connectionCount(): number {
     return this.connections.size;
+  }
+
+  /** Open subscriptions. */
+  get subscriberCount(): number {
+    let count = 0;
+    for (const c of this.connections) if (c.isSubscriber && c.isOpen) count += 1;
+    return count;
   }
 
   get stats(): ControlServerStats {
@@ -209,14 +240,30 @@ export class ControlServer {
       handlerTimeoutMs: this.opts.handlerTimeoutMs,
       maxLineBytes: this.opts.maxLineBytes,
       budget: this.budget,
+      ...(this.subscriptions === undefined ? {} : { subscriptions: this.subscriptions }),
       report: (event) => this.emit(event),
       onClose: () => this.connections.delete(connection),
     });
     this.connections.add(connection);
   }
 
+  /** What a connection needs to admit a subscriber; shared by all of them. */
+  private subscriptionPolicy(events: EventSource | undefined): SubscriptionPolicy | undefined {
+    if (events === undefined) return undefined;
+    return {
+      source: events,
+      admit: () => this.subscriberCount < this.opts.maxSubscribers ? null
+        : `too many event subscribers (limit ${this.opts.maxSubscribers} of ${this.opts.maxConnections} connections); try again`,
+      maxBufferedBytes: this.opts.maxSubscriberBufferedBytes,
+      onDropped: (info) => this.emit({ type: 'subscriber_dropped', ...info }),
+    };
+  }
+
   private emit(event: ControlServerEvent): void {
     switch (event.type) {
+      case 'subscriber_dropped':
+        this.counters.droppedSubscribers += 1;
+        break;
       case 'request_failed':
         this.counters.failedRequests += 1;
         break;

@@ -5,6 +5,7 @@ import type { Config, LoadedConfig } from '../config/types.js';
 import { loadConfig } from '../config/load.js';
 import { ConfigError } from '../config/errors.js';
 import { ControlError, type Command, type StatusData, type TreeStatus } from '../control/protocol.js';
+import { METRICS_CONTENT_TYPE } from '../control/metrics-text.js';
 import type { Logger } from '../log/logger.js';
 import { VERSION } from '../version.js';
 import type { DaemonOptions } from './daemon.js';
@@ -33,6 +34,8 @@ export interface ControlParts {
   shuttingDown(): boolean;
   /** How the worker tree is found (status `tree`). */
   tree(): TreeStatus;
+  /** The Prometheus text of `metrics` (metrics-registry.ts). */
+  metricsText(): string;
 }
 
 export type ControlHandler = (cmd: Command) => Promise<unknown>;
@@ -40,11 +43,14 @@ export type ControlHandler = (cmd: Command) => Promise<unknown>;
 export function makeControlHandler(parts: ControlParts): ControlHandler {
   const { supervisor } = parts;
   return async (cmd) => {
-    if (parts.shuttingDown() && cmd !== 'status' && cmd !== 'shutdown') {
+    if (parts.shuttingDown() && cmd !== 'status' && cmd !== 'shutdown' && cmd !== 'metrics') {
       throw new ControlError('shutting_down', 'the daemon is shutting down');
     }
     switch (cmd) {
       case 'status': return statusOf(parts);
+      case 'metrics': return { content_type: METRICS_CONTENT_TYPE, text: parts.metricsText() };
+      // The connection streams it (control/subscription.ts); it never reaches a handler.
+      case 'subscribe': throw new ControlError('bad_request', 'subscribe is not served here');
       case 'restart-worker': await supervisor.restart('operator'); return workerSummary(supervisor);
       case 'stop-worker': await supervisor.stop(); return workerSummary(supervisor);
       case 'start-worker': await supervisor.start(); return workerSummary(supervisor);
@@ -112,14 +118,16 @@ function workerSummary(supervisor: WorkerSupervisor): { state: string; pid: numb
 
 /**
  * Memory, restart and log-level settings apply at once; worker settings at the next spawn.
- * Where the daemon listens and writes its PID cannot move while it runs: those keep their value.
+ * Where the daemon listens (socket, metrics) and writes its PID cannot move while it runs: those
+ * keep their value.
  */
 function applyReload(current: Config, next: Config, logger: Logger): Config {
   logger.setLevel(next.log_level);
-  const fixed = (['socket_path', 'pid_file'] as const).filter((k) => current[k] !== next[k]);
+  const fixed: string[] = (['socket_path', 'pid_file'] as const).filter((k) => current[k] !== next[k]);
+  if (current.metrics.listen !== next.metrics.listen) fixed.push('metrics.listen');
   for (const key of fixed) logger.line('warn', `reload: ${key} changed; it takes effect when the daemon restarts`);
   // The tree backend is chosen once, at start (tree-backend.ts).
   if (current.cgroup.mode !== next.cgroup.mode) logger.line('warn', 'reload: cgroup.mode changed; it takes effect when the daemon restarts');
   const cgroup = { ...next.cgroup, mode: current.cgroup.mode };
-  return { ...next, socket_path: current.socket_path, pid_file: current.pid_file, logs: current.logs, cgroup };
+  return { ...next, socket_path: current.socket_path, pid_file: current.pid_file, logs: current.logs, cgroup, metrics: current.metrics };
 }

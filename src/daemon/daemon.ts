@@ -34,6 +34,10 @@ import { Notifier } from './notifier.js';
 import type { WorkerCgroups } from '../os/worker-cgroups.js';
 import { killLeaf } from '../os/leaf-tree.js';
 import { clearLeftovers, openTreeBackend, type TreeBackendDeps } from './tree-backend.js';
+import { EventJournal } from './event-journal.js';
+import { MetricsRegistry } from './metrics-registry.js';
+import { serveMetrics } from './metrics-endpoint.js';
+import { renderMetrics } from '../control/metrics-text.js';
 
 export interface DaemonOptions {
   loaded: LoadedConfig;
@@ -144,12 +148,17 @@ interface Daemon {
   service: ServiceNotify;
   /** The cgroup backend once its step has run (null: the /proc rules). */
   cgroups: { current: WorkerCgroups | null };
+  /** The log's events for `subscribe`, and the counters for `metrics`: both listen from the first line. */
+  journal: EventJournal;
+  metrics: MetricsRegistry;
 }
 
 function assemble(opts: DaemonOptions): Daemon {
   const config = { current: opts.loaded.config };
   const startedAtMs = Date.now();
   const { logger, logFile, logTarget } = makeLogger(config.current, opts.mode);
+  const journal = new EventJournal(logger);
+  const metrics = new MetricsRegistry(logger);
   const instanceId = randomBytes(9).toString('base64url');
   const uid = process.getuid!();
   const table = new ProcTable();
@@ -189,7 +198,7 @@ function assemble(opts: DaemonOptions): Daemon {
     watchdogMs: watchdogIntervalMs(process.env, process.pid),
     logger, supervisor, memoryGuard,
   });
-  return { opts, config, logger, logFile, logTarget, startedAtMs, instanceId, uid, table, protectedPids, walker, supervisor, memoryGuard, healthLoop, native, service, cgroups };
+  return { opts, config, logger, logFile, logTarget, startedAtMs, instanceId, uid, table, protectedPids, walker, supervisor, memoryGuard, healthLoop, native, service, cgroups, journal, metrics };
 }
 
 interface Control {
@@ -209,6 +218,7 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
     native: d.native, service: d.service,
     shutdown: control.shutdown, shuttingDown: control.stopping,
     tree: () => treeStatus(d),
+    metricsText: () => renderMetrics(d.metrics.input(statusOf(parts), { logLinesDropped: d.logFile?.droppedLines ?? 0, events: d.journal.lastSeq })),
   };
   return [
     {
@@ -302,19 +312,29 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
           handler: makeControlHandler(parts),
           // A stop may take the whole grace: the CLI's own wait (grace + 30 s) ends before this does.
           handlerTimeoutMs: d.config.current.worker.stop_timeout_ms + 60_000,
+          events: d.journal,
           onEvent: (e) => {
+            d.metrics.controlEvent(e);
             // In words: an internal structure is never logged raw.
-            if (e.type === 'handler_error') logger.emit({ kind: 'control-error', message: `${e.cmd} failed: ${e.message}` });
+            if (e.type === 'subscriber_dropped') logger.emit({ kind: 'events-subscriber-dropped', bufferedBytes: e.bufferedBytes, limitBytes: e.limitBytes, sent: e.sent });
+            else if (e.type === 'handler_error') logger.emit({ kind: 'control-error', message: `${e.cmd} failed: ${e.message}` });
             else if (e.type === 'handler_timeout') logger.emit({ kind: 'control-error', message: `${e.cmd} still running after ${e.timeoutMs} ms; the client was told to check status` });
             else if (e.type === 'connection_error') logger.emit({ kind: 'control-error', message: `connection error ${e.errno}: ${e.message}` });
           },
         });
+        d.metrics.attachControl(server);
         // Closed only after the reply to a `shutdown` request had its turn to be written.
         return async () => {
           await new Promise((r) => setImmediate(r));
           await server.close();
+          d.metrics.attachControl(null);
         };
       },
+    },
+    {
+      // Off unless [metrics].listen is set; a port that cannot be bound fails the start, as the socket does.
+      name: 'serve metrics over HTTP',
+      start: () => serveMetrics(d.config.current.metrics.listen, parts.metricsText, logger),
     },
     {
       name: 'handle signals',

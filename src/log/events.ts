@@ -78,6 +78,10 @@ export type LogEvent =
   | { kind: 'cgroup-problem'; message: string }
   | { kind: 'sd-notify-failed'; message: string }
   | { kind: 'control-error'; message: string }
+  /** An event subscriber that did not read was cut off (issue #19). */
+  | { kind: 'events-subscriber-dropped'; bufferedBytes: number; limitBytes: number; sent: number }
+  | { kind: 'metrics-listening'; address: string }
+  | { kind: 'metrics-error'; message: string }
   | { kind: 'log-problem'; message: string }
   | { kind: 'unexpected'; message: string }
   | { kind: 'internal-error'; message: string };
@@ -161,6 +165,9 @@ export const FORMATS: Formats = {
   },
   'sd-notify-failed': { level: 'warn', text: (e) => [`${e.message}; the service manager may not hear from the daemon (reported once)`] },
   'control-error': { level: 'warn', text: (e) => [`control: ${e.message}`] },
+  'events-subscriber-dropped': { level: 'warn', text: (e) => ['event subscriber dropped: it did not read its events', { unread_bytes: e.bufferedBytes, limit_bytes: e.limitBytes, sent: e.sent }] },
+  'metrics-listening': { level: 'info', text: (e) => [`serving metrics at http://${e.address}/metrics`] },
+  'metrics-error': { level: 'warn', text: (e) => [`metrics: ${e.message}`] },
   'log-problem': { level: 'warn', text: (e) => [`log: ${e.message}`] },
   'unexpected': { level: 'warn', text: (e) => [`can't happen: ${e.message}`] },
   'internal-error': { level: 'error', text: (e) => [`internal error: ${e.message}`] },

@@ -29,6 +29,8 @@ export interface LogRecord {
   level: LogLevel;
   text: string;
   event: LogEvent | null;
+  /** A line of the worker's own output (workerOutput), not the daemon's. */
+  worker?: true;
 }
 
 export class Logger {
@@ -75,7 +77,7 @@ export class Logger {
   workerOutput(prefix: string, lines: readonly string[]): void {
     const atMs = this.now();
     if (this.listeners.size > 0) {
-      for (const line of lines) for (const listener of this.listeners) listener({ atMs, level: 'info', text: prefix + line, event: null });
+      for (const line of lines) for (const listener of this.listeners) listener({ atMs, level: 'info', text: prefix + line, event: null, worker: true });
     }
     const head = this.style === 'journald' ? `<${SYSLOG_PRIORITY.info}>${prefix}` : `${this.stampFor(atMs)} ${LEVEL_LABEL.info} ${prefix}`;
     if (lines.length === 0) return;

@@ -19,7 +19,7 @@ test('--version prints the version', async () => {
 test('--help lists every command, and each command has its own help', async () => {
   const r = await runCli(['--help']);
   assert.equal(r.code, 0);
-  for (const cmd of ['start', 'stop', 'status', 'restart-worker', 'stop-worker', 'start-worker', 'reload', 'logs', 'config']) {
+  for (const cmd of ['start', 'stop', 'status', 'restart-worker', 'stop-worker', 'start-worker', 'reload', 'logs', 'events', 'metrics', 'config']) {
     assert.match(r.stdout, new RegExp(`\\n  ${cmd}`), `main help mentions ${cmd}`);
     const own = await runCli([cmd, '--help']);
     assert.equal(own.code, 0);

@@ -38,7 +38,7 @@ const errors: [string, string[], string, string][] = [
   ['a mistyped flag', ['status', '--jsno'], "status: unknown option '--jsno'; did you mean '--json'?", 'help status'],
   ['a mistyped flag with a value', ['stop', '--timout=5s'], "stop: unknown option '--timout'; did you mean '--timeout'?", 'help stop'],
   ['a mistyped global flag', ['status', '--confg', 'x'], "status: unknown option '--confg'; did you mean '--config'?", 'help status'],
-  ["another command's flag", ['status', '--follow'], "status: unknown option '--follow' (an option of logs)", 'help status'],
+  ["another command's flag", ['status', '--follow'], "status: unknown option '--follow' (an option of logs, events)", 'help status'],
   ['the internal flag is never suggested', ['start', '--daemonize'], "start: unknown option '--daemonize'", 'help start'],
   ['an unknown short option', ['logs', '-x'], "logs: unknown option '-x'", 'help logs'],
   ['an unknown short option in a group', ['logs', '-fx'], "logs: unknown option '-x' in '-fx'", 'help logs'],

@@ -54,7 +54,7 @@ test('the wire protocol: replies echo any id, errors carry a code and a message,
     [1, null, false, 'code,message', 'bad_json'],
     [1, 9, false, 'code,message', 'bad_request'],
   ]);
-  assert.match(replies[1]!.error.message, /unknown command "fly"; known: status, restart-worker, stop-worker, start-worker, reload, shutdown/);
+  assert.match(replies[1]!.error.message, /unknown command "fly"; known: status, restart-worker, stop-worker, start-worker, reload, shutdown, subscribe, metrics/);
   assert.deepEqual([replies[6]!.id, replies[6]!.ok], [{ nested: [1, null] }, true]);
 });
 

@@ -20,7 +20,7 @@ test('with no file, no variables and no flags the defaults apply, with ~ expande
   assert.equal(loaded.config.logs.max_file_bytes, 10485760);
   assert.equal(loaded.config.log_level, 'info');
   assert.ok(Object.values(loaded.sources).every((source) => source.kind === 'default'));
-  assert.equal(Object.keys(loaded.sources).length, 48);
+  assert.equal(Object.keys(loaded.sources).length, 49);
 });
 
 test('the default file is ~/.autopilot/daemon.toml and is read when it exists', (t) => {

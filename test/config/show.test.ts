@@ -32,6 +32,8 @@ test('config show parses back with smol-toml and loads back to the same configur
       'max_uptime_ms = 86400000',
       '[cgroup]',
       'backstop_factor = 1.5',
+      '[metrics]',
+      'listen = "127.0.0.1:9464"',
       '',
     ].join('\n'),
   );

@@ -41,7 +41,8 @@ describe('sendRequest', () => {
   it('resolves with the data of every command', async (t) => {
     const f = fixture(t);
     await f.start();
-    for (const cmd of COMMANDS) {
+    // `subscribe` is a stream, not one reply (subscribe-client.ts).
+    for (const cmd of COMMANDS.filter((c) => c !== 'subscribe')) {
       assert.deepEqual(await sendRequest(f.socketPath, cmd, { x: 1 }), { cmd, args: { x: 1 } });
     }
     assert.deepEqual(await sendRequest(f.socketPath, 'status'), { cmd: 'status', args: {} });

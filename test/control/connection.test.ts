@@ -14,11 +14,13 @@ describe('requests and replies', () => {
       },
     });
     const client = await f.connect();
-    for (const [n, cmd] of COMMANDS.entries()) {
+    // `subscribe` turns the connection into a stream (subscribe.test.ts); it never reaches a handler.
+    const handled = COMMANDS.filter((cmd) => cmd !== 'subscribe');
+    for (const [n, cmd] of handled.entries()) {
       client.request({ seq: n }, cmd, { n });
       assert.deepEqual(await client.reply(`the reply to ${cmd}`), { v: 1, id: { seq: n }, ok: true, data: { did: cmd, n } });
     }
-    assert.deepEqual(calls, COMMANDS.map((cmd, n) => [cmd, { n }]));
+    assert.deepEqual(calls, handled.map((cmd, n) => [cmd, { n }]));
   });
 
   it('passes an empty args object when the request has none', async (t) => {

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import type { TestContext } from 'node:test';
 import { ControlServer, type ControlServerEvent, type ControlServerOptions } from '../../src/control/server.js';
 import type { Command } from '../../src/control/protocol.js';
+import { EVENT_BACKLOG, type EventSource, type StreamEvent } from '../../src/control/events-protocol.js';
 
 /** Polls cond every 20 ms until it holds; fails naming what was awaited. */
 export async function waitFor(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
@@ -141,5 +142,33 @@ export class RawClient {
 
   async waitClosed(what = 'the server to close the connection', timeoutMs = 10_000): Promise<void> {
     await waitFor(() => this.closed, what, timeoutMs);
+  }
+}
+
+/** Events made by the test, kept like the daemon's journal keeps them. */
+export class TestEvents implements EventSource {
+  private seq = 0;
+  private readonly recent: StreamEvent[] = [];
+  private readonly listeners = new Set<(e: StreamEvent) => void>();
+
+  emit(text: string): void {
+    this.seq += 1;
+    const event: StreamEvent = { seq: this.seq, at: new Date(0).toISOString(), level: 'info', kind: 'test', text };
+    this.recent.push(event);
+    if (this.recent.length > EVENT_BACKLOG) this.recent.shift();
+    for (const listener of this.listeners) listener(event);
+  }
+
+  attach(listener: (e: StreamEvent) => void): { backlog: readonly StreamEvent[]; detach(): void } {
+    this.listeners.add(listener);
+    return { backlog: [...this.recent], detach: () => this.listeners.delete(listener) };
+  }
+
+  backlog(): readonly StreamEvent[] {
+    return [...this.recent];
+  }
+
+  get listening(): number {
+    return this.listeners.size;
   }
 }

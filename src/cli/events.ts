@@ -1,0 +1,51 @@
+// `autopilotd events [-f] [--json]`: the daemon's last events (up to 100) from its event stream,
+// as the log shows them or one JSON object per line; -f stays and prints each new one until Ctrl-C.
+
+import { formatEventLine, type StreamEvent } from '../control/events-protocol.js';
+import { subscribeEvents } from '../control/subscribe-client.js';
+import { escapeForTerminal } from '../log/terminal-text.js';
+import type { ParsedCommand } from './args.js';
+import { CliFailure, EXIT } from './exit-codes.js';
+import type { FoundDaemon } from './find-daemon.js';
+
+export async function eventsCommand(p: ParsedCommand, found: FoundDaemon): Promise<number> {
+  const json = p.values.json === true;
+  const abort = new AbortController();
+  const stop = (): void => abort.abort();
+  const print = eventPrinter(process.stdout, json, stop);
+  // Ctrl-C (or a SIGTERM) while following is how one leaves: a clean exit 0.
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    const { end } = await subscribeEvents(found.socketPath, { follow: p.values.follow === true, onEvent: print, signal: abort.signal });
+    if (end?.reason === 'too_slow') throw new CliFailure(`events: the daemon stopped sending: ${end.message}`, EXIT.failure);
+    if (end?.reason === 'shutting_down') process.stderr.write('autopilotd: the daemon is shutting down; no more events\n');
+    return EXIT.ok;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+}
+
+/**
+ * Writes each event to `out`. To a terminal the text's control characters are made visible (an
+ * event may quote a worker's output); JSON is escaped by its encoding. A reader gone (`| head`)
+ * ends the subscription quietly.
+ */
+function eventPrinter(out: NodeJS.WriteStream, json: boolean, onClosed: () => void): (event: StreamEvent) => void {
+  const toTerminal = out.isTTY === true;
+  let closed = false;
+  out.on('error', (err: NodeJS.ErrnoException) => {
+    if (closed) return;
+    closed = true;
+    onClosed();
+    if (err.code === 'EPIPE') return;
+    process.stderr.write(`autopilotd: events: cannot write the output: ${err.message}\n`);
+    process.exitCode = EXIT.failure;
+  });
+  return (event) => {
+    if (closed) return;
+    const line = json ? `${JSON.stringify(event)}\n` : `${formatEventLine(event)}\n`;
+    out.write(toTerminal && !json ? escapeForTerminal(line) : line);
+  };
+}
