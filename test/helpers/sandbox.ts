@@ -114,7 +114,13 @@ export class Sandbox {
 
   /** The current log file ('' when there is none yet). */
   log(): string {
-    return existsSync(this.logPath) ? readFileSync(this.logPath, 'utf8') : '';
+    // The file is missing for a moment while the daemon rotates it (rename, then a new one).
+    try {
+      return readFileSync(this.logPath, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return '';
+      throw err;
+    }
   }
 
   waitForLog(pattern: RegExp, timeoutMs = 15_000): Promise<string> {
