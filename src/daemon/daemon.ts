@@ -26,6 +26,7 @@ import { HealthLoop } from './health-loop.js';
 import { TreeTracker } from '../os/tree-tracker.js';
 import { daemonLogPath } from './log-path.js';
 import { Lifecycle, StepFailure, type LifecycleStep } from './lifecycle.js';
+import { controlEventLog } from './control-events.js';
 import { makeControlHandler, reloadConfig, statusOf, type ControlParts } from './control-handler.js';
 import { ownStartTicks, stopOrphanTree, takeInstanceLocks } from './instance-files.js';
 import { armFatalStopDeadline } from './fatal-deadline.js';
@@ -315,11 +316,8 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
           events: d.journal,
           onEvent: (e) => {
             d.metrics.controlEvent(e);
-            // In words: an internal structure is never logged raw.
-            if (e.type === 'subscriber_dropped') logger.emit({ kind: 'events-subscriber-dropped', bufferedBytes: e.bufferedBytes, limitBytes: e.limitBytes, sent: e.sent });
-            else if (e.type === 'handler_error') logger.emit({ kind: 'control-error', message: `${e.cmd} failed: ${e.message}` });
-            else if (e.type === 'handler_timeout') logger.emit({ kind: 'control-error', message: `${e.cmd} still running after ${e.timeoutMs} ms; the client was told to check status` });
-            else if (e.type === 'connection_error') logger.emit({ kind: 'control-error', message: `connection error ${e.errno}: ${e.message}` });
+            // In words: an internal structure is never logged raw (control-events.ts).
+            logger.emit(controlEventLog(e));
           },
         });
         d.metrics.attachControl(server);

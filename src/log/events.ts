@@ -26,6 +26,8 @@ export type LogEvent =
   | { kind: 'worker-exited'; generation: number; pid: number; code: number | null; signal: string | null; uptimeMs: number; tail: readonly WorkerOutputLine[] }
   /** An exit the daemon asked for (stop, restart): information, not a warning. */
   | { kind: 'worker-stopped'; generation: number; pid: number; code: number | null; signal: string | null; uptimeMs: number; tail: readonly WorkerOutputLine[] }
+  /** Exit code 0 under restart = "on-failure": the worker finished, not a failure. */
+  | { kind: 'worker-finished'; generation: number; pid: number; code: number | null; signal: string | null; uptimeMs: number; tail: readonly WorkerOutputLine[] }
   | { kind: 'worker-state'; from: string; to: string }
   | { kind: 'restart-scheduled'; cause: string; delayMs: number; consecutiveFailures: number }
   | { kind: 'worker-failed'; consecutiveFailures: number; lastExit: Exit | null; retryMs: number }
@@ -78,6 +80,8 @@ export type LogEvent =
   | { kind: 'cgroup-problem'; message: string }
   | { kind: 'sd-notify-failed'; message: string }
   | { kind: 'control-error'; message: string }
+  /** Routine control socket events (a refused request, an idle timeout), for debugging clients. */
+  | { kind: 'control-note'; message: string }
   /** An event subscriber that did not read was cut off (issue #19). */
   | { kind: 'events-subscriber-dropped'; bufferedBytes: number; limitBytes: number; sent: number }
   | { kind: 'metrics-listening'; address: string }
@@ -116,6 +120,7 @@ export const FORMATS: Formats = {
   'worker-spawn-failed': { level: 'error', text: (e) => [`worker spawn failed: ${e.reason}`, { generation: e.generation }] },
   'worker-exited': { level: 'warn', text: (e) => [`worker exited with ${exitText(e)}`, { generation: e.generation, pid: e.pid, uptime_ms: e.uptimeMs }] },
   'worker-stopped': { level: 'info', text: (e) => [`worker stopped with ${exitText(e)}`, { generation: e.generation, pid: e.pid, uptime_ms: e.uptimeMs }] },
+  'worker-finished': { level: 'info', text: (e) => [`worker finished with ${exitText(e)}; not a failure under restart = "on-failure"`, { generation: e.generation, pid: e.pid, uptime_ms: e.uptimeMs }] },
   'worker-state': { level: 'info', text: (e) => [`worker state ${e.from} -> ${e.to}`] },
   'restart-scheduled': { level: 'info', text: (e) => [`restarting worker in ${e.delayMs} ms`, { cause: e.cause, consecutive_failures: e.consecutiveFailures }] },
   'worker-failed': { level: 'error', text: (e) => [`worker failed ${e.consecutiveFailures} times in a row (last exit: ${exitText(e.lastExit)}); still retrying every ${e.retryMs} ms`] },
@@ -165,6 +170,7 @@ export const FORMATS: Formats = {
   },
   'sd-notify-failed': { level: 'warn', text: (e) => [`${e.message}; the service manager may not hear from the daemon (reported once)`] },
   'control-error': { level: 'warn', text: (e) => [`control: ${e.message}`] },
+  'control-note': { level: 'debug', text: (e) => [`control: ${e.message}`] },
   'events-subscriber-dropped': { level: 'warn', text: (e) => ['event subscriber dropped: it did not read its events', { unread_bytes: e.bufferedBytes, limit_bytes: e.limitBytes, sent: e.sent }] },
   'metrics-listening': { level: 'info', text: (e) => [`serving metrics at http://${e.address}/metrics`] },
   'metrics-error': { level: 'warn', text: (e) => [`metrics: ${e.message}`] },
