@@ -314,6 +314,8 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
           // A stop may take the whole grace: the CLI's own wait (grace + 30 s) ends before this does.
           handlerTimeoutMs: d.config.current.worker.stop_timeout_ms + 60_000,
           events: d.journal,
+          // Who sent each command, for the operator lines; without the helper: "client pid unknown".
+          ...(parts.native.loaded ? { peerCred: parts.native.helper.peerCred } : {}),
           onEvent: (e) => {
             d.metrics.controlEvent(e);
             // In words: an internal structure is never logged raw (control-events.ts).
@@ -340,6 +342,7 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
         const onSignal = (signal: NodeJS.Signals): void => control.shutdown(signal);
         const onHangup = (): void => {
           try {
+            logger.emit({ kind: 'operator-command', command: 'reload', pid: null, uid: null, via: 'SIGHUP' });
             reloadConfig(parts);
           } catch {
             // Logged by reloadConfig(); a bad file on SIGHUP keeps the old configuration.

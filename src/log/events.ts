@@ -7,6 +7,8 @@ export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'
 import type { WorkerOutputLine } from '../control/protocol.js';
 
 type Exit = { code: number | null; signal: string | null };
+/** One setting a reload changed: its key path and both values, already shortened for a log line. */
+export interface ConfigChange { key: string; from: string; to: string }
 
 export type LogEvent =
   | { kind: 'daemon-started'; pid: number; version: string; instanceId: string; configPath: string | null; logTarget: string }
@@ -14,7 +16,9 @@ export type LogEvent =
   | { kind: 'daemon-stopping'; reason: string }
   | { kind: 'daemon-stopped'; durationMs: number }
   | { kind: 'daemon-force-stop'; reason: string }
-  | { kind: 'config-reloaded'; path: string | null }
+  /** A command that changes something, from a control client (null: its pid could not be had) or a signal. */
+  | { kind: 'operator-command'; command: string; pid: number | null; uid: number | null; via: 'socket' | 'SIGHUP' }
+  | { kind: 'config-reloaded'; path: string | null; changes: readonly ConfigChange[] }
   | { kind: 'config-reload-rejected'; message: string }
   | { kind: 'orphan-tree-found'; instanceId: string; previousPid: number; pids: number[] }
   | { kind: 'instance-record-ignored'; reason: string }
@@ -103,6 +107,10 @@ const HOLD_BASIS_TEXT: Record<string, string> = {
   hold_max_ms: 'the time in its hold file, cut to [restart].hold_max_ms',
   hold_ms: '[restart].hold_ms',
 };
+const operatorText = (e: { pid: number | null; uid: number | null; via: string }): string =>
+  e.via === 'SIGHUP' ? 'by SIGHUP' : e.pid === null ? 'from a client (client pid unknown)' : `from pid ${e.pid} (uid ${e.uid ?? '?'})`;
+const changesText = (changes: readonly ConfigChange[]): string =>
+  changes.length === 0 ? 'nothing changed' : changes.map((c) => c.from === c.to ? c.key : `${c.key} ${c.from} -> ${c.to}`).join(', ');
 const mib = (bytes: number): string => `${(bytes / 1048576).toFixed(1)}MiB`;
 
 export const FORMATS: Formats = {
@@ -111,7 +119,8 @@ export const FORMATS: Formats = {
   'daemon-stopping': { level: 'info', text: (e) => ['daemon stopping', { reason: e.reason }] },
   'daemon-stopped': { level: 'info', text: (e) => ['daemon stopped', { took_ms: e.durationMs }] },
   'daemon-force-stop': { level: 'warn', text: (e) => ['forcing stop: killing the worker tree now', { reason: e.reason }] },
-  'config-reloaded': { level: 'info', text: (e) => ['configuration reloaded', { config: e.path ?? '(defaults)' }] },
+  'operator-command': { level: 'info', text: (e) => [`operator: ${e.command} ${operatorText(e)}`] },
+  'config-reloaded': { level: 'info', text: (e) => [`configuration reloaded: ${changesText(e.changes)}`, { config: e.path ?? '(defaults)' }] },
   'config-reload-rejected': { level: 'error', text: (e) => [`configuration reload rejected, keeping the old one: ${e.message}`] },
   'instance-record-ignored': { level: 'warn', text: (e) => [`instance record ignored, no orphaned tree is looked for: ${e.reason}`] },
   'orphan-tree-found': { level: 'warn', text: (e) => ['worker tree of a previous daemon found; stopping it before starting', { instance: e.instanceId, previous_pid: e.previousPid, pids: e.pids }] },
