@@ -39,7 +39,10 @@ const COMMAND_OPTIONS: Record<string, OptionTable> = {
   'stop-worker': {},
   'start-worker': {},
   reload: {},
-  logs: { lines: { type: 'string', short: 'n', value: 'N' }, follow: { type: 'boolean', short: 'f' } },
+  logs: {
+    lines: { type: 'string', short: 'n', value: 'N' }, follow: { type: 'boolean', short: 'f' },
+    stream: { type: 'string', value: 'stdout|stderr' }, since: { type: 'string', value: 'WHEN' }, json: { type: 'boolean' },
+  },
   events: { follow: { type: 'boolean', short: 'f' }, json: { type: 'boolean' } },
   metrics: {},
   config: {},

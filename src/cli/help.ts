@@ -16,7 +16,7 @@ Commands:
   stop-worker             stop the worker's tree; the daemon keeps running
   start-worker            start the worker again after stop-worker
   reload                  re-read the configuration (the old one stays if the new is invalid)
-  logs [-n N] [-f]        show (and follow) the daemon and worker log
+  logs [-n N] [-f] ...    show (and follow) the daemon and worker log
   events [-f] [--json]    the daemon's last 100 events; -f prints new ones as they happen
   metrics                 the daemon's figures in Prometheus text format
   config check|show       validate the configuration / show it with where each value came from
@@ -64,9 +64,14 @@ Exit 0 when running, 4 when the worker is failed (still retried), 3 when no daem
   'stop-worker': 'Usage: autopilotd stop-worker [--config P]\n\nStops the worker tree; the daemon keeps running with the worker stopped.\n',
   'start-worker': 'Usage: autopilotd start-worker [--config P]\n\nStarts the worker (after stop-worker, or now instead of after the backoff delay).\n',
   reload: 'Usage: autopilotd reload [--config P]\n\nRe-reads the configuration. Memory and restart settings apply at once, worker settings at the\nnext start. An invalid file is rejected and the old configuration stays.\n',
-  logs: `Usage: autopilotd logs [-n N] [-f] [--config P] [--instance NAME]
+  logs: `Usage: autopilotd logs [-n N] [-f] [--stream stdout|stderr] [--since WHEN] [--json]
+                       [--config P] [--instance NAME]
 
 Prints the last N lines (default 50) of the daemon and worker log; -f follows it.
+  --stream S   only the worker's stdout or stderr lines
+  --since WHEN only lines since WHEN: a DURATION ago (10m, 2h) or an ISO 8601 time
+               (2026-01-31T12:00:00Z); every such line unless -n is given
+  --json       one JSON object per line: time, level, source, stream, generation, text
 Under systemd the log is in the journal instead: journalctl --user -u autopilotd
 (journalctl --user -u autopilotd@NAME for an instance).
 `,

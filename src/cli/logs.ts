@@ -1,10 +1,13 @@
-// `autopilotd logs [-n N] [-f]`: the daemon and worker log file (when not under journald).
+// `autopilotd logs [-n N] [-f] [--stream S] [--since WHEN] [--json]`: the daemon and worker log
+// file (when not under journald), filtered and as JSON lines if asked.
 
 import { existsSync } from 'node:fs';
 import { ControlError } from '../control/protocol.js';
 import { readLastLines } from '../os/log-tail.js';
 import { followFile } from '../os/log-follow.js';
 import { escapeForTerminal } from '../log/terminal-text.js';
+import { lineFilter, logLineJson, parseLogLine, type LineFilter } from '../log/log-line.js';
+import { DURATION_SYNTAX } from './duration.js';
 import { daemonLogPath } from '../daemon/log-path.js';
 import type { ParsedCommand } from './args.js';
 import { findDaemon, loadToFindDaemon, type ConfigForFinding } from './find-daemon.js';
@@ -14,8 +17,11 @@ import { unitNameOf } from './service-unit.js';
 export async function logsCommand(p: ParsedCommand): Promise<number> {
   const found = await loadToFindDaemon(p);
   const { config } = found.loaded;
-  const lines = typeof p.values.lines === 'string' ? Number(p.values.lines) : 50;
-  if (!Number.isInteger(lines) || lines < 0) throw new UsageError(`logs: -n expects a whole number, got '${String(p.values.lines)}'`);
+  const filter = filterOf(p, Date.now());
+  const filtering = filter.stream !== undefined || filter.sinceMs !== undefined;
+  // --since alone shows every line since then; with -n, the last N of those.
+  const lines = typeof p.values.lines === 'string' ? Number(p.values.lines) : filter.sinceMs !== undefined ? Number.MAX_SAFE_INTEGER : 50;
+  if (!Number.isInteger(lines) || lines < 0) throw new UsageError(`logs: -n expects a whole number, got '${String(p.values.lines)}'`, 'logs');
   // A running daemon says where it logs; the file may be stale from an earlier detached run, and
   // logs.dir in the file may have changed (or broken) since the daemon started.
   const target = await runningLogTarget(found);
@@ -33,16 +39,64 @@ export async function logsCommand(p: ParsedCommand): Promise<number> {
   }
   const abort = new AbortController();
   const stopFollowing = (): void => abort.abort();
-  const print = linePrinter(process.stdout, stopFollowing);
+  const print = shaper(filter, p.values.json === true, linePrinter(process.stdout, stopFollowing));
+  // Filtered, the last N shown are the last N that pass: every line kept is read to find them.
+  const readLines = filtering ? Number.MAX_SAFE_INTEGER : lines;
+  const initial = (batch: string[]): void => print(batch, lines);
   if (!p.values.follow) {
-    print(readLastLines(path, lines, config.logs.max_files));
+    initial(readLastLines(path, readLines, config.logs.max_files));
     return EXIT.ok;
   }
   process.once('SIGINT', stopFollowing);
   process.once('SIGTERM', stopFollowing);
-  // The follower prints the last lines itself, from the file it then follows: no gap, no overlap.
-  await followFile(path, print, abort.signal, 200, { initialLines: lines, maxFiles: config.logs.max_files });
+  // The follower reads the last lines itself, from the file it then follows: no gap, no overlap.
+  await followFile(path, (batch) => print(batch, Number.MAX_SAFE_INTEGER), abort.signal, 200, {
+    initialLines: readLines, maxFiles: config.logs.max_files, onInitialLines: initial,
+  });
   return EXIT.ok;
+}
+
+const SINCE_SYNTAX = `a DURATION ago (${DURATION_SYNTAX}) or an ISO 8601 time (2026-01-31T12:00:00Z; without a zone, local time)`;
+
+/** --stream and --since; a bad value is a usage error (exit 64). */
+export function filterOf(p: ParsedCommand, nowMs: number): LineFilter {
+  const filter: LineFilter = {};
+  const stream = p.values.stream;
+  if (typeof stream === 'string') {
+    if (stream !== 'stdout' && stream !== 'stderr') throw new UsageError(`logs: --stream expects stdout or stderr, got '${stream}'`, 'logs');
+    filter.stream = stream;
+  }
+  if (typeof p.values.since === 'string') filter.sinceMs = parseSince(p.values.since, nowMs);
+  return filter;
+}
+
+/** `10m` (that long before `nowMs`) or an ISO 8601 date or time; ms since the epoch. */
+export function parseSince(text: string, nowMs: number): number {
+  const value = text.trim();
+  const duration = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value);
+  if (duration !== null) return nowMs - Math.round(Number(duration[1]) * UNIT_MS[duration[2] ?? 's']!);
+  const ms = /^\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?)?$/.test(value) ? Date.parse(value) : Number.NaN;
+  if (Number.isNaN(ms)) throw new UsageError(`logs: --since expects ${SINCE_SYNTAX}; got '${text}'`, 'logs');
+  return ms;
+}
+
+const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * Lines as shown: filtered (the filter keeps its place across batches), the last `keep` of a
+ * batch, and one JSON object each with --json. Unfiltered plain lines go through untouched.
+ */
+function shaper(filter: LineFilter, json: boolean, print: (batch: string[]) => void): (batch: string[], keep: number) => void {
+  if (filter.stream === undefined && filter.sinceMs === undefined && !json) return (batch) => print(batch); // already the last N
+  const passes = lineFilter(filter);
+  return (batch, keep) => {
+    const shown: string[] = [];
+    for (const raw of batch) {
+      const line = parseLogLine(raw);
+      if (passes(line)) shown.push(json ? logLineJson(line) : raw);
+    }
+    print(keep >= shown.length ? shown : shown.slice(shown.length - keep));
+  };
 }
 
 /**

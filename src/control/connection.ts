@@ -19,7 +19,13 @@ import type { TurnBudget } from './turn-budget.js';
 import { parseSubscribeArgs, type SubscribeData } from './events-protocol.js';
 import { Subscription, type SubscriptionPolicy } from './subscription.js';
 
-export type CommandHandler = (cmd: Command, args: Record<string, unknown>) => Promise<unknown>;
+/** Who sent a request, as the kernel knows the socket's peer (SO_PEERCRED); null when unknown. */
+export interface ClientPeer {
+  pid: number;
+  uid: number;
+}
+
+export type CommandHandler = (cmd: Command, args: Record<string, unknown>, peer: ClientPeer | null) => Promise<unknown>;
 
 /** What a connection reports; the server turns these into its events. */
 export type ConnectionEvent =
@@ -43,6 +49,8 @@ export interface ConnectionOptions {
   subscriptions?: SubscriptionPolicy;
   report: (event: ConnectionEvent) => void;
   onClose: () => void;
+  /** The client at the other end, read once at accept. */
+  peer?: ClientPeer | null;
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -327,7 +335,7 @@ export class Connection {
     let timer: NodeJS.Timeout | undefined;
     try {
       // Call inside try: a non-async handler may throw synchronously.
-      const result = this.opts.handler(request.cmd, request.args);
+      const result = this.opts.handler(request.cmd, request.args, this.opts.peer ?? null);
       // A handler that never settles would hold this connection, and its slot, forever (issue #15).
       const timeoutMs = this.opts.handlerTimeoutMs;
       const timedOut = new Promise<never>((_resolve, reject) => {

@@ -2,7 +2,7 @@
 // owns the socket file for its lifetime. Protocol handling per connection is in connection.ts.
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { Connection, REJECT_LINGER_MS, type CommandHandler, type ConnectionEvent } from './connection.js';
+import { Connection, REJECT_LINGER_MS, type ClientPeer, type CommandHandler, type ConnectionEvent } from './connection.js';
 import { encodeReply, errorReply } from './protocol.js';
 import { TurnBudget } from './turn-budget.js';
 import type { EventSource } from './events-protocol.js';
@@ -16,7 +16,7 @@ import {
 } from './socket-file.js';
 
 export { SocketSetupError, type SocketSetupCode } from './socket-file.js';
-export type { CommandHandler } from './connection.js';
+export type { ClientPeer, CommandHandler } from './connection.js';
 
 export type ControlServerEvent =
   | ConnectionEvent
@@ -58,6 +58,11 @@ export interface ControlServerOptions {
   maxSubscriberBufferedBytes?: number;
   /** Must not throw; a throw is written to stderr rather than lost. */
   onEvent?: (event: ControlServerEvent) => void;
+  /**
+   * getsockopt(SO_PEERCRED) on an accepted socket's fd (the native helper's peerCred); without
+   * it, or when it fails, handlers get a null peer.
+   */
+  peerCred?: (fd: number) => ClientPeer;
 }
 
 /** Counters of everything that went wrong, for `status`-style diagnostics and tests. */
@@ -99,7 +104,7 @@ export class ControlServer {
 
   private constructor(
     private readonly server: net.Server,
-    private readonly opts: Required<Omit<ControlServerOptions, 'onEvent' | 'events'>> & Pick<ControlServerOptions, 'onEvent' | 'events'>,
+    private readonly opts: Required<Omit<ControlServerOptions, 'onEvent' | 'events' | 'peerCred'>> & Pick<ControlServerOptions, 'onEvent' | 'events' | 'peerCred'>,
     private identity: SocketIdentity | undefined,
   ) {
     this.subscriptions = this.subscriptionPolicy(opts.events);
@@ -243,6 +248,7 @@ export class ControlServer {
       ...(this.subscriptions === undefined ? {} : { subscriptions: this.subscriptions }),
       report: (event) => this.emit(event),
       onClose: () => this.connections.delete(connection),
+      peer: peerOf(socket, this.opts.peerCred),
     });
     this.connections.add(connection);
   }
@@ -294,5 +300,21 @@ export class ControlServer {
     } catch (err) {
       process.stderr.write(`autopilotd: control onEvent listener threw: ${(err as Error)?.stack ?? String(err)}\n`);
     }
+  }
+}
+
+/**
+ * The client of an accepted socket. Node exposes no peer credentials; its handle's fd is what the
+ * kernel call needs (libuv's `fd` getter, -1 or absent when there is none).
+ */
+function peerOf(socket: net.Socket, peerCred: ((fd: number) => ClientPeer) | undefined): ClientPeer | null {
+  if (peerCred === undefined) return null;
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return null;
+  try {
+    const { pid, uid } = peerCred(fd);
+    return { pid, uid };
+  } catch {
+    return null; // the client already gone (ENOTCONN): the request, if any, still gets served
   }
 }

@@ -14,6 +14,8 @@ import type { HealthLoop } from './health-loop.js';
 import type { NativeLoad } from '../os/native.js';
 import type { ServiceNotify } from './service-notify.js';
 import { buildStatus } from './status.js';
+import { configChanges } from './config-diff.js';
+import type { ClientPeer } from '../control/connection.js';
 import type { WorkerSupervisor } from './worker-supervisor.js';
 
 export interface ControlParts {
@@ -38,14 +40,18 @@ export interface ControlParts {
   metricsText(): string;
 }
 
-export type ControlHandler = (cmd: Command) => Promise<unknown>;
+export type ControlHandler = (cmd: Command, args: Record<string, unknown>, peer: ClientPeer | null) => Promise<unknown>;
+
+/** Commands that only read: not operator actions, not logged (a `status --watch` would flood the log). */
+const READ_ONLY: ReadonlySet<Command> = new Set(['status', 'metrics', 'subscribe']);
 
 export function makeControlHandler(parts: ControlParts): ControlHandler {
   const { supervisor } = parts;
-  return async (cmd) => {
+  return async (cmd, _args, peer) => {
     if (parts.shuttingDown() && cmd !== 'status' && cmd !== 'shutdown' && cmd !== 'metrics') {
       throw new ControlError('shutting_down', 'the daemon is shutting down');
     }
+    if (!READ_ONLY.has(cmd)) parts.logger.emit({ kind: 'operator-command', command: cmd, pid: peer?.pid ?? null, uid: peer?.uid ?? null, via: 'socket' });
     switch (cmd) {
       case 'status': return statusOf(parts);
       case 'metrics': return { content_type: METRICS_CONTENT_TYPE, text: parts.metricsText() };
@@ -103,12 +109,14 @@ function applyNewConfig(parts: ControlParts): void {
     logger.emit({ kind: 'config-reload-rejected', message });
     throw new ControlError('invalid_config', message);
   }
-  const config = applyReload(parts.config.current, next.config, logger);
+  const before = parts.config.current;
+  const config = applyReload(before, next.config, logger);
   parts.config.current = config;
   parts.supervisor.updateConfig(config);
   parts.memoryGuard.updateConfig(config);
   parts.healthLoop.updateConfig(config);
-  logger.emit({ kind: 'config-reloaded', path: next.path });
+  // What was applied: keys that wait for a restart have their own warning above.
+  logger.emit({ kind: 'config-reloaded', path: next.path, changes: configChanges(before, config) });
 }
 
 function workerSummary(supervisor: WorkerSupervisor): { state: string; pid: number | null; generation: number } {

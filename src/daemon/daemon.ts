@@ -26,6 +26,7 @@ import { HealthLoop } from './health-loop.js';
 import { TreeTracker } from '../os/tree-tracker.js';
 import { daemonLogPath } from './log-path.js';
 import { Lifecycle, StepFailure, type LifecycleStep } from './lifecycle.js';
+import { controlEventLog } from './control-events.js';
 import { makeControlHandler, reloadConfig, statusOf, type ControlParts } from './control-handler.js';
 import { ownStartTicks, stopOrphanTree, takeInstanceLocks } from './instance-files.js';
 import { armFatalStopDeadline } from './fatal-deadline.js';
@@ -313,13 +314,12 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
           // A stop may take the whole grace: the CLI's own wait (grace + 30 s) ends before this does.
           handlerTimeoutMs: d.config.current.worker.stop_timeout_ms + 60_000,
           events: d.journal,
+          // Who sent each command, for the operator lines; without the helper: "client pid unknown".
+          ...(parts.native.loaded ? { peerCred: parts.native.helper.peerCred } : {}),
           onEvent: (e) => {
             d.metrics.controlEvent(e);
-            // In words: an internal structure is never logged raw.
-            if (e.type === 'subscriber_dropped') logger.emit({ kind: 'events-subscriber-dropped', bufferedBytes: e.bufferedBytes, limitBytes: e.limitBytes, sent: e.sent });
-            else if (e.type === 'handler_error') logger.emit({ kind: 'control-error', message: `${e.cmd} failed: ${e.message}` });
-            else if (e.type === 'handler_timeout') logger.emit({ kind: 'control-error', message: `${e.cmd} still running after ${e.timeoutMs} ms; the client was told to check status` });
-            else if (e.type === 'connection_error') logger.emit({ kind: 'control-error', message: `connection error ${e.errno}: ${e.message}` });
+            // In words: an internal structure is never logged raw (control-events.ts).
+            logger.emit(controlEventLog(e));
           },
         });
         d.metrics.attachControl(server);
@@ -342,6 +342,7 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
         const onSignal = (signal: NodeJS.Signals): void => control.shutdown(signal);
         const onHangup = (): void => {
           try {
+            logger.emit({ kind: 'operator-command', command: 'reload', pid: null, uid: null, via: 'SIGHUP' });
             reloadConfig(parts);
           } catch {
             // Logged by reloadConfig(); a bad file on SIGHUP keeps the old configuration.

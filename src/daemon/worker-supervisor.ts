@@ -345,7 +345,7 @@ export class WorkerSupervisor {
           oomKilled = this.leaves.oomKilled(leaf);
           const uptimeMs = spawnedAtMs === null ? 0 : Math.max(0, atMs - spawnedAtMs);
           const asked = this.model.state === 'stopping';
-          deps.logger.emit({ kind: asked ? 'worker-stopped' : 'worker-exited', generation, pid, code, signal, uptimeMs, tail: tail.lines() });
+          deps.logger.emit({ kind: exitKind(asked, code, this.config.worker.restart), generation, pid, code, signal, uptimeMs, tail: tail.lines() });
           deps.hooks?.exited?.(pid);
         } finally {
           this.wall = { ...this.wall, lastExitAtMs: this.wallNow() };
@@ -437,4 +437,10 @@ export class WorkerSupervisor {
         this.dispatch({ kind: 'tree-gone', atMs: this.now() });
       });
   }
+}
+
+/** A clean exit under restart = "on-failure" is what the worker was meant to do: no warning. */
+function exitKind(asked: boolean, code: number | null, restart: 'always' | 'on-failure'): 'worker-stopped' | 'worker-finished' | 'worker-exited' {
+  if (asked) return 'worker-stopped';
+  return code === 0 && restart === 'on-failure' ? 'worker-finished' : 'worker-exited';
 }

@@ -7,6 +7,8 @@ export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'
 import type { WorkerOutputLine } from '../control/protocol.js';
 
 type Exit = { code: number | null; signal: string | null };
+/** One setting a reload changed: its key path and both values, already shortened for a log line. */
+export interface ConfigChange { key: string; from: string; to: string }
 
 export type LogEvent =
   | { kind: 'daemon-started'; pid: number; version: string; instanceId: string; configPath: string | null; logTarget: string }
@@ -14,7 +16,9 @@ export type LogEvent =
   | { kind: 'daemon-stopping'; reason: string }
   | { kind: 'daemon-stopped'; durationMs: number }
   | { kind: 'daemon-force-stop'; reason: string }
-  | { kind: 'config-reloaded'; path: string | null }
+  /** A command that changes something, from a control client (null: its pid could not be had) or a signal. */
+  | { kind: 'operator-command'; command: string; pid: number | null; uid: number | null; via: 'socket' | 'SIGHUP' }
+  | { kind: 'config-reloaded'; path: string | null; changes: readonly ConfigChange[] }
   | { kind: 'config-reload-rejected'; message: string }
   | { kind: 'orphan-tree-found'; instanceId: string; previousPid: number; pids: number[] }
   | { kind: 'instance-record-ignored'; reason: string }
@@ -26,6 +30,8 @@ export type LogEvent =
   | { kind: 'worker-exited'; generation: number; pid: number; code: number | null; signal: string | null; uptimeMs: number; tail: readonly WorkerOutputLine[] }
   /** An exit the daemon asked for (stop, restart): information, not a warning. */
   | { kind: 'worker-stopped'; generation: number; pid: number; code: number | null; signal: string | null; uptimeMs: number; tail: readonly WorkerOutputLine[] }
+  /** Exit code 0 under restart = "on-failure": the worker finished, not a failure. */
+  | { kind: 'worker-finished'; generation: number; pid: number; code: number | null; signal: string | null; uptimeMs: number; tail: readonly WorkerOutputLine[] }
   | { kind: 'worker-state'; from: string; to: string }
   | { kind: 'restart-scheduled'; cause: string; delayMs: number; consecutiveFailures: number }
   | { kind: 'worker-failed'; consecutiveFailures: number; lastExit: Exit | null; retryMs: number }
@@ -78,6 +84,8 @@ export type LogEvent =
   | { kind: 'cgroup-problem'; message: string }
   | { kind: 'sd-notify-failed'; message: string }
   | { kind: 'control-error'; message: string }
+  /** Routine control socket events (a refused request, an idle timeout), for debugging clients. */
+  | { kind: 'control-note'; message: string }
   /** An event subscriber that did not read was cut off (issue #19). */
   | { kind: 'events-subscriber-dropped'; bufferedBytes: number; limitBytes: number; sent: number }
   | { kind: 'metrics-listening'; address: string }
@@ -99,6 +107,10 @@ const HOLD_BASIS_TEXT: Record<string, string> = {
   hold_max_ms: 'the time in its hold file, cut to [restart].hold_max_ms',
   hold_ms: '[restart].hold_ms',
 };
+const operatorText = (e: { pid: number | null; uid: number | null; via: string }): string =>
+  e.via === 'SIGHUP' ? 'by SIGHUP' : e.pid === null ? 'from a client (client pid unknown)' : `from pid ${e.pid} (uid ${e.uid ?? '?'})`;
+const changesText = (changes: readonly ConfigChange[]): string =>
+  changes.length === 0 ? 'nothing changed' : changes.map((c) => c.from === c.to ? c.key : `${c.key} ${c.from} -> ${c.to}`).join(', ');
 const mib = (bytes: number): string => `${(bytes / 1048576).toFixed(1)}MiB`;
 
 export const FORMATS: Formats = {
@@ -107,7 +119,8 @@ export const FORMATS: Formats = {
   'daemon-stopping': { level: 'info', text: (e) => ['daemon stopping', { reason: e.reason }] },
   'daemon-stopped': { level: 'info', text: (e) => ['daemon stopped', { took_ms: e.durationMs }] },
   'daemon-force-stop': { level: 'warn', text: (e) => ['forcing stop: killing the worker tree now', { reason: e.reason }] },
-  'config-reloaded': { level: 'info', text: (e) => ['configuration reloaded', { config: e.path ?? '(defaults)' }] },
+  'operator-command': { level: 'info', text: (e) => [`operator: ${e.command} ${operatorText(e)}`] },
+  'config-reloaded': { level: 'info', text: (e) => [`configuration reloaded: ${changesText(e.changes)}`, { config: e.path ?? '(defaults)' }] },
   'config-reload-rejected': { level: 'error', text: (e) => [`configuration reload rejected, keeping the old one: ${e.message}`] },
   'instance-record-ignored': { level: 'warn', text: (e) => [`instance record ignored, no orphaned tree is looked for: ${e.reason}`] },
   'orphan-tree-found': { level: 'warn', text: (e) => ['worker tree of a previous daemon found; stopping it before starting', { instance: e.instanceId, previous_pid: e.previousPid, pids: e.pids }] },
@@ -116,6 +129,7 @@ export const FORMATS: Formats = {
   'worker-spawn-failed': { level: 'error', text: (e) => [`worker spawn failed: ${e.reason}`, { generation: e.generation }] },
   'worker-exited': { level: 'warn', text: (e) => [`worker exited with ${exitText(e)}`, { generation: e.generation, pid: e.pid, uptime_ms: e.uptimeMs }] },
   'worker-stopped': { level: 'info', text: (e) => [`worker stopped with ${exitText(e)}`, { generation: e.generation, pid: e.pid, uptime_ms: e.uptimeMs }] },
+  'worker-finished': { level: 'info', text: (e) => [`worker finished with ${exitText(e)}; not a failure under restart = "on-failure"`, { generation: e.generation, pid: e.pid, uptime_ms: e.uptimeMs }] },
   'worker-state': { level: 'info', text: (e) => [`worker state ${e.from} -> ${e.to}`] },
   'restart-scheduled': { level: 'info', text: (e) => [`restarting worker in ${e.delayMs} ms`, { cause: e.cause, consecutive_failures: e.consecutiveFailures }] },
   'worker-failed': { level: 'error', text: (e) => [`worker failed ${e.consecutiveFailures} times in a row (last exit: ${exitText(e.lastExit)}); still retrying every ${e.retryMs} ms`] },
@@ -165,6 +179,7 @@ export const FORMATS: Formats = {
   },
   'sd-notify-failed': { level: 'warn', text: (e) => [`${e.message}; the service manager may not hear from the daemon (reported once)`] },
   'control-error': { level: 'warn', text: (e) => [`control: ${e.message}`] },
+  'control-note': { level: 'debug', text: (e) => [`control: ${e.message}`] },
   'events-subscriber-dropped': { level: 'warn', text: (e) => ['event subscriber dropped: it did not read its events', { unread_bytes: e.bufferedBytes, limit_bytes: e.limitBytes, sent: e.sent }] },
   'metrics-listening': { level: 'info', text: (e) => [`serving metrics at http://${e.address}/metrics`] },
   'metrics-error': { level: 'warn', text: (e) => [`metrics: ${e.message}`] },

@@ -1,6 +1,6 @@
 // The few kernel calls Node does not offer (issue #16): an AF_UNIX datagram sent from this very
 // process (sd_notify with NotifyAccess=main), PR_SET_CHILD_SUBREAPER, waitpid() of an adopted
-// orphan, and pidfds. Node-API only, so one build loads on every Node from 20 on. Each failure is
+// orphan, pidfds, and a control client's credentials (SO_PEERCRED). Node-API only, so one build loads on every Node from 20 on. Each failure is
 // thrown as Node throws its own: an Error with `code` (ENOENT), `errno` (negative), `syscall` and,
 // where one was given, `path`. The JS side is src/os/native.ts.
 
@@ -226,6 +226,29 @@ static napi_value PidfdSendSignal(napi_env env, napi_callback_info info) {
   return undefined_value(env);
 }
 
+// peerCred(fd): the pid, uid and gid of the process at the other end of a connected AF_UNIX
+// socket, as the kernel recorded them at connect(): who sent a control command, which no
+// request field can fake.
+static napi_value PeerCred(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value args[1];
+  napi_get_cb_info(env, info, &argc, args, NULL, NULL);
+  int32_t fd;
+  if (!int_arg(env, args, argc, 0, "peerCred: fd must be an integer", &fd)) return NULL;
+  struct ucred cred;
+  socklen_t length = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &length) != 0) return throw_errno(env, errno, "getsockopt", NULL);
+  napi_value result, pid, uid, gid;
+  napi_create_object(env, &result);
+  napi_create_int32(env, cred.pid, &pid);
+  napi_create_uint32(env, cred.uid, &uid);
+  napi_create_uint32(env, cred.gid, &gid);
+  napi_set_named_property(env, result, "pid", pid);
+  napi_set_named_property(env, result, "uid", uid);
+  napi_set_named_property(env, result, "gid", gid);
+  return result;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"notify", NULL, Notify, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -233,6 +256,7 @@ static napi_value Init(napi_env env, napi_value exports) {
     {"reap", NULL, Reap, NULL, NULL, NULL, napi_enumerable, NULL},
     {"pidfdOpen", NULL, PidfdOpen, NULL, NULL, NULL, napi_enumerable, NULL},
     {"pidfdSendSignal", NULL, PidfdSendSignal, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"peerCred", NULL, PeerCred, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

@@ -23,6 +23,11 @@ export interface FollowOptions {
   initialLines?: number;
   /** Files kept by the writer (its maxFiles); bounds the rotated files looked at. */
   maxFiles?: number;
+  /**
+   * Takes the initial lines instead of onLines, called once even when there are none: a caller
+   * that filters them (`logs --stream`) reads more than it shows and keeps the last it wants.
+   */
+  onInitialLines?: (lines: string[]) => void;
 }
 
 /** Follows appends to `path` across rotation and truncation until `signal` aborts. */
@@ -36,7 +41,7 @@ export async function followFile(
   if (signal.aborted) return;
   const follower = new Follower(path, onLines, options.maxFiles ?? DEFAULT_SCAN_FILES);
   try {
-    follower.start(options.initialLines ?? 0, options.maxFiles ?? DEFAULT_SCAN_FILES);
+    follower.start(options.initialLines ?? 0, options.maxFiles ?? DEFAULT_SCAN_FILES, options.onInitialLines);
     while (!signal.aborted) {
       await sleepUnlessAborted(pollMs, signal);
       if (!signal.aborted) follower.poll();
@@ -60,9 +65,10 @@ class Follower {
   ) {}
 
   /** Positions after the last complete line (an unfinished line is delivered once finished). */
-  start(initialLines: number, maxFiles: number): void {
+  start(initialLines: number, maxFiles: number, onInitial?: (lines: string[]) => void): void {
     const file = openIfExists(this.path);
     if (file === null) {
+      onInitial?.([]);
       // Nothing yet: whatever appears is new and is read from its start, including files the
       // writer rotates before our first look. Old rotated files are remembered so they are not.
       this.#rotatedAtStart = this.#openRotated(null, null).files;
@@ -71,7 +77,9 @@ class Follower {
     }
     file.offset = lastNewlineEnd(file, Number(fstatSync(file.fd, { bigint: true }).size));
     this.#current = file;
-    if (initialLines > 0) this.#emit(lastLinesAcrossFiles(this.path, initialLines, maxFiles, file));
+    const initial = initialLines > 0 ? lastLinesAcrossFiles(this.path, initialLines, maxFiles, file) : [];
+    if (onInitial !== undefined) onInitial(initial);
+    else this.#emit(initial);
   }
 
   poll(): void {

@@ -35,6 +35,15 @@ export interface NativeHelper {
   pidfdOpen(pid: number): number | null;
   /** pidfd_send_signal(): 'gone' (ESRCH) once that process has exited, whoever holds its pid now. */
   pidfdSendSignal(fd: number, signal: NodeJS.Signals | number): 'sent' | 'gone';
+  /** getsockopt(SO_PEERCRED) on a connected AF_UNIX socket's fd: who is at the other end. */
+  peerCred(fd: number): PeerCred;
+}
+
+/** The peer of a unix socket as the kernel recorded it at connect(). */
+export interface PeerCred {
+  pid: number;
+  uid: number;
+  gid: number;
 }
 
 export type NativeLoad =
@@ -42,7 +51,7 @@ export type NativeLoad =
   | { loaded: false; reason: string };
 
 const ADDON_FILE = join('build', 'Release', 'autopilotd_native.node');
-const FUNCTIONS = ['notify', 'setChildSubreaper', 'reap', 'pidfdOpen', 'pidfdSendSignal'] as const;
+const FUNCTIONS = ['notify', 'setChildSubreaper', 'reap', 'pidfdOpen', 'pidfdSendSignal', 'peerCred'] as const;
 type RawAddon = Record<(typeof FUNCTIONS)[number], (...args: unknown[]) => unknown>;
 
 /**
@@ -117,6 +126,7 @@ function wrap(raw: RawAddon): NativeHelper {
         throw err;
       }
     },
+    peerCred: (fd) => raw.peerCred(fd) as PeerCred,
   };
 }
 

@@ -146,6 +146,9 @@ test('reload applies a new worker command at the next start; an invalid file is 
   const reload = await box.cli(['reload']);
   assert.equal(reload.code, 0, reload.stderr);
   assert.equal(reload.stdout, `configuration reloaded from ${box.configPath}\n`);
+  // The log says what changed and who asked (issue #19).
+  await box.waitForLog(/ INFO {2}configuration reloaded: worker\.command \["sleep", "1000"\] -> \["sleep", "2000"\] config=/);
+  await box.waitForLog(new RegExp(` INFO {2}operator: reload from pid \\d+ \\(uid ${process.getuid!()}\\)$`));
   let s: StatusData = await box.status();
   assert.deepEqual([s.worker.command, s.worker.pid], [['sleep', '2000'], workerPid], 'the running worker is left alone');
   const restarted = await box.cli(['restart-worker']);
@@ -174,6 +177,8 @@ test('reload applies a new worker command at the next start; an invalid file is 
   // Over the socket: the CLI would refuse the broken file before asking.
   const again = (await box.request('restart-worker')) as { pid: number };
   assert.deepEqual(argvOf(again.pid), ['sleep', '2000'], 'a restart still uses the last good configuration');
+  // This very process sent it: SO_PEERCRED names it exactly.
+  await box.waitForLog(new RegExp(` operator: restart-worker from pid ${process.pid} \\(uid ${process.getuid!()}\\)$`));
   await box.waitForLog(/configuration reload rejected, keeping the old one: /);
 });
 

@@ -277,3 +277,75 @@ test('under journald, logs names the unit of the daemon: autopilotd@NAME for an 
   assert.equal(logs.stderr, 'autopilotd: the daemon logs to the journal: journalctl --user -u autopilotd@web (add -f to follow)\n');
   assert.match(readFileSync(streamPath, 'utf8'), new RegExp(`daemon ready socket=${join(home, '.autopilot/autopilotd@web.sock').replace(/[.]/g, '\\.')}`));
 });
+
+/** Generation 1 and 2 each write to both streams, so that the filters have something to tell apart. */
+const BOTH_STREAMS = `echo "out $AUTOPILOTD_GENERATION"; echo "err $AUTOPILOTD_GENERATION" >&2; `
+  + `[ "$AUTOPILOTD_GENERATION" = 1 ] && seq 60 | sed 's/^/fill /'; echo "done $AUTOPILOTD_GENERATION"; exec sleep 1000`;
+
+const outLines = (text: string): string[] => text.split('\n').slice(0, -1);
+
+test('logs --stream, --since and --json tell the worker\'s stdout from its stderr and pick lines by time (#19)', async (t) => {
+  const box = sandbox(t, { body: `[worker]\ncommand = ["sh", "-c", ${JSON.stringify(BOTH_STREAMS)}]\nstop_timeout_ms = 2000\n` });
+  await box.start();
+  await box.waitForLog(/ worker\[1\] done 1$/);
+  await box.waitForLog(/ worker\[1,stderr\] err 1$/);
+
+  const stderrOnly = await box.cli(['logs', '--stream', 'stderr']);
+  assert.equal(stderrOnly.code, 0, stderrOnly.stderr);
+  assert.deepEqual(outLines(stderrOnly.stdout).map((l) => l.replace(/^\S+ /, '')), ['INFO  worker[1,stderr] err 1']);
+  const stdoutOnly = await box.cli(['logs', '--stream', 'stdout']);
+  const stdoutShown = outLines(stdoutOnly.stdout).map((l) => l.replace(/^\S+ /, ''));
+  assert.deepEqual([stdoutShown.length, stdoutShown[0], stdoutShown.at(-2), stdoutShown.at(-1)],
+    [50, 'INFO  worker[1] fill 12', 'INFO  worker[1] fill 60', 'INFO  worker[1] done 1'], 'the last 50 stdout lines: -n counts lines shown');
+
+  const json = await box.cli(['logs', '--json']);
+  assert.equal(json.code, 0, json.stderr);
+  const records = outLines(json.stdout).map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.equal(records.length, 50, 'one object per line, the last 50');
+  for (const r of records) assert.deepEqual(Object.keys(r), ['time', 'level', 'source', 'stream', 'generation', 'text']);
+  const all = await box.cli(['logs', '--json', '-n', '1000']);
+  const allRecords = outLines(all.stdout).map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.deepEqual(allRecords.filter((r) => r.source === 'worker' && !String(r.text).startsWith('fill')).map((r) => [r.stream, r.generation, r.text, r.level]).sort(),
+    [['stderr', 1, 'err 1', 'info'], ['stdout', 1, 'done 1', 'info'], ['stdout', 1, 'out 1', 'info']]);
+  assert.ok(allRecords.some((r) => r.source === 'daemon' && r.level === 'info' && r.stream === null && r.generation === null && /^worker spawned /.test(String(r.text))));
+
+  // A time after everything so far: only what generation 2 and the restart log comes after it.
+  const mark = new Date(Date.parse(String(allRecords.at(-1)!.time)) + 1).toISOString();
+  await waitFor('the clock to pass the mark', () => Date.now() > Date.parse(mark) + 5);
+  assert.equal((await box.cli(['restart-worker'])).code, 0);
+  await box.waitForLog(/ worker\[2\] done 2$/);
+  await box.waitForLog(/ worker\[2,stderr\] err 2$/);
+  const since = await box.cli(['logs', '--since', mark, '--stream', 'stdout', '--json']);
+  assert.equal(since.code, 0, since.stderr);
+  assert.deepEqual(outLines(since.stdout).map((l) => (JSON.parse(l) as { text: string }).text), ['out 2', 'done 2']);
+  const recent = await box.cli(['logs', '--since', '10m', '-n', '2', '--stream', 'stderr']);
+  assert.deepEqual(outLines(recent.stdout).map((l) => l.replace(/^\S+ /, '')), ['INFO  worker[1,stderr] err 1', 'INFO  worker[2,stderr] err 2']);
+  const sinceAll = outLines((await box.cli(['logs', '--since', '1h'])).stdout);
+  assert.ok(sinceAll.length > 62, `--since without -n: every line since then, past the default 50 (${sinceAll.length})`);
+  assert.equal(sinceAll[0], outLines(box.log())[0]);
+
+  for (const [flag, value, says] of [['--since', 'yesterday', /--since expects a DURATION ago .* or an ISO 8601 time/], ['--since', '2026-13-45', /--since expects/], ['--stream', 'both', /--stream expects stdout or stderr, got 'both'/]] as const) {
+    const bad = await box.cli(['logs', flag, value]);
+    assert.equal(bad.code, 64, `${flag} ${value}: ${bad.stderr}`);
+    assert.match(bad.stderr, says);
+  }
+
+  // -f with a filter: the last matching lines first, then new ones, and nothing else.
+  const follower = spawn(process.execPath, [CLI, 'logs', '-f', '-n', '1', '--stream', 'stderr', '--config', box.configPath], {
+    cwd: REPO_ROOT,
+    env: { ...cleanEnv(), [SANDBOX_ENV]: box.id },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  follower.stdout.on('data', (c: Buffer) => (out += c));
+  const exited = new Promise<number | null>((resolve) => follower.on('exit', (code) => resolve(code)));
+  t.after(() => void follower.kill('SIGKILL'));
+  await waitFor(() => `logs -f to print the last stderr line; so far:\n${out}`, () => out.includes(' worker[2,stderr] err 2\n'));
+  assert.equal((await box.cli(['restart-worker'])).code, 0);
+  await waitFor(() => `logs -f to print generation 3's stderr; so far:\n${out}`, () => out.includes(' worker[3,stderr] err 3\n'), 30_000);
+  await box.waitForLog(/ worker\[3\] done 3$/);
+  follower.kill('SIGINT');
+  assert.equal(await exited, 0);
+  assert.deepEqual(outLines(out).map((l) => l.replace(/^\S+ /, '')), ['INFO  worker[2,stderr] err 2', 'INFO  worker[3,stderr] err 3']);
+  assert.equal((await box.cli(['stop'])).code, 0);
+});

@@ -23,6 +23,9 @@ test('a detached start without the native helper says so once; status shows why'
   assert.deepEqual(human.stdout.split('\n').filter((l) => l.includes('native')), ['  native:    not loaded (disabled by _AUTOPILOTD_NO_NATIVE=1); sd_notify goes through systemd-notify']);
   const json = JSON.parse((await box.cli(['status', '--json'])).stdout) as StatusData;
   assert.deepEqual(json.daemon.native, { loaded: false, reason: 'disabled by _AUTOPILOTD_NO_NATIVE=1' });
+  // Operator actions are still logged; who sent them cannot be told without SO_PEERCRED.
+  assert.equal((await box.cli(['restart-worker'])).code, 0);
+  await box.waitForLog(/ INFO {2}operator: restart-worker from a client \(client pid unknown\)$/);
   assert.equal((await box.cli(['stop'])).code, 0);
 });
 

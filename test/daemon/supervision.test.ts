@@ -123,6 +123,19 @@ restart = "on-failure"
   await daemon.waitForLine(/worker state stopping -> stopped/);
   assert.equal(daemon.matching(/restarting worker/).length, 0);
   assert.equal(daemon.child.exitCode, null, 'the daemon keeps running');
+  // What the worker was meant to do: information, not a warning (issue #19).
+  assert.equal(daemon.matching(/ INFO {2}worker finished with code 0; not a failure under restart = "on-failure" generation=1 /).length, 1, daemon.lines.join('\n'));
+  assert.equal(daemon.matching(/worker exited/).length, 0, daemon.lines.join('\n'));
+});
+
+test('with restart = "on-failure" an exit 1 is still a warning', async (t) => {
+  const { daemon } = await daemonInTempDir(t, `
+[worker]
+command = ["sh", "-c", "exit 1"]
+restart = "on-failure"
+`);
+  await daemon.waitForLine(/ WARN {2}worker exited with code 1 generation=1 /);
+  assert.equal(daemon.matching(/worker finished/).length, 0);
 });
 
 test('the worker gets its instance marker, generation and the project flag', async (t) => {

@@ -3,7 +3,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { closeSync, readFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import * as net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { loadNative, NO_NATIVE_ENV, type NativeHelper } from '../../src/os/native.js';
@@ -113,4 +116,28 @@ test('pidfdOpen of a pid no process has is null', () => {
   // Pids stay below pid_max: that one is never in use.
   const pidMax = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8').trim());
   assert.equal(n.pidfdOpen(pidMax), null);
+});
+
+test('peerCred names the process at the other end of a unix socket, as the kernel recorded it', async (t) => {
+  const native = helper();
+  const dir = mkdtempSync(join(tmpdir(), 'apd-peercred-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 's.sock');
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  t.after(() => server.close());
+  // A client in another process, so the pid is not simply ours.
+  const child = spawn(process.execPath, ['-e', `require('node:net').connect(${JSON.stringify(path)}).on('connect', () => process.stdout.write('up\\n')); setTimeout(() => {}, 60000)`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const gone = once(child, 'exit');
+      child.kill('SIGKILL');
+      await gone;
+    }
+  });
+  const accepted = await new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+  const fd = (accepted as unknown as { _handle: { fd: number } })._handle.fd;
+  assert.deepEqual(native.peerCred(fd), { pid: child.pid, uid: process.getuid!(), gid: process.getgid!() });
+  accepted.destroy();
+  assert.throws(() => native.peerCred(-1), { code: 'EBADF', syscall: 'getsockopt' });
 });
