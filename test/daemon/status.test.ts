@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildStatus } from '../../src/daemon/status.js';
 import { initialWorkerModel } from '../../src/policy/worker-state.js';
-import { formatStatus } from '../../src/cli/format-status.js';
+import { formatStatus, treeLines, TREE_LINES } from '../../src/cli/format-status.js';
 import { DEFAULTS } from '../../src/config/defaults.js';
 
 const t0 = Date.parse('2026-11-25T10:00:00.000Z');
@@ -161,4 +161,39 @@ test('a worker stopped by its prevent code says that it asked for it', () => {
   assert.deepEqual(s.worker.last_exit?.tail, []);
   assert.match(formatStatus(s, t0), /last exit: code 3 after 0\.1s, 0\.0s ago; the worker asked not to be restarted \(prevent_exit_codes\): start-worker starts it/);
   assert.doesNotMatch(formatStatus(s, t0), /output before it/);
+});
+
+test('the worker tree prints as a tree: children under their parent, capped with "... N more"', () => {
+  const proc = (pid: number, ppid: number, command: string[], rss = 1024 * 1024) => ({ pid, ppid, comm: command[0] ?? 'z', command, rss_bytes: rss });
+  // Out of order on purpose: the listing follows parents, not pids.
+  const processes = [proc(100, 1, ['node', 'w.js']), proc(300, 200, ['sleep', '9']), proc(200, 100, ['sh', '-c', 'x']), proc(150, 100, [], 0)];
+  const lines = treeLines({ backend: 'proc', cgroup: null, leaf: null, processes, processes_left_out: 0 });
+  assert.deepEqual(lines, [
+    '  processes:',
+    '        100    1.0 MiB  node w.js',
+    '        150        0 B  \\_ [z]',
+    '        200    1.0 MiB  \\_ sh -c x',
+    '        300    1.0 MiB     \\_ sleep 9',
+  ]);
+  const many = [proc(100, 1, ['node']), ...Array.from({ length: 30 }, (_, i) => proc(1000 + i, 100, ['child']))];
+  const capped = treeLines({ backend: 'proc', cgroup: null, leaf: null, processes: many, processes_left_out: 5 });
+  assert.equal(capped.length, 1 + TREE_LINES + 1);
+  assert.equal(capped.at(-1), '    ... 16 more', '31 listed, 20 shown, and 5 the daemon left out');
+  assert.deepEqual(treeLines({ backend: 'proc', cgroup: null, leaf: null }), [], 'an older daemon sends no processes');
+});
+
+test('status says the log target, working_dir, restart policy, memory limits and the last spawn error', () => {
+  const config = { ...DEFAULTS, working_dir: '/srv/w', memory: { ...DEFAULTS.memory, worker_max_bytes: 4 * 1024 ** 3 } };
+  const s = buildStatus({
+    ...EXTRA, config, lastSpawnError: { atWallMs: t0 - 3000, message: 'working_dir /srv/w is not usable (ENOENT)' },
+    nowMs: t0, daemon: { pid: 10, version: '1', startedAtMs: t0, configPath: null, logTarget: '/var/log/a.log', native: LOADED },
+    worker: initialWorkerModel(), workerClock: { nowMs: 0, startedAtWallMs: null, lastExitAtWallMs: null }, command: ['x'], memory: null,
+  });
+  assert.deepEqual(s.worker.last_spawn_error, { at: '2026-11-25T09:59:57.000Z', message: 'working_dir /srv/w is not usable (ENOENT)' });
+  assert.equal(s.memory_limits?.worker_max_bytes, 4 * 1024 ** 3);
+  const text = formatStatus(s, t0);
+  assert.match(text, /\n {2}log: {7}\/var\/log\/a\.log\n {2}workdir: {3}\/srv\/w\n/);
+  assert.match(text, /\n {2}restart: {3}always; backoff 1\.0s x2 up to 5m 0s, failed after 10 consecutive failures, stable after 1m 0s\n/);
+  assert.match(text, /\n {2}limits: {4}tree max 4\.0 GiB; low below 2\.0 GiB available, critical below 1\.0 GiB; under low memory processes over 500\.0 MiB may be killed\n/);
+  assert.match(text, /\n {2}last spawn error: working_dir \/srv\/w is not usable \(ENOENT\), 3\.0s ago\n/);
 });
