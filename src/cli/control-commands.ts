@@ -11,6 +11,7 @@ import { escapeForTerminal } from '../log/terminal-text.js';
 import { parseDuration } from './duration.js';
 import { eventsCommand } from './events.js';
 import type { LoadedConfig } from '../config/types.js';
+import type { Look } from './status-watch.js';
 
 /** Actions wait for the daemon to finish them, which can take a worker's whole stop grace. */
 const ACTION_MARGIN_MS = 30_000;
@@ -25,6 +26,8 @@ export async function controlCommand(p: ParsedCommand): Promise<number> {
   const stopTimeoutMs = typeof p.values.timeout === 'string'
     ? parseDuration(p.values.timeout, '--timeout', p.command)
     : config.worker.stop_timeout_ms + 15_000;
+  if (p.command === 'status' && p.values.watch === true) return watch(p, target);
+  if (p.command === 'status' && p.values.interval !== undefined) throw new UsageError('status: --interval goes with --watch', 'status');
   try {
     const found = await findDaemon(target);
     if (found === null) return notRunning(p, target.loaded, `no daemon at ${config.socket_path}`);
@@ -84,6 +87,26 @@ function status(p: ParsedCommand, found: FoundDaemon): number {
     process.stdout.write(process.stdout.isTTY === true ? escapeForTerminal(human) : human);
   }
   return found.status.worker.state === 'failed' ? EXIT.workerFailed : EXIT.ok;
+}
+
+/** Shortest --interval: a redraw costs a status round trip and a /proc look in the daemon. */
+const MIN_INTERVAL_MS = 100;
+
+async function watch(p: ParsedCommand, target: ConfigForFinding): Promise<number> {
+  const intervalMs = typeof p.values.interval === 'string' ? parseDuration(p.values.interval, '--interval', 'status') : 1000;
+  if (intervalMs < MIN_INTERVAL_MS) throw new UsageError(`status: --interval: at least ${MIN_INTERVAL_MS}ms, got '${String(p.values.interval)}'`, 'status');
+  const { watchStatus } = await import('./status-watch.js');
+  const look = async (): Promise<Look> => {
+    try {
+      // An answer slower than a few intervals is as good as none for a live view.
+      const found = await findDaemon(target, Math.max(2000, 3 * intervalMs));
+      return found === null ? { absent: `no daemon at ${target.loaded.config.socket_path}` } : { status: found.status };
+    } catch (err) {
+      if (err instanceof ControlError) return { absent: `${err.message} (${err.code})` };
+      throw err;
+    }
+  };
+  return watchStatus({ intervalMs, json: p.values.json === true, look });
 }
 
 async function loadForReload(p: ParsedCommand): Promise<ConfigForFinding> {
