@@ -236,6 +236,8 @@ export interface WorkerStatus {
   last_exit: WorkerExitStatus | null;
   /** The directory the worker runs in (`working_dir`); absent in an older daemon's reply. */
   working_dir?: string;
+  /** `[worker].stop_timeout_ms`: the grace between SIGTERM and SIGKILL of a tree stop; absent in an older daemon's reply. */
+  stop_timeout_ms?: number;
   /** `[worker].restart`: `always` or `on-failure`; absent in an older daemon's reply. */
   restart?: string;
   /** The `[restart]` figures in force; absent in an older daemon's reply. */

@@ -64,6 +64,7 @@ export function buildStatus(s: StatusInputs): StatusData {
         tail: (s.lastExitTail ?? []).map((l) => ({ ...l })),
       },
       working_dir: s.config.working_dir,
+      stop_timeout_ms: s.config.worker.stop_timeout_ms,
       restart: s.config.worker.restart,
       backoff: backoffOf(s.config.restart),
       last_spawn_error: s.lastSpawnError === null ? null : { at: iso(s.lastSpawnError.atWallMs)!, message: s.lastSpawnError.message },

@@ -3,11 +3,12 @@
 // on Ctrl-C; and on a real pseudo-terminal (python3's pty module) the redraw in place, the cursor
 // hidden and shown again on Ctrl-C.
 import * as assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { CLI, cleanEnv, REPO_ROOT } from '../helpers/daemon.js';
 import { sandbox, SANDBOX_ENV } from '../helpers/sandbox.js';
 import { waitFor } from '../helpers/wait.js';
+import { hasPty, PTY_MISSING, runOnPty } from '../helpers/pty.js';
 
 const count = (text: string, part: string): number => text.split(part).length - 1;
 
@@ -66,53 +67,15 @@ test('status --interval is checked: a DURATION, at least 100ms, only with --watc
   }
 });
 
-/**
- * Runs the CLI on a pseudo-terminal (python3's pty.fork): reads its output until `frames` frames
- * came, sends it SIGINT, reads to the end; prints the bytes as hex and the wait status.
- */
-const PTY_DRIVER = `
-import os, pty, signal, sys, time, binascii
-argv = sys.argv[2:]
-frames = int(sys.argv[1])
-pid, fd = pty.fork()
-if pid == 0:
-    os.execvp(argv[0], argv)
-out = b''
-deadline = time.time() + 60
-sent = False
-while True:
-    if not sent and out.count(b'Every ') >= frames:
-        os.kill(pid, signal.SIGINT)
-        sent = True
-    if time.time() > deadline:
-        os.kill(pid, signal.SIGKILL)
-    try:
-        chunk = os.read(fd, 65536)
-    except OSError:
-        break
-    if not chunk:
-        break
-    out += chunk
-_, status = os.waitpid(pid, 0)
-sys.stdout.write(binascii.hexlify(out).decode() + '\\n' + str(os.waitstatus_to_exitcode(status)) + '\\n')
-`;
-
 test('status --watch on a terminal redraws in place with the cursor hidden, and Ctrl-C leaves it clean', async (t) => {
-  if (spawnSync('python3', ['-c', 'import pty'], { stdio: 'ignore' }).status !== 0) return t.skip('python3 with the pty module is not available');
+  if (!hasPty()) return t.skip(PTY_MISSING);
   const box = sandbox(t);
   const { pid } = await box.start();
   const env = { ...cleanEnv(), [SANDBOX_ENV]: box.id, TERM: 'xterm' };
-  const run = await new Promise<string>((resolve, reject) => {
-    const child = spawn('python3', ['-c', PTY_DRIVER, '3', process.execPath, CLI, 'status', '--watch', '--interval', '200ms', '--config', box.configPath], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
-    let text = '';
-    child.stdout.on('data', (c: Buffer) => (text += c));
-    child.on('error', reject);
-    child.on('close', () => resolve(text));
-  });
-  const [hex, code] = run.trimEnd().split('\n');
-  assert.equal(code, '0', 'exit 0 on Ctrl-C');
-  // The terminal's line discipline turns each \n into \r\n.
-  const screen = Buffer.from(hex!, 'hex').toString('utf8').replaceAll('\r\n', '\n');
+  // Ctrl-C once the third frame is drawn.
+  const run = await runOnPty([process.execPath, CLI, 'status', '--watch', '--interval', '200ms', '--config', box.configPath], { cwd: REPO_ROOT, env, ctrlCAfter: ['3*\x1b[J'] });
+  assert.equal(run.code, 0, 'exit 0 on Ctrl-C');
+  const screen = run.output;
   assert.ok(screen.startsWith('\x1b[?25l\x1b[H\x1b[2J'), `hides the cursor and clears the screen first: ${JSON.stringify(screen.slice(0, 40))}`);
   assert.ok(count(screen, '\x1b[HEvery 0.2s: autopilotd status') >= 3, 'each frame starts at the top left');
   assert.match(screen, new RegExp(`\\x1b\\[K\\nautopilotd .*: running, pid ${pid}, up .*\\x1b\\[K\\n`), 'each line clears what the last frame left');

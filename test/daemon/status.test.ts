@@ -27,7 +27,7 @@ test('status carries the documented fields with ISO times and ms durations', () 
       state: 'running', pid: 77, generation: 4, started_at: '2026-11-25T10:00:01.000Z', uptime_ms: 4000, command: ['node', 'w'],
       consecutive_failures: 2, next_restart_at: null,
       last_exit: { code: 1, signal: null, at: '2026-11-25T10:00:00.500Z', uptime_ms: 300, asked: null, tail: [] },
-      working_dir: DEFAULTS.working_dir, restart: 'always',
+      working_dir: DEFAULTS.working_dir, stop_timeout_ms: 10_000, restart: 'always',
       backoff: { initial_backoff_ms: 1000, max_backoff_ms: 300_000, backoff_multiplier: 2, max_consecutive_restarts: 10, stable_after_ms: 60_000 },
       last_spawn_error: null,
     },
