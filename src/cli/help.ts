@@ -50,6 +50,8 @@ worker.command.
   stop: `Usage: autopilotd stop [--timeout DURATION] [--config P]
 
 Asks the daemon to shut down (worker tree stopped: SIGTERM, grace, SIGKILL) and waits until it exited.
+On a terminal it prints each step as the daemon takes it. A second stop, or Ctrl-C twice here,
+kills the worker tree at once; a stop that times out leaves the daemon stopping.
 --timeout DURATION  how long to wait; default worker.stop_timeout_ms plus 15 s.
 DURATION: ${DURATION_SYNTAX}.
 Exit 0 also when no daemon was running.
@@ -68,7 +70,7 @@ tree (pid, RSS, command; at most 20 lines).
 DURATION: ${DURATION_SYNTAX}.
 Exit 0 when running, 4 when the worker is failed (still retried), 3 when no daemon runs.
 `,
-  'restart-worker': 'Usage: autopilotd restart-worker [--config P]\n       autopilotd restart [--config P]\n\nStops the worker tree gracefully and starts it at once; resets the backoff.\n',
+  'restart-worker': 'Usage: autopilotd restart-worker [--config P]\n       autopilotd restart [--config P]\n\nStops the worker tree gracefully and starts it at once; resets the backoff. On a terminal it\nprints each step of the tree stop as the daemon takes it.\n',
   'stop-worker': 'Usage: autopilotd stop-worker [--config P]\n\nStops the worker tree; the daemon keeps running with the worker stopped.\n',
   'start-worker': 'Usage: autopilotd start-worker [--config P]\n\nStarts the worker (after stop-worker, or now instead of after the backoff delay).\n',
   reload: 'Usage: autopilotd reload [--config P]\n\nRe-reads the configuration. Memory and restart settings apply at once, worker settings at the\nnext start. An invalid file is rejected and the old configuration stays.\n',
