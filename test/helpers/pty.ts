@@ -7,7 +7,7 @@ export const PTY_MISSING = 'python3 with the pty module is not available';
 
 /**
  * The driver: forks the program on a pty; for each step (a text, or `N*text` for its Nth time),
- * once the output holds it (after the previous step's; raw bytes, where a newline is \\r\\n), sends the program SIGINT (as Ctrl-C would); reads to the end. SIGKILL past
+ * once the output holds it (after the previous step's; raw bytes, where a newline is \r\n), sends the program SIGINT (as Ctrl-C would); reads to the end. SIGKILL past
  * 60 s. Prints the output as hex, then the exit code (-N: killed by signal N).
  */
 const DRIVER = `
