@@ -43,15 +43,21 @@ export async function watchStatus(o: WatchOptions): Promise<number> {
     const look = await o.look();
     const nowMs = Date.now();
     if (o.json) out.write(`${JSON.stringify(jsonOf(look, nowMs))}\n`);
-    else if (redraw) out.write(frame(escapeForTerminal(block(look, o.intervalMs, nowMs))));
+    else if (redraw) out.write(frame(escapeForTerminal(block(look, o.intervalMs, nowMs)), { columns: out.columns ?? 0, rows: out.rows ?? 0 }));
     else out.write(`${block(look, o.intervalMs, nowMs)}\n`);
     await new Promise((resolve) => setTimeout(resolve, o.intervalMs));
   }
 }
 
-/** One screen: from the top left, every line cleared to its end, then the rest of the screen. */
-function frame(text: string): string {
-  const lines = text.replace(/\n$/, '').split('\n');
+/**
+ * One screen: from the top left, every line cleared to its end, then the rest of the screen. Lines
+ * are cut to the terminal's width and the frame to its height: a wrapped or scrolled frame would
+ * not be overwritten in place by the next one.
+ */
+function frame(text: string, size: { columns: number; rows: number }): string {
+  const width = size.columns > 0 ? size.columns : Infinity;
+  const height = size.rows > 1 ? size.rows - 1 : Infinity;
+  const lines = text.replace(/\n$/, '').split('\n').slice(0, height).map((l) => (l.length > width ? l.slice(0, width) : l));
   return `${CURSOR_HOME}${lines.map((l) => `${l}${CLEAR_LINE_END}`).join('\n')}\n${CLEAR_SCREEN_END}`;
 }
 
