@@ -34,7 +34,7 @@ const COMMAND_OPTIONS: Record<string, OptionTable> = {
     daemonized: { type: 'boolean', internal: true },
   },
   stop: { timeout: { type: 'string', value: 'DURATION' } },
-  status: { json: { type: 'boolean' } },
+  status: { json: { type: 'boolean' }, watch: { type: 'boolean', short: 'w' }, interval: { type: 'string', value: 'DURATION' } },
   'restart-worker': {},
   'stop-worker': {},
   'start-worker': {},

@@ -6,11 +6,13 @@ import { ControlError, type Command } from '../control/protocol.js';
 import { assertClientDirs, loadForCommand, type ParsedCommand } from './args.js';
 import { CliFailure, EXIT, UsageError } from './exit-codes.js';
 import { findDaemon, loadToFindDaemon, type ConfigForFinding, type FoundDaemon } from './find-daemon.js';
-import { formatStatus } from './format-status.js';
 import { escapeForTerminal } from '../log/terminal-text.js';
 import { parseDuration } from './duration.js';
 import { eventsCommand } from './events.js';
 import type { LoadedConfig } from '../config/types.js';
+import type { Look } from './status-watch.js';
+import type { Progress } from './stop-progress.js';
+import { formatDuration, formatStatus } from './format-status.js';
 
 /** Actions wait for the daemon to finish them, which can take a worker's whole stop grace. */
 const ACTION_MARGIN_MS = 30_000;
@@ -25,6 +27,8 @@ export async function controlCommand(p: ParsedCommand): Promise<number> {
   const stopTimeoutMs = typeof p.values.timeout === 'string'
     ? parseDuration(p.values.timeout, '--timeout', p.command)
     : config.worker.stop_timeout_ms + 15_000;
+  if (p.command === 'status' && p.values.watch === true) return watch(p, target);
+  if (p.command === 'status' && p.values.interval !== undefined) throw new UsageError('status: --interval goes with --watch', 'status');
   try {
     const found = await findDaemon(target);
     if (found === null) return notRunning(p, target.loaded, `no daemon at ${config.socket_path}`);
@@ -42,7 +46,10 @@ export async function controlCommand(p: ParsedCommand): Promise<number> {
       case 'stop-worker':
       case 'start-worker':
       case 'reload': {
-        const data = (await sendRequest(found.socketPath, p.command as Command, undefined, { timeoutMs: actionTimeoutMs })) as Record<string, unknown>;
+        // On a terminal a restart tells its steps; off one, the one line only (scripts parse it).
+        const data = p.command === 'restart-worker' && process.stdout.isTTY === true
+          ? await restartWithProgress(found, actionTimeoutMs)
+          : (await sendRequest(found.socketPath, p.command as Command, undefined, { timeoutMs: actionTimeoutMs })) as Record<string, unknown>;
         process.stdout.write(describeAction(p.command, data));
         return EXIT.ok;
       }
@@ -86,6 +93,26 @@ function status(p: ParsedCommand, found: FoundDaemon): number {
   return found.status.worker.state === 'failed' ? EXIT.workerFailed : EXIT.ok;
 }
 
+/** Shortest --interval: a redraw costs a status round trip and a /proc look in the daemon. */
+const MIN_INTERVAL_MS = 100;
+
+async function watch(p: ParsedCommand, target: ConfigForFinding): Promise<number> {
+  const intervalMs = typeof p.values.interval === 'string' ? parseDuration(p.values.interval, '--interval', 'status') : 1000;
+  if (intervalMs < MIN_INTERVAL_MS) throw new UsageError(`status: --interval: at least ${MIN_INTERVAL_MS}ms, got '${String(p.values.interval)}'`, 'status');
+  const { watchStatus } = await import('./status-watch.js');
+  const look = async (): Promise<Look> => {
+    try {
+      // An answer slower than a few intervals is as good as none for a live view.
+      const found = await findDaemon(target, Math.max(2000, 3 * intervalMs));
+      return found === null ? { absent: `no daemon at ${target.loaded.config.socket_path}` } : { status: found.status };
+    } catch (err) {
+      if (err instanceof ControlError) return { absent: `${err.message} (${err.code})` };
+      throw err;
+    }
+  };
+  return watchStatus({ intervalMs, json: p.values.json === true, look });
+}
+
 async function loadForReload(p: ParsedCommand): Promise<ConfigForFinding> {
   const loaded = await loadForCommand(p);
   await assertClientDirs(p, loaded);
@@ -101,14 +128,73 @@ function describeAction(command: string, data: Record<string, unknown>): string 
 async function stop(found: FoundDaemon, timeoutMs: number): Promise<number> {
   const started = Date.now();
   const pid = found.status.daemon.pid;
-  await sendRequest(found.socketPath, 'shutdown', undefined, { timeoutMs });
-  // The reply means the worker tree is gone; the daemon then closes its socket and exits.
-  while (existsSync(`/proc/${pid}`) && !isZombie(pid)) {
-    if (Date.now() - started > timeoutMs) throw new CliFailure(`daemon pid ${pid} still running after ${timeoutMs} ms`, EXIT.failure);
-    await new Promise((r) => setTimeout(r, 25));
+  // Progress only on a terminal: scripts parse the one line below.
+  const progress = process.stdout.isTTY === true ? await stopProgress(found, started) : null;
+  try {
+    await sendRequest(found.socketPath, 'shutdown', undefined, { timeoutMs });
+    // The reply means the worker tree is gone; the daemon then closes its socket and exits.
+    while (existsSync(`/proc/${pid}`) && !isZombie(pid)) {
+      if (Date.now() - started > timeoutMs) throw new CliFailure(`daemon pid ${pid} still running after ${timeoutMs} ms; ${CARRIES_ON}`, EXIT.failure);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    await progress?.end(1000);
+  } catch (err) {
+    if (err instanceof ControlError && err.code === 'timeout') throw new CliFailure(`stop failed: ${err.message} (${err.code}); ${CARRIES_ON}`, EXIT.failure);
+    throw err;
+  } finally {
+    await progress?.end(0);
   }
-  process.stdout.write(`autopilotd stopped (pid ${pid})\n`);
+  process.stdout.write(`autopilotd stopped (pid ${pid})${progress === null ? '' : ` in ${formatDuration(Date.now() - started)}`}\n`);
   return EXIT.ok;
+}
+
+/** A stop given up on is no stop undone. */
+const CARRIES_ON = "the daemon carries on stopping (autopilotd status shows it; a second 'autopilotd stop' kills the worker tree at once)";
+
+/**
+ * The plan, then each step as the daemon takes it; Ctrl-C says what a second one does, and the
+ * second asks the daemon to kill the tree at once (a second shutdown request, as a second `stop`).
+ */
+async function stopProgress(found: FoundDaemon, started: number): Promise<Progress> {
+  const { followProgress, stopPlan } = await import('./stop-progress.js');
+  const say = (text: string): void => void process.stdout.write(text);
+  say(`stopping autopilotd (pid ${found.status.daemon.pid}): ${stopPlan(found.status)}\n`);
+  say("  a second 'autopilotd stop', or Ctrl-C twice here, kills the worker tree at once\n");
+  const progress = followProgress(found.socketPath, started, say);
+  let presses = 0;
+  const onCtrlC = (): void => {
+    presses += 1;
+    if (presses === 1) return say('  Ctrl-C: the daemon carries on stopping; Ctrl-C again kills the worker tree at once\n');
+    // A third: leave now, as a shell's Ctrl-C would (128 + SIGINT); the daemon goes on regardless.
+    if (presses > 2) process.exit(130);
+    say('  Ctrl-C again: asking the daemon to kill the worker tree now\n');
+    // Its reply comes with the first one's, once the tree is gone: nothing to wait for here.
+    sendRequest(found.socketPath, 'shutdown', undefined, { timeoutMs: 60_000 }).catch(() => undefined);
+  };
+  process.on('SIGINT', onCtrlC);
+  return {
+    end: async (waitMs) => {
+      process.off('SIGINT', onCtrlC);
+      await progress.end(waitMs);
+    },
+  };
+}
+
+/** `restart-worker` on a terminal: the plan and the tree stop's steps before the usual line. */
+async function restartWithProgress(found: FoundDaemon, timeoutMs: number): Promise<Record<string, unknown>> {
+  const started = Date.now();
+  const { followProgress, stopPlan } = await import('./stop-progress.js');
+  const say = (text: string): void => void process.stdout.write(text);
+  const w = found.status.worker;
+  say(w.pid === null ? 'starting the worker (none runs)\n' : `restarting the worker (pid ${w.pid}): ${stopPlan(found.status)}\n`);
+  const progress = followProgress(found.socketPath, started, say);
+  try {
+    const data = (await sendRequest(found.socketPath, 'restart-worker', undefined, { timeoutMs })) as Record<string, unknown>;
+    await progress.end(w.pid === null ? 0 : 1000);
+    return data;
+  } finally {
+    await progress.end(0);
+  }
 }
 
 /** A dead daemon whose parent has not reaped it yet counts as exited. */

@@ -1,6 +1,6 @@
 // The human summary printed by `autopilotd status` (the raw data is `status --json`).
 
-import type { StatusData, TreeStatus, WorkerExitStatus } from '../control/protocol.js';
+import type { BackoffStatus, MemoryLimitsStatus, StatusData, TreeProcessStatus, TreeStatus, WorkerExitStatus } from '../control/protocol.js';
 import { escapeForTerminal } from '../log/terminal-text.js';
 
 export function formatDuration(ms: number): string {
@@ -54,11 +54,74 @@ function treeText(t: TreeStatus): string {
   return `cgroup ${t.leaf ?? t.cgroup ?? ''}`.trimEnd();
 }
 
+/** Lines of the tree listing at most (beyond: "... N more"), so that a fork bomb keeps status readable. */
+export const TREE_LINES = 20;
+const COMMAND_CHARS = 100;
+
+/** The tree's processes in tree order (each parent, then its children by pid), with their depth. */
+function treeOrder(procs: readonly TreeProcessStatus[]): { p: TreeProcessStatus; depth: number }[] {
+  const pids = new Set(procs.map((p) => p.pid));
+  const children = new Map<number, TreeProcessStatus[]>();
+  for (const p of procs) if (pids.has(p.ppid) && p.ppid !== p.pid) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p]);
+  const out: { p: TreeProcessStatus; depth: number }[] = [];
+  const seen = new Set<number>();
+  const visit = (p: TreeProcessStatus, depth: number): void => {
+    if (seen.has(p.pid)) return;
+    seen.add(p.pid);
+    out.push({ p, depth });
+    for (const c of (children.get(p.pid) ?? []).sort((a, b) => a.pid - b.pid)) visit(c, depth + 1);
+  };
+  // Roots: the processes whose parent is not in the tree (the worker main, orphans reparented away); the main comes first.
+  for (const p of procs) if (!pids.has(p.ppid) || p.ppid === p.pid) visit(p, 0);
+  return out;
+}
+
+function commandText(p: TreeProcessStatus): string {
+  const text = p.command.length === 0 ? `[${p.comm}]` : p.command.join(' ');
+  return text.length > COMMAND_CHARS ? `${text.slice(0, COMMAND_CHARS - 3)}...` : text;
+}
+
+/** The worker tree as `ps --forest` shows it: pid, RSS, then the command indented under its parent. */
+export function treeLines(t: TreeStatus | undefined, max = TREE_LINES): string[] {
+  const procs = t?.processes;
+  if (procs === undefined || procs.length === 0) return [];
+  const rows = treeOrder(procs);
+  const shown = rows.slice(0, max);
+  const lines = ['  processes:', ...shown.map(({ p, depth }) => `    ${String(p.pid).padStart(7)} ${formatBytes(p.rss_bytes).padStart(10)}  ${depth === 0 ? '' : `${'   '.repeat(depth - 1)}\\_ `}${commandText(p)}`)];
+  const more = rows.length - shown.length + (t?.processes_left_out ?? 0);
+  if (more > 0) lines.push(`    ... ${more} more`);
+  return lines;
+}
+
+const msText = (ms: number): string => formatDuration(ms);
+
+function restartText(restart: string, b: BackoffStatus): string {
+  const times = b.backoff_multiplier === 1 ? '' : ` x${b.backoff_multiplier}`;
+  return `${restart}; backoff ${msText(b.initial_backoff_ms)}${times} up to ${msText(b.max_backoff_ms)}, failed after ${b.max_consecutive_restarts} consecutive failures, stable after ${msText(b.stable_after_ms)}`;
+}
+
+function limitsText(m: MemoryLimitsStatus): string {
+  const tree = m.worker_max_bytes === null ? 'tree unlimited' : `tree max ${formatBytes(m.worker_max_bytes)}`;
+  const psi = m.psi_some_avg10 === null ? '' : `, or pressure some above ${m.psi_some_avg10}%`;
+  return `${tree}; low below ${formatBytes(m.min_available_bytes)} available${psi}, critical below ${formatBytes(m.critical_threshold_bytes)}; under low memory processes over ${formatBytes(m.node_kill_threshold_bytes)} may be killed`;
+}
+
+/** What an older daemon's reply lacks is left out. */
+function configLines(s: StatusData): string[] {
+  const w = s.worker;
+  const lines = [`  log:       ${s.daemon.log_target}`];
+  if (w.working_dir !== undefined) lines.push(`  workdir:   ${w.working_dir}`);
+  if (w.restart !== undefined && w.backoff !== undefined) lines.push(`  restart:   ${restartText(w.restart, w.backoff)}`);
+  if (s.memory_limits !== undefined) lines.push(`  limits:    ${limitsText(s.memory_limits)}`);
+  return lines;
+}
+
 export function formatStatus(s: StatusData, nowMs: number): string {
   const w = s.worker;
   const lines: string[] = [];
   lines.push(`autopilotd ${s.daemon.version}: running, pid ${s.daemon.pid}, up ${formatDuration(s.daemon.uptime_ms)}`);
   lines.push(`  config:    ${s.daemon.config_path ?? '(built-in defaults)'}`);
+  lines.push(...configLines(s));
   // An older daemon's reply may lack the field: nothing to say then.
   const native = s.daemon.native;
   if (native !== undefined && !native.loaded) lines.push(`  native:    not loaded (${native.reason ?? 'unknown'}); sd_notify goes through systemd-notify`);
@@ -83,6 +146,8 @@ export function formatStatus(s: StatusData, nowMs: number): string {
     lines.push(`  next start: in ${formatDuration(Math.max(0, Date.parse(w.next_restart_at) - nowMs))}${until}`);
   }
   lines.push(...tailLines(w.last_exit));
+  const spawnError = w.last_spawn_error;
+  if (spawnError) lines.push(`  last spawn error: ${spawnError.message}, ${ago(spawnError.at, nowMs)}`);
   const m = s.memory;
   if (m) {
     const avail = m.available_bytes === null ? '?' : formatBytes(m.available_bytes);
@@ -96,5 +161,6 @@ export function formatStatus(s: StatusData, nowMs: number): string {
       lines.push(`  last memory action: ${a.kind}${who} (${a.reason}), ${ago(a.at, nowMs)}`);
     }
   }
+  lines.push(...treeLines(s.tree));
   return `${lines.join('\n')}\n`;
 }

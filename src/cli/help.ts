@@ -10,7 +10,8 @@ Commands:
   start [--foreground]    start the daemon (in the background unless --foreground)
   stop [--timeout DURATION]
                           shut the daemon down, stopping the worker's whole process tree
-  status [--json]         show the daemon and worker state (exit 3 when no daemon runs, 4 when
+  status [--json] [--watch]
+                          show the daemon and worker state (exit 3 when no daemon runs, 4 when
                           the worker is failed)
   restart-worker          gracefully restart the worker (resets the backoff); short: restart
   stop-worker             stop the worker's tree; the daemon keeps running
@@ -49,18 +50,27 @@ worker.command.
   stop: `Usage: autopilotd stop [--timeout DURATION] [--config P]
 
 Asks the daemon to shut down (worker tree stopped: SIGTERM, grace, SIGKILL) and waits until it exited.
+On a terminal it prints each step as the daemon takes it. A second stop, or Ctrl-C twice here,
+kills the worker tree at once; a stop that times out leaves the daemon stopping.
 --timeout DURATION  how long to wait; default worker.stop_timeout_ms plus 15 s.
 DURATION: ${DURATION_SYNTAX}.
 Exit 0 also when no daemon was running.
 `,
-  status: `Usage: autopilotd status [--json] [--config P]
+  status: `Usage: autopilotd status [--json] [--watch [--interval DURATION]] [--config P]
 
-Shows daemon and worker state, restarts by cause, memory and the next restart.
+Shows daemon and worker state, where it logs, the working directory, the restart policy and the
+memory limits in force, restarts by cause, the last exit and spawn error, memory, and the worker
+tree (pid, RSS, command; at most 20 lines).
 --json prints the raw status data with "running": true; with no daemon, an object
 {"running": false, "reason", "config_path", "socket_path", "pid_file"}.
+-w, --watch          show it again every interval until Ctrl-C (exit 0): redrawn in place on a
+                     terminal, successive blocks otherwise (one JSON object a line with --json);
+                     while no daemon runs it says so and keeps looking
+--interval DURATION  how often with --watch; default 1s, at least 100ms.
+DURATION: ${DURATION_SYNTAX}.
 Exit 0 when running, 4 when the worker is failed (still retried), 3 when no daemon runs.
 `,
-  'restart-worker': 'Usage: autopilotd restart-worker [--config P]\n       autopilotd restart [--config P]\n\nStops the worker tree gracefully and starts it at once; resets the backoff.\n',
+  'restart-worker': 'Usage: autopilotd restart-worker [--config P]\n       autopilotd restart [--config P]\n\nStops the worker tree gracefully and starts it at once; resets the backoff. On a terminal it\nprints each step of the tree stop as the daemon takes it.\n',
   'stop-worker': 'Usage: autopilotd stop-worker [--config P]\n\nStops the worker tree; the daemon keeps running with the worker stopped.\n',
   'start-worker': 'Usage: autopilotd start-worker [--config P]\n\nStarts the worker (after stop-worker, or now instead of after the backoff delay).\n',
   reload: 'Usage: autopilotd reload [--config P]\n\nRe-reads the configuration. Memory and restart settings apply at once, worker settings at the\nnext start. An invalid file is rejected and the old configuration stays.\n',

@@ -234,6 +234,43 @@ export interface WorkerStatus {
   consecutive_failures: number;
   next_restart_at: string | null;
   last_exit: WorkerExitStatus | null;
+  /** The directory the worker runs in (`working_dir`); absent in an older daemon's reply. */
+  working_dir?: string;
+  /** `[worker].stop_timeout_ms`: the grace between SIGTERM and SIGKILL of a tree stop; absent in an older daemon's reply. */
+  stop_timeout_ms?: number;
+  /** `[worker].restart`: `always` or `on-failure`; absent in an older daemon's reply. */
+  restart?: string;
+  /** The `[restart]` figures in force; absent in an older daemon's reply. */
+  backoff?: BackoffStatus;
+  /** The last spawn failure since the daemon started (kept after later spawns), or null; absent in an older daemon's reply. */
+  last_spawn_error?: { at: string; message: string } | null;
+}
+
+export interface BackoffStatus {
+  initial_backoff_ms: number;
+  max_backoff_ms: number;
+  backoff_multiplier: number;
+  max_consecutive_restarts: number;
+  stable_after_ms: number;
+}
+
+/** The `[memory]` limits in force (config key names; null where a limit is off). */
+export interface MemoryLimitsStatus {
+  worker_max_bytes: number | null;
+  min_available_bytes: number;
+  critical_threshold_bytes: number;
+  node_kill_threshold_bytes: number;
+  psi_some_avg10: number | null;
+}
+
+/** A process of the worker tree, for status's tree listing. */
+export interface TreeProcessStatus {
+  pid: number;
+  ppid: number;
+  comm: string;
+  /** Its command line (the first 1 KiB of it); [] for a zombie. */
+  command: string[];
+  rss_bytes: number;
 }
 
 export interface RestartCounts {
@@ -296,6 +333,8 @@ export interface StatusData {
   memory: MemoryStatus | null;
   /** How the worker tree is found and stopped (issue #18); absent in an older daemon's reply. */
   tree?: TreeStatus;
+  /** Absent in an older daemon's reply. */
+  memory_limits?: MemoryLimitsStatus;
 }
 
 export interface TreeStatus {
@@ -305,4 +344,8 @@ export interface TreeStatus {
   cgroup: string | null;
   /** The current (or last) generation's leaf, null when it has none. */
   leaf: string | null;
+  /** Its processes as the status's memory sample saw them (at most 100, the worker main first); absent in an older daemon's reply. */
+  processes?: TreeProcessStatus[];
+  /** How many more it had than `processes` lists. */
+  processes_left_out?: number;
 }

@@ -86,6 +86,10 @@ export function statusOf(parts: ControlParts): StatusData {
     memory: parts.memoryGuard.status(),
     lastExitTail: supervisor.lastExitTail(),
     tree: parts.tree(),
+    config: parts.config.current,
+    lastSpawnError: supervisor.lastSpawnError,
+    // After memory: its fresh look is what this lists.
+    treeListing: parts.memoryGuard.treeListing(100),
   });
 }
 

@@ -4,7 +4,7 @@
 
 import { performance } from 'node:perf_hooks';
 import type { Config } from '../config/types.js';
-import type { MemoryStatus } from '../control/protocol.js';
+import type { MemoryStatus, TreeProcessStatus } from '../control/protocol.js';
 import type { Logger } from '../log/logger.js';
 import type { ProcessInfo, ProcTable, SampledProcess } from '../os/proc-table.js';
 import { findTree, sameProcess, type TreeIdentity } from '../os/process-tree.js';
@@ -52,6 +52,8 @@ interface Observation {
 export class MemoryGuardLoop {
   private state: MemoryGuardState = initialMemoryGuardState();
   private last: Observation | null = null;
+  /** What the latest status() looked at: its tree listing comes from the same look. */
+  private statusSeen: Observation | null = null;
   private timer: NodeJS.Timeout | null = null;
   private running = false;
   private readonly tree: TreeTracker;
@@ -87,14 +89,16 @@ export class MemoryGuardLoop {
   status(): MemoryStatus | null {
     const last = this.last;
     if (last === null) return null;
-    let s = last.sample;
+    let seen = last;
     if (this.running) {
       try {
-        s = this.observe().sample;
+        seen = this.observe();
       } catch (err) {
         this.deps.logger.emit({ kind: 'internal-error', message: `memory guard: sampling for status: ${(err as Error).message}` });
       }
     }
+    this.statusSeen = seen;
+    const s = seen.sample;
     const a = this.state.lastAction;
     return {
       level: this.state.lastLevel ?? 'ok',
@@ -109,6 +113,24 @@ export class MemoryGuardLoop {
         at: new Date(wallClockOf(a.atMs)).toISOString(),
       },
     };
+  }
+
+  /**
+   * The tree the latest status() saw, each process with its parent and command line, at most `max`
+   * (the worker main first, then by pid: parents mostly before their children); null before any sample.
+   */
+  treeListing(max: number): { processes: TreeProcessStatus[]; left_out: number } | null {
+    const seen = this.statusSeen ?? this.last;
+    if (seen === null) return null;
+    const main = new Set(seen.sample.tree.filter((p) => p.isWorkerMain).map((p) => p.pid));
+    const members = seen.sample.tree
+      .map((p) => seen.processes.get(p.pid))
+      .filter((p): p is SampledProcess => p !== undefined)
+      .sort((a, b) => Number(main.has(b.pid)) - Number(main.has(a.pid)) || a.pid - b.pid);
+    const processes = members.slice(0, max).map((p) => ({
+      pid: p.pid, ppid: p.ppid, comm: p.comm, command: this.deps.table.cmdline(p.pid) ?? [], rss_bytes: p.rssBytes,
+    }));
+    return { processes, left_out: members.length - processes.length };
   }
 
   private tick(): void {

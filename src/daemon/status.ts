@@ -1,7 +1,8 @@
 // Builds the `status` reply from the supervisor's model. Field names are a documented contract
 // (README "Status fields"); all times ISO-8601 UTC, durations in ms, sizes in bytes, null if unknown.
 
-import type { MemoryStatus, StatusData, TreeStatus, WorkerOutputLine } from '../control/protocol.js';
+import type { BackoffStatus, MemoryLimitsStatus, MemoryStatus, StatusData, TreeProcessStatus, TreeStatus, WorkerOutputLine } from '../control/protocol.js';
+import type { Config } from '../config/types.js';
 import type { WorkerModel } from '../policy/worker-state.js';
 
 export interface StatusInputs {
@@ -19,6 +20,12 @@ export interface StatusInputs {
   lastExitTail?: readonly WorkerOutputLine[];
   /** How the worker tree is found; the /proc rules when left out. */
   tree?: TreeStatus;
+  /** The configuration in force: working_dir, restart policy, memory limits. */
+  config: Pick<Config, 'working_dir' | 'worker' | 'restart' | 'memory'>;
+  /** The supervisor's lastSpawnError (wall clock). */
+  lastSpawnError: { atWallMs: number; message: string } | null;
+  /** The tree's processes (memory guard's treeListing); none before the first sample. */
+  treeListing: { processes: TreeProcessStatus[]; left_out: number } | null;
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -56,9 +63,33 @@ export function buildStatus(s: StatusInputs): StatusData {
         asked: w.lastExit.asked,
         tail: (s.lastExitTail ?? []).map((l) => ({ ...l })),
       },
+      working_dir: s.config.working_dir,
+      stop_timeout_ms: s.config.worker.stop_timeout_ms,
+      restart: s.config.worker.restart,
+      backoff: backoffOf(s.config.restart),
+      last_spawn_error: s.lastSpawnError === null ? null : { at: iso(s.lastSpawnError.atWallMs)!, message: s.lastSpawnError.message },
     },
     restarts: { ...w.restarts },
     memory: s.memory,
-    tree: { ...(s.tree ?? { backend: 'proc', cgroup: null, leaf: null }) },
+    tree: {
+      ...(s.tree ?? { backend: 'proc', cgroup: null, leaf: null }),
+      processes: s.treeListing?.processes ?? [],
+      processes_left_out: s.treeListing?.left_out ?? 0,
+    },
+    memory_limits: memoryLimitsOf(s.config.memory),
+  };
+}
+
+function backoffOf(r: Config['restart']): BackoffStatus {
+  return {
+    initial_backoff_ms: r.initial_backoff_ms, max_backoff_ms: r.max_backoff_ms, backoff_multiplier: r.backoff_multiplier,
+    max_consecutive_restarts: r.max_consecutive_restarts, stable_after_ms: r.stable_after_ms,
+  };
+}
+
+function memoryLimitsOf(m: Config['memory']): MemoryLimitsStatus {
+  return {
+    worker_max_bytes: m.worker_max_bytes, min_available_bytes: m.min_available_bytes, critical_threshold_bytes: m.critical_threshold_bytes,
+    node_kill_threshold_bytes: m.node_kill_threshold_bytes, psi_some_avg10: m.psi_some_avg10,
   };
 }

@@ -89,6 +89,8 @@ export class WorkerSupervisor {
   private readonly leaves: WorkerLeaves;
   /** The latest generation's cgroup leaf (kept after its removal: a gone leaf reads as empty); null: /proc rules. */
   private leaf: WorkerLeaf | null = null;
+  /** Why the latest failed spawn failed (wall clock); kept after later spawns: status shows it with its time. */
+  private spawnError: { atWallMs: number; message: string } | null = null;
 
   constructor(private config: Config, private readonly deps: WorkerSupervisorDeps) {
     this.leaves = new WorkerLeaves(deps.cgroups ?? (() => null), deps.logger);
@@ -110,6 +112,11 @@ export class WorkerSupervisor {
   /** The policy's clock now, to compare with the model's times (monotonic ms). */
   clockMs(): number {
     return this.now();
+  }
+
+  /** The last spawn failure since the daemon started (status `worker.last_spawn_error`), or null. */
+  get lastSpawnError(): Readonly<{ atWallMs: number; message: string }> | null {
+    return this.spawnError;
   }
 
   get wallTimes(): Readonly<WorkerWallTimes> {
@@ -263,7 +270,9 @@ export class WorkerSupervisor {
     try {
       this.spawn(generation);
     } catch (err) {
-      queueMicrotask(() => this.dispatch({ kind: 'spawn-failed', atMs: this.now(), reason: `internal error: ${(err as Error).message}` }));
+      const reason = `internal error: ${(err as Error).message}`;
+      this.spawnError = { atWallMs: this.wallNow(), message: reason };
+      queueMicrotask(() => this.dispatch({ kind: 'spawn-failed', atMs: this.now(), reason }));
       throw err;
     }
   }
@@ -327,6 +336,7 @@ export class WorkerSupervisor {
       onSpawnFailed: (reason) => {
         this.leaves.release(leaf);
         exited();
+        this.spawnError = { atWallMs: this.wallNow(), message: reason };
         deps.logger.emit({ kind: 'worker-spawn-failed', generation, reason });
         this.dispatch({ kind: 'spawn-failed', atMs: this.now(), reason });
       },

@@ -214,6 +214,25 @@ export class ProcTable {
     return this.parseStat(pid, path, length);
   }
 
+  /**
+   * The command line's words, from the first `maxBytes` of /proc/<pid>/cmdline (status's tree
+   * listing: enough to tell processes apart); [] for a kernel thread or zombie; null when gone.
+   */
+  cmdline(pid: number, maxBytes = 1024): string[] | null {
+    const path = `${this.procRoot}/${pid}/cmdline`;
+    const fd = this.open(path);
+    if (fd === null) return null;
+    try {
+      const n = this.readChunk(fd, path, 0, Math.min(maxBytes, this.buf.length));
+      if (n === null) return null;
+      const words = this.buf.toString('utf8', 0, n).split('\0');
+      if (words.at(-1) === '') words.pop();
+      return words;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
   /** Real uid (first field of "Uid:" in status): the one kill(2) permission is checked against. */
   uidOf(pid: number): number | null {
     const path = `${this.procRoot}/${pid}/status`;

@@ -68,10 +68,18 @@ test('start daemonizes and returns once the worker runs; status reports it; stop
     return s.memory === null ? null : s;
   });
   // `running` is the CLI's (no daemon: {"running": false, ...}); the rest is the protocol's reply.
-  assert.deepEqual(keys(status), ['daemon', 'memory', 'restarts', 'running', 'tree', 'worker']);
-  assert.deepEqual(keys(status.tree ?? null), ['backend', 'cgroup', 'leaf']);
+  assert.deepEqual(keys(status), ['daemon', 'memory', 'memory_limits', 'restarts', 'running', 'tree', 'worker']);
+  assert.deepEqual(keys(status.tree ?? null), ['backend', 'cgroup', 'leaf', 'processes', 'processes_left_out']);
+  assert.deepEqual(keys(status.memory_limits ?? null), ['critical_threshold_bytes', 'min_available_bytes', 'node_kill_threshold_bytes', 'psi_some_avg10', 'worker_max_bytes']);
+  assert.deepEqual(keys(status.worker.backoff ?? null), ['backoff_multiplier', 'initial_backoff_ms', 'max_backoff_ms', 'max_consecutive_restarts', 'stable_after_ms']);
   assert.deepEqual(keys(status.daemon), ['config_path', 'log_target', 'native', 'pid', 'started_at', 'uptime_ms', 'version']);
-  assert.deepEqual(keys(status.worker), ['command', 'consecutive_failures', 'generation', 'last_exit', 'next_restart_at', 'pid', 'started_at', 'state', 'uptime_ms']);
+  assert.deepEqual(keys(status.worker), [
+    'backoff', 'command', 'consecutive_failures', 'generation', 'last_exit', 'last_spawn_error', 'next_restart_at', 'pid', 'restart', 'started_at', 'state', 'stop_timeout_ms', 'uptime_ms', 'working_dir',
+  ]);
+  // The worker main, read from the real /proc: its parent is the daemon, its command line the argv.
+  assert.deepEqual(status.tree?.processes?.map((p) => [p.pid, p.ppid, p.command]), [[workerPid, pid, argv]]);
+  assert.ok(status.tree!.processes![0]!.rss_bytes > 0);
+  assert.equal(status.tree?.processes_left_out, 0);
   assert.deepEqual(keys(status.restarts), ['crash', 'health', 'hold', 'memory', 'oom', 'operator', 'recycle', 'total']);
   assert.deepEqual(keys(status.memory), ['available_bytes', 'last_action', 'level', 'psi', 'top', 'tree_processes', 'tree_rss_bytes', 'tree_swap_bytes']);
   assert.equal(status.daemon.pid, pid);
@@ -80,10 +88,15 @@ test('start daemonizes and returns once the worker runs; status reports it; stop
   assert.equal(status.daemon.log_target, box.logPath, 'a detached daemon logs to its log file');
   assert.deepEqual(status.daemon.native, { loaded: true, reason: null }, 'npm install built the native helper');
   assert.ok(status.daemon.uptime_ms >= 0 && !Number.isNaN(Date.parse(status.daemon.started_at)));
+  const { backoff: _backoff, working_dir: workingDir, ...worker } = status.worker;
+  assert.equal(workingDir, box.dir);
   assert.deepEqual(
-    { ...status.worker, started_at: null, uptime_ms: null },
-    { state: 'running', pid: workerPid, generation: 1, started_at: null, uptime_ms: null, command: argv, consecutive_failures: 0, next_restart_at: null, last_exit: null },
+    { ...worker, started_at: null, uptime_ms: null },
+    { state: 'running', pid: workerPid, generation: 1, started_at: null, uptime_ms: null, command: argv, consecutive_failures: 0, next_restart_at: null, last_exit: null, restart: 'always', last_spawn_error: null, stop_timeout_ms: 3000 },
   );
+  const listed = await box.cli(['status']);
+  assert.match(listed.stdout, new RegExp(`\\n  log: +${box.logPath}\\n  workdir: +${box.dir}\\n  restart: +always; backoff `));
+  assert.match(listed.stdout, new RegExp(`\\n  processes:\\n +${workerPid} +[\\d.]+ [KM]iB  ${process.execPath} -e `));
   assert.deepEqual(status.restarts, { total: 0, crash: 0, oom: 0, memory: 0, operator: 0, health: 0, hold: 0, recycle: 0 });
 
   // Background mode: daemon events and the worker's stdout and stderr all go to the log file.
@@ -189,6 +202,11 @@ test('start exits 1 when the worker cannot be spawned, naming why; the daemon st
   assert.equal(status.worker.pid, null);
   assert.equal(status.worker.consecutive_failures, 1);
   assert.ok(status.worker.next_restart_at !== null && Date.parse(status.worker.next_restart_at) > Date.now() + 30_000);
+  // The reason stays in status, not only in the log.
+  assert.match(status.worker.last_spawn_error?.message ?? '', /^working_dir .*\/not-yet is not usable/);
+  assert.ok(Date.now() - Date.parse(status.worker.last_spawn_error!.at) < 60_000);
+  const human = await box.cli(['status']);
+  assert.match(human.stdout, /\n  last spawn error: working_dir .*\/not-yet is not usable.*, [\d.]+s ago\n/);
   const stop = await box.cli(['stop']);
   assert.equal(stop.code, 0, stop.stderr);
 });
@@ -201,7 +219,7 @@ test('stop --timeout gives up with exit 1 while the worker outlives it; the daem
   const r = await box.cli(['stop', '--timeout', '300ms']);
   const tookMs = Date.now() - began;
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /^autopilotd: stop failed: no reply to shutdown from .* within 300 ms \(timeout\)\n$/);
+  assert.match(r.stderr, /^autopilotd: stop failed: no reply to shutdown from .* within 300 ms \(timeout\); the daemon carries on stopping \(autopilotd status shows it; a second .autopilotd stop. kills the worker tree at once\)\n$/);
   assert.ok(tookMs < 2700, `stop gave up after ${tookMs} ms, before the worker's 3 s grace ran out`);
   assert.ok(isAlive(workerPid), 'the worker still runs: its grace is not over');
   await waitFor('the daemon to finish its shutdown', () => !isAlive(pid) && !isAlive(workerPid), 15_000);

@@ -122,7 +122,8 @@ test('mode = "off" uses the /proc rules: no cgroup directory, status says proc',
   const { daemon, configPath, dir } = await daemonInTempDir(t, '[worker]\ncommand = ["sleep", "1000"]\nstop_timeout_ms = 1000\n[cgroup]\nmode = "off"\n');
   assert.equal(daemon.matching(/worker tree backend: proc \(\[cgroup\] mode = "off"\)/).length, 1);
   const status = await statusOf(configPath);
-  assert.deepEqual(status.tree, { backend: 'proc', cgroup: null, leaf: null });
+  const { backend, cgroup, leaf } = status.tree!;
+  assert.deepEqual({ backend, cgroup, leaf }, { backend: 'proc', cgroup: null, leaf: null });
   assert.match((await runCli(['status', '--config', configPath])).stdout, /\n {2}tree: +proc \(/);
   assert.deepEqual(privateDirsOf(join(dir, 'd.pid')), []);
   const base = testCgroupBase();

@@ -418,3 +418,18 @@ describe('ProcTable on the real /proc', () => {
     assert.ok(psi.fullAvg10 <= psi.someAvg10);
   });
 });
+
+test('cmdline reads the words of a live process (status tree listing), cut at maxBytes; null once it is gone', async () => {
+  const script = 'setInterval(() => {}, 1e6)';
+  const child = spawn(process.execPath, ['-e', script, 'a b'], { stdio: 'ignore' });
+  await once(child, 'spawn');
+  const table = new ProcTable();
+  try {
+    assert.deepEqual(table.cmdline(child.pid!), [process.execPath, '-e', script, 'a b'], 'a word with a space stays one word');
+    assert.deepEqual(table.cmdline(child.pid!, process.execPath.length + 2), [process.execPath, '-'], 'cut');
+  } finally {
+    child.kill('SIGKILL');
+  }
+  await once(child, 'exit');
+  assert.equal(table.cmdline(child.pid!), null);
+});

@@ -1,0 +1,85 @@
+// `autopilotd status --watch` against a real background daemon (issue #19): successive plain
+// blocks into a pipe, "not running" once the daemon is gone and found again when it is back, exit 0
+// on Ctrl-C; and on a real pseudo-terminal (python3's pty module) the redraw in place, the cursor
+// hidden and shown again on Ctrl-C.
+import * as assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { test } from 'node:test';
+import { CLI, cleanEnv, REPO_ROOT } from '../helpers/daemon.js';
+import { sandbox, SANDBOX_ENV } from '../helpers/sandbox.js';
+import { waitFor } from '../helpers/wait.js';
+import { hasPty, PTY_MISSING, runOnPty } from '../helpers/pty.js';
+
+const count = (text: string, part: string): number => text.split(part).length - 1;
+
+test('status --watch into a pipe prints plain blocks, says when the daemon is gone, finds it again, exits 0 on Ctrl-C', async (t) => {
+  const box = sandbox(t);
+  const first = await box.start();
+  const child = spawn(process.execPath, [CLI, 'status', '--watch', '--interval', '200ms', '--config', box.configPath], {
+    cwd: REPO_ROOT, env: { ...cleanEnv(), [SANDBOX_ENV]: box.id }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.after(() => child.kill('SIGKILL'));
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c));
+  child.stderr.on('data', (c: Buffer) => (stderr += c));
+  const exited = new Promise<{ code: number | null; signal: string | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
+  await waitFor(() => `two blocks; got ${JSON.stringify(stdout)}`, () => count(stdout, `: running, pid ${first.pid}`) >= 2);
+  assert.match(stdout, /^Every 0\.2s: autopilotd status {4}\d{4}-\d\d-\d\dT[\d:.]+Z\nautopilotd .*: running, pid \d+, up /);
+  assert.equal((await box.cli(['stop'])).code, 0);
+  await waitFor(() => `the daemon's absence; got ${JSON.stringify(stdout.slice(-600))}`, () => /\nautopilotd is not running \(no daemon at .*\); looking again every 0\.2s\n/.test(stdout));
+  const second = await box.start();
+  await waitFor(() => `the new daemon; got ${JSON.stringify(stdout.slice(-600))}`, () => stdout.includes(`: running, pid ${second.pid}`));
+  child.kill('SIGINT');
+  assert.deepEqual(await exited, { code: 0, signal: null });
+  assert.equal(stderr, '');
+  assert.doesNotMatch(stdout, /\x1b/, 'no terminal control into a pipe');
+  assert.equal((await box.cli(['stop'])).code, 0);
+});
+
+test('status --watch --json prints one JSON object a line, running or not', async (t) => {
+  const box = sandbox(t);
+  const child = spawn(process.execPath, [CLI, 'status', '-w', '--json', '--interval', '100ms', '--config', box.configPath], {
+    cwd: REPO_ROOT, env: { ...cleanEnv(), [SANDBOX_ENV]: box.id }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.after(() => child.kill('SIGKILL'));
+  let stdout = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c));
+  const exited = new Promise<{ code: number | null; signal: string | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
+  await waitFor(() => `two lines; got ${JSON.stringify(stdout)}`, () => count(stdout, '\n') >= 2);
+  const [line] = stdout.split('\n').map((l) => (l === '' ? null : JSON.parse(l) as Record<string, unknown>));
+  assert.equal(line?.running, false);
+  assert.match(String(line?.reason), /^no daemon at /);
+  child.kill('SIGINT');
+  assert.deepEqual(await exited, { code: 0, signal: null });
+});
+
+test('status --interval is checked: a DURATION, at least 100ms, only with --watch', async (t) => {
+  const box = sandbox(t);
+  for (const [args, message] of [
+    [['status', '--watch', '--interval', 'soon'], /status: --interval: expected a DURATION/],
+    [['status', '--watch', '--interval', '10ms'], /status: --interval: at least 100ms, got '10ms'/],
+    [['status', '--interval', '2s'], /status: --interval goes with --watch/],
+  ] as const) {
+    const r = await box.cli([...args]);
+    assert.equal(r.code, 64, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+  }
+});
+
+test('status --watch on a terminal redraws in place with the cursor hidden, and Ctrl-C leaves it clean', async (t) => {
+  if (!hasPty()) return t.skip(PTY_MISSING);
+  const box = sandbox(t);
+  const { pid } = await box.start();
+  const env = { ...cleanEnv(), [SANDBOX_ENV]: box.id, TERM: 'xterm' };
+  // Ctrl-C once the third frame is drawn.
+  const run = await runOnPty([process.execPath, CLI, 'status', '--watch', '--interval', '200ms', '--config', box.configPath], { cwd: REPO_ROOT, env, ctrlCAfter: ['3*\x1b[J'] });
+  assert.equal(run.code, 0, 'exit 0 on Ctrl-C');
+  const screen = run.output;
+  assert.ok(screen.startsWith('\x1b[?25l\x1b[H\x1b[2J'), `hides the cursor and clears the screen first: ${JSON.stringify(screen.slice(0, 40))}`);
+  assert.ok(count(screen, '\x1b[HEvery 0.2s: autopilotd status') >= 3, 'each frame starts at the top left');
+  assert.match(screen, new RegExp(`\\x1b\\[K\\nautopilotd .*: running, pid ${pid}, up .*\\x1b\\[K\\n`), 'each line clears what the last frame left');
+  assert.ok(count(screen, '\x1b[J') >= 3, 'each frame clears the rest of the screen');
+  assert.ok(screen.endsWith('\x1b[?25h\n'), `shows the cursor again and ends the line: ${JSON.stringify(screen.slice(-40))}`);
+  assert.equal((await box.cli(['stop'])).code, 0);
+});
