@@ -4,7 +4,7 @@
 // (lifecycle.ts). What each step does is decided elsewhere; this file only orders them and owns
 // their lifetimes.
 
-import { randomBytes } from 'node:crypto';
+import { randomBytes } from '../os/random-bytes.js';
 import type { Config, ConfigFlags, LoadedConfig } from '../config/types.js';
 import { ControlServer } from '../control/server.js';
 import { Logger, isJournaldStream, stderrSink, type LineSink } from '../log/logger.js';

@@ -4,7 +4,7 @@
 // unhealthy worker (a failure, so a worker that hangs at start backs off), `recycle` for
 // max_uptime_ms (planned, not a failure). Nothing runs while every signal is off.
 
-import { performance } from 'node:perf_hooks';
+import { monotonicMs } from '../os/monotonic-clock.js';
 import type { Config, HealthConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
 import { statHeartbeat } from '../os/heartbeat-file.js';
@@ -172,7 +172,7 @@ export class HealthLoop {
     const { tracker, table, worker } = this.deps;
     const probePid = this.probe?.running.pid ?? null;
     // The memory guard's clock: a reading behind its last one would force the tracker to a full scan.
-    const members = tracker.sample(worker.treeIdentity(), performance.now()).members.filter((p) => probePid === null || p.pgid !== probePid);
+    const members = tracker.sample(worker.treeIdentity(), monotonicMs()).members.filter((p) => probePid === null || p.pgid !== probePid);
     const reading = readCpu(members);
     const ticks = cpuTicksBetween(run.cpu, reading);
     run.cpu = reading;

@@ -2,7 +2,7 @@
 // do, and carries out its one action at a time: SIGTERM then SIGKILL for a victim, or a worker
 // restart through the supervisor. The policy chooses when to sample next.
 
-import { performance } from 'node:perf_hooks';
+import { monotonicMs } from '../os/monotonic-clock.js';
 import type { Config } from '../config/types.js';
 import type { MemoryStatus } from '../control/protocol.js';
 import type { Logger } from '../log/logger.js';
@@ -155,7 +155,7 @@ export class MemoryGuardLoop {
     const procs = this.config.memory.hog_scope === 'user' ? table.scan() : null;
     const identity = this.deps.treeIdentity();
     // A walking tracker finds the tree without the scan, escapees findTree cannot see included.
-    const found = procs !== null && !this.tree.walks ? findTree(table, identity, procs) : this.tree.sample(identity, performance.now()).members;
+    const found = procs !== null && !this.tree.walks ? findTree(table, identity, procs) : this.tree.sample(identity, monotonicMs()).members;
     const members = this.withSwap(found, mem.swapTotalBytes);
     const processes = new Map<number, SampledProcess>(members.map((p) => [p.pid, p]));
     const extraCandidates: MemorySample['extraCandidates'][number][] = [];
@@ -174,7 +174,7 @@ export class MemoryGuardLoop {
     return {
       processes,
       sample: {
-        atMs: performance.now(),
+        atMs: monotonicMs(),
         availableBytes: mem.availableBytes,
         totalBytes: mem.totalBytes,
         psi: table.pressure(),
@@ -236,7 +236,7 @@ export class MemoryGuardLoop {
     } catch (err) {
       logger.emit({ kind: 'internal-error', message: `memory guard: reading memory after killing pid ${action.pid}: ${(err as Error).message}` });
     }
-    this.feed({ kind: 'kill-finished', atMs: performance.now(), pid: action.pid });
+    this.feed({ kind: 'kill-finished', atMs: monotonicMs(), pid: action.pid });
   }
 
   private async restart(action: RestartWorkerAction): Promise<void> {
@@ -262,22 +262,22 @@ export class MemoryGuardLoop {
         logger.emit({ kind: 'internal-error', message: `memory guard: restarting the worker: ${(err as Error).message}` });
       }
     }
-    this.feed({ kind: 'restart-finished', atMs: performance.now() });
+    this.feed({ kind: 'restart-finished', atMs: monotonicMs() });
   }
 }
 
 /** Waits until the sampled process (same pid and start time) is gone or a zombie; false on timeout. */
 async function waitGone(table: ProcTable, proc: SampledProcess, timeoutMs: number): Promise<boolean> {
-  const deadline = performance.now() + timeoutMs;
+  const deadline = monotonicMs() + timeoutMs;
   for (;;) {
     const now = table.read(proc.pid);
     if (now === null || now.startTimeTicks !== proc.startTimeTicks || now.state === 'Z' || now.state === 'X') return true;
-    if (performance.now() >= deadline) return false;
+    if (monotonicMs() >= deadline) return false;
     await new Promise((r) => setTimeout(r, VICTIM_CHECK_MS));
   }
 }
 
-/** Converts a monotonic performance.now() time to wall-clock ms for status. */
-function wallClockOf(monotonicMs: number): number {
-  return Date.now() - (performance.now() - monotonicMs);
+/** Converts a monotonicMs() time to wall-clock ms for status. */
+function wallClockOf(atMs: number): number {
+  return Date.now() - (monotonicMs() - atMs);
 }

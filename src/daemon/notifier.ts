@@ -7,7 +7,7 @@
 
 import { hostname } from 'node:os';
 import { basename } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monotonicMs } from '../os/monotonic-clock.js';
 import type { Config } from '../config/types.js';
 import type { WorkerStatus } from '../control/protocol.js';
 import type { Logger, LogRecord } from '../log/logger.js';
@@ -69,7 +69,7 @@ export class Notifier {
   private readonly host = hostname();
 
   constructor(private readonly deps: NotifierDeps) {
-    this.now = deps.now ?? (() => Math.round(performance.now()));
+    this.now = deps.now ?? (() => Math.round(monotonicMs()));
     this.wallNow = deps.wallNow ?? Date.now;
   }
 
