@@ -5,10 +5,14 @@
 
 import { parseCommandLine } from './command-line.js';
 import { CliFailure, EXIT } from './exit-codes.js';
-import { runProgram } from './program.js';
+import { exitCodeOf, runProgram } from './program.js';
 import { startCommand } from './start.js';
+import type { ParsedCommand } from './args.js';
 
-export { startCommand };
+/** `start`, for the CLI: its errors are reported here, by this bundle's classes. */
+export function runStart(p: ParsedCommand): Promise<number> {
+  return exitCodeOf(() => startCommand(p));
+}
 
 /** Run as a program: only the command line `start` hands its detached daemon. */
 export function runAsProgram(): Promise<void> {

@@ -20,7 +20,7 @@ async function run(argv: string[]): Promise<number> {
   }
   const { parsed } = line;
   switch (parsed.command) {
-    case 'start': return (await import('./start.js')).startCommand(parsed);
+    case 'start': return (await import('./daemon-main.js')).runStart(parsed);
     case 'config': return (await import('./config-command.js')).configCommand(parsed);
     case 'logs': return (await import('./logs.js')).logsCommand(parsed);
     case 'install-service': return (await import('./install-service.js')).installServiceCommand(parsed);

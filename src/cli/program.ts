@@ -7,13 +7,19 @@ import { escapeForTerminal } from '../log/terminal-text.js';
 
 /** Runs `run` on this process's arguments and sets process.exitCode from its result or its error. */
 export async function runProgram(run: (argv: string[]) => Promise<number>): Promise<void> {
-  let code: number;
+  process.exitCode = await exitCodeOf(() => run(process.argv.slice(2)));
+}
+
+/**
+ * The exit code of `run`, its error written out. Each bundle reports its own errors: the other
+ * bundle's classes (CliFailure, UsageError) are other classes to `instanceof`.
+ */
+export async function exitCodeOf(run: () => Promise<number>): Promise<number> {
   try {
-    code = await run(process.argv.slice(2));
+    return await run();
   } catch (err) {
-    code = reportError(err);
+    return reportError(err);
   }
-  process.exitCode = code;
 }
 
 /**

@@ -7,6 +7,7 @@
 import { monotonicMs } from '../os/monotonic-clock.js';
 import type { Config, HealthConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
+import { isoTime } from '../log/iso-time.js';
 import { statHeartbeat } from '../os/heartbeat-file.js';
 import { runProbe, type ProbeResult, type RunningProbe } from '../os/probe-runner.js';
 import type { ProcTable } from '../os/proc-table.js';
@@ -187,7 +188,7 @@ export class HealthLoop {
     let unjudged: string | null = null;
     if (stat.kind === 'unknown') unjudged = stat.reason;
     else if (stat.kind === 'mtime' && !(stat.mtimeMs > 0)) unjudged = 'its mtime is zero';
-    else if (stat.kind === 'mtime' && stat.mtimeMs > wallMs) unjudged = `its mtime ${new Date(stat.mtimeMs).toISOString()} is in the future`;
+    else if (stat.kind === 'mtime' && stat.mtimeMs > wallMs) unjudged = `its mtime ${isoTime(stat.mtimeMs)} is in the future`;
     if (unjudged !== null && run.heartbeatUnjudged === null) this.deps.logger.emit({ kind: 'health-heartbeat-unjudged', path, reason: unjudged });
     run.heartbeatUnjudged = unjudged;
     return stat.kind === 'unknown' ? { kind: 'unknown' } : stat;

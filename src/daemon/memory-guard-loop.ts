@@ -6,6 +6,7 @@ import { monotonicMs } from '../os/monotonic-clock.js';
 import type { Config } from '../config/types.js';
 import type { MemoryStatus } from '../control/protocol.js';
 import type { Logger } from '../log/logger.js';
+import { isoTime } from '../log/iso-time.js';
 import type { ProcessInfo, ProcTable, SampledProcess } from '../os/proc-table.js';
 import { findTree, sameProcess, type TreeIdentity } from '../os/process-tree.js';
 import { ProcessHandles } from '../os/process-handles.js';
@@ -99,7 +100,7 @@ export class MemoryGuardLoop {
       top: topProcesses(s.tree, 3).map((p) => ({ pid: p.pid, comm: p.comm, rss_bytes: p.rssBytes, swap_bytes: p.swapBytes })),
       last_action: a === null ? null : {
         kind: a.kind, reason: a.reason, pid: a.pid, comm: a.comm, rss_bytes: a.rssBytes, swap_bytes: a.swapBytes,
-        at: new Date(wallClockOf(a.atMs)).toISOString(),
+        at: isoTime(wallClockOf(a.atMs)),
       },
     };
   }

@@ -3,6 +3,7 @@
 
 import type { MemoryStatus, StatusData, WorkerOutputLine } from '../control/protocol.js';
 import type { WorkerModel } from '../policy/worker-state.js';
+import { isoTime } from '../log/iso-time.js';
 
 export interface StatusInputs {
   nowMs: number;
@@ -19,7 +20,7 @@ export interface StatusInputs {
   lastExitTail?: readonly WorkerOutputLine[];
 }
 
-const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+const iso = (ms: number | null): string | null => (ms === null ? null : isoTime(ms));
 
 export function buildStatus(s: StatusInputs): StatusData {
   const w = s.worker;
