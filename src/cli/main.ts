@@ -1,11 +1,12 @@
 // The CLI entry point: parses the command line and hands off to one command module. Kept light:
-// the daemon is imported only by `start`, so client commands load little.
+// `start` and the daemon are in another bundle (dist/bin/daemon.cjs, scripts/bundle.mjs), loaded
+// only by `start`, so client commands load little.
 
 import { VERSION } from '../version.js';
 import { COMMAND_HELP, MAIN_HELP } from './help.js';
-import { CliFailure, EXIT, UsageError } from './exit-codes.js';
+import { EXIT } from './exit-codes.js';
 import { parseCommandLine } from './command-line.js';
-import { escapeForTerminal } from '../log/terminal-text.js';
+import { runProgram } from './program.js';
 
 async function run(argv: string[]): Promise<number> {
   const line = parseCommandLine(argv);
@@ -19,7 +20,7 @@ async function run(argv: string[]): Promise<number> {
   }
   const { parsed } = line;
   switch (parsed.command) {
-    case 'start': return (await import('./start.js')).startCommand(parsed);
+    case 'start': return (await import('./daemon-main.js')).runStart(parsed);
     case 'config': return (await import('./config-command.js')).configCommand(parsed);
     case 'logs': return (await import('./logs.js')).logsCommand(parsed);
     case 'install-service': return (await import('./install-service.js')).installServiceCommand(parsed);
@@ -28,40 +29,4 @@ async function run(argv: string[]): Promise<number> {
   }
 }
 
-async function main(): Promise<void> {
-  let code: number;
-  try {
-    code = await run(process.argv.slice(2));
-  } catch (err) {
-    code = reportError(err);
-  }
-  process.exitCode = code;
-}
-
-/**
- * Error output. On a terminal its control characters are made visible: a failed `start` quotes
- * the last log lines, worker output included, and that must not drive the terminal (#14).
- */
-function writeError(text: string): void {
-  process.stderr.write(process.stderr.isTTY === true ? escapeForTerminal(text) : text);
-}
-
-function reportError(err: unknown): number {
-  if (err instanceof UsageError) {
-    writeError(`autopilotd: ${err.message}\nTry 'autopilotd ${err.command === null ? '--help' : `help ${err.command}`}'.\n`);
-    return err.exitCode;
-  }
-  const e = err as Error & { exitCode?: unknown; code?: unknown };
-  if (e?.code === 'config_invalid' && typeof e.exitCode === 'number') {
-    writeError(`autopilotd: invalid configuration:\n${e.message}\n`);
-    return e.exitCode;
-  }
-  if (err instanceof CliFailure) {
-    if (err.message) writeError(`autopilotd: ${err.message}\n`);
-    return err.exitCode;
-  }
-  writeError(`autopilotd: internal error: ${e?.stack ?? String(err)}\n`);
-  return EXIT.failure;
-}
-
-void main();
+void runProgram(run);

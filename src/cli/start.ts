@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, constants, ftruncateSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { ConfigError, formatProblem } from '../config/errors.js';
 import type { LoadedConfig } from '../config/types.js';
 import { sendRequest } from '../control/client.js';
@@ -100,7 +101,7 @@ async function daemonize(loaded: LoadedConfig): Promise<number> {
   // Right after `start`, before the user's arguments: anything after `--` is the worker's argv.
   const [command, ...userArgs] = process.argv.slice(2);
   const argv = [command!, '--foreground', '--daemonized', ...userArgs];
-  const child = spawn(process.execPath, [...nodeFlags, process.argv[1]!, ...argv], {
+  const child = spawn(process.execPath, [...nodeFlags, daemonProgram(), ...argv], {
     detached: true,
     stdio: ['ignore', raw.fd, raw.fd, 'pipe'],
     env: process.env,
@@ -134,6 +135,15 @@ async function daemonize(loaded: LoadedConfig): Promise<number> {
   // Once, here: the daemon's own line about it went to its log file.
   if (outcome.nativeMissing) process.stderr.write(`autopilotd: warning: native helper not loaded (${outcome.nativeMissing}); sd_notify goes through systemd-notify, which needs NotifyAccess=all\n`);
   return EXIT.ok;
+}
+
+/**
+ * The script the detached daemon runs: this bundle (dist/bin/daemon.cjs, daemon-main.ts), which
+ * holds `start` and the daemon without the CLI bundle. Unbundled (dist/src), the CLI that runs.
+ */
+function daemonProgram(): string {
+  const self = fileURLToPath(import.meta.url);
+  return self.endsWith('.cjs') ? self : process.argv[1]!;
 }
 
 async function currentDaemon(socketPath: string): Promise<StatusData | null> {

@@ -1,6 +1,6 @@
 // The socket's place in the file system: a private directory, no clobbering of live daemons or
 // user files, a 0600 socket from the first instant, and removal only of our own inode.
-import { randomBytes } from 'node:crypto';
+import { randomBytes } from '../os/random-bytes.js';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';

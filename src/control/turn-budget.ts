@@ -4,7 +4,7 @@
 // guard's poll) and other sockets waited. Now each connection runs at most one request per turn,
 // and all of them together at most REQUESTS_PER_TURN or TURN_BUDGET_MS; the rest wait, in arrival
 // order, for a later turn (setImmediate: after timers and I/O have had theirs).
-import { performance } from 'node:perf_hooks';
+import { monotonicMs } from '../os/monotonic-clock.js';
 
 /** Requests run in one turn across all connections. */
 export const REQUESTS_PER_TURN = 32;
@@ -54,11 +54,11 @@ export class TurnBudget {
 
   private hasRoom(): boolean {
     if (this.granted === 0) return true;
-    return this.granted < this.maxRequests && performance.now() - this.turnStartedAtMs < this.maxMs;
+    return this.granted < this.maxRequests && monotonicMs() - this.turnStartedAtMs < this.maxMs;
   }
 
   private grant(): number {
-    if (this.granted === 0) this.turnStartedAtMs = performance.now();
+    if (this.granted === 0) this.turnStartedAtMs = monotonicMs();
     this.granted += 1;
     this.armNextTurn();
     return this.turn;

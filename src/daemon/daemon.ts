@@ -4,14 +4,15 @@
 // (lifecycle.ts). What each step does is decided elsewhere; this file only orders them and owns
 // their lifetimes.
 
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { randomBytes } from '../os/random-bytes.js';
 import type { Config, ConfigFlags, LoadedConfig } from '../config/types.js';
 import { ControlServer } from '../control/server.js';
 import type { TreeStatus } from '../control/protocol.js';
 import { Logger, isJournaldStream, stderrSink, type LineSink } from '../log/logger.js';
 import { removeInstanceRecord, removePidFile, writeInstanceRecord, writePidFile } from '../os/pid-file.js';
 import { RotatingLogFile } from '../os/log-file.js';
+import { isoTime } from '../log/iso-time.js';
 import { ProcTable } from '../os/proc-table.js';
 import { TerminalOutput } from '../os/terminal-output.js';
 import { protectedPidsOf } from '../os/process-tree.js';
@@ -275,7 +276,7 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
       name: 'write the pid file',
       start: async () => {
         const record = {
-          pid: process.pid, instance_id: d.instanceId, started_at: new Date(d.startedAtMs).toISOString(), start_ticks: ownStartTicks(d.table),
+          pid: process.pid, instance_id: d.instanceId, started_at: isoTime(d.startedAtMs), start_ticks: ownStartTicks(d.table),
           // What a client needs to find this daemon once the configuration has changed or broken.
           socket_path: d.config.current.socket_path, config_path: d.opts.loaded.path,
         };

@@ -2,6 +2,7 @@
 // force; the worker's own output is not an event, `logs` has it), numbered from 1, the last
 // EVENT_BACKLOG kept for a new subscriber. Listens from the daemon's first log line on.
 
+import { isoTime } from '../log/iso-time.js';
 import { EVENT_BACKLOG, type EventSource, type StreamEvent } from '../control/events-protocol.js';
 import type { Logger, LogRecord } from '../log/logger.js';
 
@@ -41,7 +42,7 @@ export class EventJournal implements EventSource {
   private heard(r: LogRecord): void {
     if (r.worker === true || !this.logger.enabled(r.level)) return;
     this.seq += 1;
-    const event: StreamEvent = { seq: this.seq, at: new Date(r.atMs).toISOString(), level: r.level, kind: r.event?.kind ?? null, text: r.text };
+    const event: StreamEvent = { seq: this.seq, at: isoTime(r.atMs), level: r.level, kind: r.event?.kind ?? null, text: r.text };
     this.recent.push(event);
     if (this.recent.length > EVENT_BACKLOG) this.recent.shift();
     for (const listener of this.listeners) {

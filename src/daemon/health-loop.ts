@@ -4,9 +4,10 @@
 // unhealthy worker (a failure, so a worker that hangs at start backs off), `recycle` for
 // max_uptime_ms (planned, not a failure). Nothing runs while every signal is off.
 
-import { performance } from 'node:perf_hooks';
+import { monotonicMs } from '../os/monotonic-clock.js';
 import type { Config, HealthConfig } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
+import { isoTime } from '../log/iso-time.js';
 import { statHeartbeat } from '../os/heartbeat-file.js';
 import { runProbe, type ProbeResult, type RunningProbe } from '../os/probe-runner.js';
 import type { ProcTable } from '../os/proc-table.js';
@@ -172,7 +173,7 @@ export class HealthLoop {
     const { tracker, table, worker } = this.deps;
     const probePid = this.probe?.running.pid ?? null;
     // The memory guard's clock: a reading behind its last one would force the tracker to a full scan.
-    const members = tracker.sample(worker.treeIdentity(), performance.now()).members.filter((p) => probePid === null || p.pgid !== probePid);
+    const members = tracker.sample(worker.treeIdentity(), monotonicMs()).members.filter((p) => probePid === null || p.pgid !== probePid);
     const reading = readCpu(members);
     const ticks = cpuTicksBetween(run.cpu, reading);
     run.cpu = reading;
@@ -187,7 +188,7 @@ export class HealthLoop {
     let unjudged: string | null = null;
     if (stat.kind === 'unknown') unjudged = stat.reason;
     else if (stat.kind === 'mtime' && !(stat.mtimeMs > 0)) unjudged = 'its mtime is zero';
-    else if (stat.kind === 'mtime' && stat.mtimeMs > wallMs) unjudged = `its mtime ${new Date(stat.mtimeMs).toISOString()} is in the future`;
+    else if (stat.kind === 'mtime' && stat.mtimeMs > wallMs) unjudged = `its mtime ${isoTime(stat.mtimeMs)} is in the future`;
     if (unjudged !== null && run.heartbeatUnjudged === null) this.deps.logger.emit({ kind: 'health-heartbeat-unjudged', path, reason: unjudged });
     run.heartbeatUnjudged = unjudged;
     return stat.kind === 'unknown' ? { kind: 'unknown' } : stat;

@@ -2,10 +2,11 @@
 // do, and carries out its one action at a time: SIGTERM then SIGKILL for a victim, or a worker
 // restart through the supervisor. The policy chooses when to sample next.
 
-import { performance } from 'node:perf_hooks';
+import { monotonicMs } from '../os/monotonic-clock.js';
 import type { Config } from '../config/types.js';
 import type { MemoryStatus, TreeProcessStatus } from '../control/protocol.js';
 import type { Logger } from '../log/logger.js';
+import { isoTime } from '../log/iso-time.js';
 import type { ProcessInfo, ProcTable, SampledProcess } from '../os/proc-table.js';
 import { findTree, sameProcess, type TreeIdentity } from '../os/process-tree.js';
 import { ProcessHandles } from '../os/process-handles.js';
@@ -110,7 +111,7 @@ export class MemoryGuardLoop {
       top: topProcesses(s.tree, 3).map((p) => ({ pid: p.pid, comm: p.comm, rss_bytes: p.rssBytes, swap_bytes: p.swapBytes })),
       last_action: a === null ? null : {
         kind: a.kind, reason: a.reason, pid: a.pid, comm: a.comm, rss_bytes: a.rssBytes, swap_bytes: a.swapBytes,
-        at: new Date(wallClockOf(a.atMs)).toISOString(),
+        at: isoTime(wallClockOf(a.atMs)),
       },
     };
   }
@@ -185,7 +186,7 @@ export class MemoryGuardLoop {
     const identity = this.deps.treeIdentity();
     // A walking tracker, or the leaf, finds the tree without the scan, escapees findTree cannot see included.
     const leaf = this.deps.treeLeaf?.() ?? null;
-    const found = procs !== null && leaf === null && !this.tree.walks ? findTree(table, identity, procs) : this.tree.sample(identity, performance.now()).members;
+    const found = procs !== null && leaf === null && !this.tree.walks ? findTree(table, identity, procs) : this.tree.sample(identity, monotonicMs()).members;
     const members = this.withSwap(found, mem.swapTotalBytes);
     const processes = new Map<number, SampledProcess>(members.map((p) => [p.pid, p]));
     const extraCandidates: MemorySample['extraCandidates'][number][] = [];
@@ -204,7 +205,7 @@ export class MemoryGuardLoop {
     return {
       processes,
       sample: {
-        atMs: performance.now(),
+        atMs: monotonicMs(),
         availableBytes: mem.availableBytes,
         totalBytes: mem.totalBytes,
         psi: table.pressure(),
@@ -267,7 +268,7 @@ export class MemoryGuardLoop {
     } catch (err) {
       logger.emit({ kind: 'internal-error', message: `memory guard: reading memory after killing pid ${action.pid}: ${(err as Error).message}` });
     }
-    this.feed({ kind: 'kill-finished', atMs: performance.now(), pid: action.pid });
+    this.feed({ kind: 'kill-finished', atMs: monotonicMs(), pid: action.pid });
   }
 
   private async restart(action: RestartWorkerAction): Promise<void> {
@@ -293,22 +294,22 @@ export class MemoryGuardLoop {
         logger.emit({ kind: 'internal-error', message: `memory guard: restarting the worker: ${(err as Error).message}` });
       }
     }
-    this.feed({ kind: 'restart-finished', atMs: performance.now() });
+    this.feed({ kind: 'restart-finished', atMs: monotonicMs() });
   }
 }
 
 /** Waits until the sampled process (same pid and start time) is gone or a zombie; false on timeout. */
 async function waitGone(table: ProcTable, proc: SampledProcess, timeoutMs: number): Promise<boolean> {
-  const deadline = performance.now() + timeoutMs;
+  const deadline = monotonicMs() + timeoutMs;
   for (;;) {
     const now = table.read(proc.pid);
     if (now === null || now.startTimeTicks !== proc.startTimeTicks || now.state === 'Z' || now.state === 'X') return true;
-    if (performance.now() >= deadline) return false;
+    if (monotonicMs() >= deadline) return false;
     await new Promise((r) => setTimeout(r, VICTIM_CHECK_MS));
   }
 }
 
-/** Converts a monotonic performance.now() time to wall-clock ms for status. */
-function wallClockOf(monotonicMs: number): number {
-  return Date.now() - (performance.now() - monotonicMs);
+/** Converts a monotonicMs() time to wall-clock ms for status. */
+function wallClockOf(atMs: number): number {
+  return Date.now() - (monotonicMs() - atMs);
 }

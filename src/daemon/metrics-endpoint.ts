@@ -1,7 +1,7 @@
 // The start-up step behind [metrics].listen: serves GET /metrics where the configuration says, and
 // stops serving at shutdown. Nothing when the key is unset.
 
-import { performance } from 'node:perf_hooks';
+import { monotonicMs } from '../os/monotonic-clock.js';
 import { formatListenAddress, parseListenAddress } from '../config/listen-address.js';
 import { MetricsHttpServer } from '../control/metrics-http.js';
 import type { Logger } from '../log/logger.js';
@@ -26,7 +26,7 @@ export async function serveMetrics(listen: string | null, render: () => string, 
 }
 
 /** `render`, called again only once `reuseMs` have passed since its last result (monotonic clock). */
-export function reusing(render: () => string, reuseMs: number, now: () => number = () => performance.now()): () => string {
+export function reusing(render: () => string, reuseMs: number, now: () => number = monotonicMs): () => string {
   let text = '';
   let renderedAt = Number.NEGATIVE_INFINITY;
   return () => {

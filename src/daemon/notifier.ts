@@ -7,10 +7,11 @@
 
 import { hostname } from 'node:os';
 import { basename } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monotonicMs } from '../os/monotonic-clock.js';
 import type { Config } from '../config/types.js';
 import type { WorkerStatus } from '../control/protocol.js';
 import type { Logger, LogRecord } from '../log/logger.js';
+import { isoTime } from '../log/iso-time.js';
 import { runNotifyCommand, type NotifyResult } from '../os/notify-command.js';
 import type { ProcTable } from '../os/proc-table.js';
 import { initialNotifyState, stepNotify, type NotifyEffect, type NotifyState } from '../policy/notify-policy.js';
@@ -69,7 +70,7 @@ export class Notifier {
   private readonly host = hostname();
 
   constructor(private readonly deps: NotifierDeps) {
-    this.now = deps.now ?? (() => Math.round(performance.now()));
+    this.now = deps.now ?? (() => Math.round(monotonicMs()));
     this.wallNow = deps.wallNow ?? Date.now;
   }
 
@@ -119,7 +120,7 @@ export class Notifier {
         // Read now, at the event: by the time the command reads it, the worker may have moved on.
         const payload: NotifyPayload = {
           event: occurrence.kind,
-          time: new Date(this.wallNow()).toISOString(),
+          time: isoTime(this.wallNow()),
           host: this.host,
           project: projectName(config),
           daemon_pid: process.pid,

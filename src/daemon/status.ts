@@ -4,6 +4,7 @@
 import type { BackoffStatus, MemoryLimitsStatus, MemoryStatus, StatusData, TreeProcessStatus, TreeStatus, WorkerOutputLine } from '../control/protocol.js';
 import type { Config } from '../config/types.js';
 import type { WorkerModel } from '../policy/worker-state.js';
+import { isoTime } from '../log/iso-time.js';
 
 export interface StatusInputs {
   nowMs: number;
@@ -28,7 +29,7 @@ export interface StatusInputs {
   treeListing: { processes: TreeProcessStatus[]; left_out: number } | null;
 }
 
-const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+const iso = (ms: number | null): string | null => (ms === null ? null : isoTime(ms));
 
 export function buildStatus(s: StatusInputs): StatusData {
   const w = s.worker;

@@ -1,6 +1,7 @@
 // Carries out the worker state machine: the one owner of its timers, the one caller of spawn and
 // tree stop. Policy decides (src/policy/worker-state.ts); this file only acts and reports.
 
+import { monotonicMs } from '../os/monotonic-clock.js';
 import type { Config } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
 import {
@@ -94,7 +95,7 @@ export class WorkerSupervisor {
 
   constructor(private config: Config, private readonly deps: WorkerSupervisorDeps) {
     this.leaves = new WorkerLeaves(deps.cgroups ?? (() => null), deps.logger);
-    this.now = deps.now ?? (() => Math.round(performance.now()));
+    this.now = deps.now ?? (() => Math.round(monotonicMs()));
     this.wallNow = deps.wallNow ?? Date.now;
     this.holdFiles = new HoldFiles(deps.holdFileParent ?? holdFileParent(process.env));
   }

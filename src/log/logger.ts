@@ -8,6 +8,7 @@
 import { fstatSync, writeSync } from 'node:fs';
 import { FORMATS, LOG_LEVELS, renderEvent, type LogEvent, type LogLevel } from './events.js';
 import { escapeForTerminal } from './terminal-text.js';
+import { isoTime } from './iso-time.js';
 
 export interface LineSink {
   /** `line` ends with '\n'. Must not throw. */
@@ -105,7 +106,7 @@ export class Logger {
   private stampFor(atMs: number): string {
     if (atMs !== this.stampMs) {
       this.stampMs = atMs;
-      this.stamp = new Date(atMs).toISOString();
+      this.stamp = isoTime(atMs);
     }
     return this.stamp;
   }

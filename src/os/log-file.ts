@@ -29,7 +29,7 @@
 // made again as a private one (private-dir.ts).
 import { closeSync, constants, lstatSync, readdirSync, renameSync, unlinkSync, write, writeSync, type BigIntStats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monotonicMs } from './monotonic-clock.js';
 import { ensurePrivateDir } from './private-dir.js';
 import { openPrivateFile } from './private-file.js';
 
@@ -199,9 +199,9 @@ export class RotatingLogFile {
   }
 
   #flushTimed(): void {
-    const startMs = performance.now();
+    const startMs = monotonicMs();
     this.flush();
-    if (performance.now() - startMs > SLOW_WRITE_MS) this.#diskIsSlow = true;
+    if (monotonicMs() - startMs > SLOW_WRITE_MS) this.#diskIsSlow = true;
   }
 
   /**
@@ -245,13 +245,13 @@ export class RotatingLogFile {
     // At most MAX_BATCH_BYTES at a time: the rest waits its turn in the queue, where it is counted.
     const { bytes, lines } = this.#takePending(MAX_BATCH_BYTES);
     this.#inFlightBytes = bytes.length;
-    const startMs = performance.now();
+    const startMs = monotonicMs();
     this.#inFlight = this.#writeBatchAsync(bytes, lines).then(() => {
       this.#inFlight = null;
       this.#inFlightBytes = 0;
       for (const fd of this.#closeAfterFlight.splice(0)) closeQuietly(fd);
       // The disk keeps up again: back to writing at once when the queue is empty.
-      if (this.#pendingLines === 0 && performance.now() - startMs <= SLOW_WRITE_MS) this.#diskIsSlow = false;
+      if (this.#pendingLines === 0 && monotonicMs() - startMs <= SLOW_WRITE_MS) this.#diskIsSlow = false;
       // What was queued meanwhile goes out at once, as the next batch.
       this.#pump();
     });

@@ -8,7 +8,7 @@
 // counts a notification as part of the worker, and a stop of one notification reaches no other.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { performance } from 'node:perf_hooks';
+import { monotonicMs } from './monotonic-clock.js';
 import type { ProcTable } from './proc-table.js';
 import { INSTANCE_ENV, type ProcessKey } from './process-tree.js';
 import { stopTree } from './tree-stop.js';
@@ -55,8 +55,8 @@ export interface NotifyResult {
 
 /** Resolves once the command ended (its output closed) or was stopped after its timeout; never rejects. */
 export function runNotifyCommand(req: NotifyCommandRequest): Promise<NotifyResult> {
-  const startMs = performance.now();
-  const elapsedMs = (): number => Math.round(performance.now() - startMs);
+  const startMs = monotonicMs();
+  const elapsedMs = (): number => Math.round(monotonicMs() - startMs);
   const stdout = new Capture();
   const stderr = new Capture();
   const result = (outcome: NotifyOutcome, pid: number | null): NotifyResult => ({ outcome, durationMs: elapsedMs(), pid, stdout: stdout.result(), stderr: stderr.result() });

@@ -9,7 +9,7 @@
 // 0600: the record names an instance id, and whoever could read or plant one could have a daemon
 // stop another's tree (issue #14, item 7). They are read as private-file.ts reads: never through a
 // symbolic link, and a file that is not ours or not a regular file counts as no file.
-import { randomBytes } from 'node:crypto';
+import { randomBytes } from './random-bytes.js';
 import { closeSync, constants, fchmodSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { PRIVATE_FILE_MODE, readPrivateFile } from './private-file.js';

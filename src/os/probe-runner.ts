@@ -9,7 +9,7 @@
 // group that carry the worker's instance marker (the probe's environment has it) are signalled,
 // each checked by pid and start time: a stranger that got the number cannot carry the marker.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { performance } from 'node:perf_hooks';
+import { monotonicMs } from './monotonic-clock.js';
 import type { ProcTable } from './proc-table.js';
 import { INSTANCE_ENV } from './process-tree.js';
 import { signalGroup, signalIfSame } from './signal.js';
@@ -48,7 +48,7 @@ export interface RunningProbe {
 }
 
 export function runProbe(req: ProbeRequest, table: ProcTable): RunningProbe {
-  const startedAt = performance.now();
+  const startedAt = monotonicMs();
   const [command, ...args] = req.argv as [string, ...string[]];
   let child: ChildProcess;
   try {
@@ -92,7 +92,7 @@ export function runProbe(req: ProbeRequest, table: ProcTable): RunningProbe {
       // Leftovers may hold the pipes open: let go of them rather than wait for their EOF.
       child.stdout?.destroy();
       child.stderr?.destroy();
-      const durationMs = Math.round(performance.now() - startedAt);
+      const durationMs = Math.round(monotonicMs() - startedAt);
       const detail = timedOut ? `timed out after ${req.timeoutMs} ms` : signal !== null ? `killed by ${signal}` : `exit code ${code}`;
       resolve({
         ok: !timedOut && code === 0, detail, code, signal, timedOut, pid: child.pid!, durationMs, leftoversKilled,
@@ -106,7 +106,7 @@ export function runProbe(req: ProbeRequest, table: ProcTable): RunningProbe {
 function spawnFailed(reason: string, startedAt: number): ProbeResult {
   return {
     ok: false, detail: `spawn failed: ${reason}`, code: null, signal: null, timedOut: false, pid: null,
-    durationMs: Math.round(performance.now() - startedAt), leftoversKilled: [], outputTail: '',
+    durationMs: Math.round(monotonicMs() - startedAt), leftoversKilled: [], outputTail: '',
   };
 }
 

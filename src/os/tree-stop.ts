@@ -12,7 +12,7 @@
 // missed its children as they moved: the tree is never called gone from such a look. Without the
 // helper (or for a tree that is not the daemon's worker) each look is a /proc scan by
 // process-tree.ts's rules instead. A zombie is counted as gone either way.
-import { performance } from 'node:perf_hooks';
+import { monotonicMs } from './monotonic-clock.js';
 import { ProcessHandles } from './process-handles.js';
 import type { DescendantWalker } from './descendant-walk.js';
 import type { ProcessInfo, ProcTable } from './proc-table.js';
@@ -111,9 +111,9 @@ export async function stopTree(opts: TreeStopOptions): Promise<TreeStopReport> {
 async function stopTreeWith(opts: TreeStopOptions, handles: ProcessHandles): Promise<TreeStopReport> {
   const { table, graceMs, force } = opts;
   const emit = opts.onEvent ?? (() => {});
-  const startMs = performance.now();
+  const startMs = monotonicMs();
   const forced = (): boolean => force?.aborted === true;
-  const elapsedMs = (): number => Math.round(performance.now() - startMs);
+  const elapsedMs = (): number => Math.round(monotonicMs() - startMs);
   const termSent = new Set<number>();
   const killSent = new Set<number>();
   const termed = new Set<string>();
@@ -150,7 +150,7 @@ async function stopTreeWith(opts: TreeStopOptions, handles: ProcessHandles): Pro
     // A process whose environment said nothing may be inside execve: the tree is not called empty
     // until each such process has been looked at again at least UNDECIDED_SETTLE_MS later.
     const members = traced.members.filter((p) => !foreign.has(keyOf(p)));
-    const nowMs = performance.now();
+    const nowMs = monotonicMs();
     let settleMs = 0;
     for (const p of traced.undecided) {
       const sinceMs = undecidedSinceMs.get(keyOf(p)) ?? nowMs;
@@ -199,8 +199,8 @@ async function stopTreeWith(opts: TreeStopOptions, handles: ProcessHandles): Pro
     const graceEndMs = startMs + graceMs;
     const nextDelay = rescanDelays();
     let graceOver = overLimit(now.members);
-    while (!graceOver && !forced() && performance.now() < graceEndMs) {
-      await sleep(Math.min(nextDelay(), graceEndMs - performance.now()), force);
+    while (!graceOver && !forced() && monotonicMs() < graceEndMs) {
+      await sleep(Math.min(nextDelay(), graceEndMs - monotonicMs()), force);
       now = look(false);
       if (now.members.length === 0 && settled(now)) break;
       graceOver = overLimit(now.members);
@@ -220,14 +220,14 @@ async function stopTreeWith(opts: TreeStopOptions, handles: ProcessHandles): Pro
     }
   }
 
-  const killStartMs = performance.now();
+  const killStartMs = monotonicMs();
   let survivors: number[] = [];
   let killedAny = false;
   const nextKillDelay = rescanDelays();
   for (let round = 0; ; round++) {
     // Fresh too: this look may be the one that calls the tree empty.
     now = look(true);
-    const atCeiling = round >= KILL_MAX_ROUNDS || performance.now() - killStartMs >= KILL_CEILING_MS;
+    const atCeiling = round >= KILL_MAX_ROUNDS || monotonicMs() - killStartMs >= KILL_CEILING_MS;
     if (now.members.length === 0) {
       if (settled(now)) break;
       if (atCeiling) {

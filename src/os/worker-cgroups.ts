@@ -9,7 +9,6 @@
 // instance (the pid file's lock makes one daemon its owner), the pid and start time its creator,
 // so a successor of the same instance finds the leftovers of a predecessor killed with SIGKILL
 // and tells a dead creator from a live one.
-import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { availableControllers, cgroupProcs, enableForChildren, hasCgroupKill, isPopulated, moveProcess } from './cgroup-leaf.js';
@@ -43,7 +42,18 @@ export interface Leftover {
 }
 
 export function privateDirPrefix(instanceKey: string): string {
-  return `autopilotd-${createHash('sha256').update(instanceKey).digest('hex').slice(0, 12)}-`;
+  return `autopilotd-${fnv1a48(instanceKey)}-`;
+}
+
+/**
+ * The low 48 bits of the key's 64-bit FNV-1a, as 12 hex digits: it only tells instances apart in a directory name
+ * (creator pid and start ticks follow it), so no cryptographic hash, whose module costs the daemon
+ * ~0.6 MiB of RSS to load (BENCHMARKS.md, "Daemon memory").
+ */
+function fnv1a48(key: string): string {
+  let hash = 0xcbf29ce484222325n; // FNV-1a 64-bit, its low 48 bits kept
+  for (const byte of Buffer.from(key, 'utf8')) hash = ((hash ^ BigInt(byte)) * 0x100000001b3n) & 0xffffffffffffffffn;
+  return (hash & 0xffffffffffffn).toString(16).padStart(12, '0');
 }
 
 export class WorkerCgroups {

@@ -27,7 +27,7 @@ test('install-service --print writes the unit of this installation to stdout and
   assert.equal(r.code, 0, r.stderr);
   if (NOTIFY_ACCESS === 'main') assert.equal(r.stderr, '');
   const lines = r.stdout.split('\n');
-  assert.ok(lines.includes(`ExecStart=${process.execPath} --lite-mode --no-expose-wasm --max-semi-space-size=1 ${realpathSync(CLI)} start --foreground`), r.stdout);
+  assert.ok(lines.includes(`ExecStart=${process.execPath} --lite-mode --no-expose-wasm --max-semi-space-size=1 --gc-memory-reducer-start-delay-ms=200 ${realpathSync(CLI)} start --foreground`), r.stdout);
   for (const line of ['Type=notify', `NotifyAccess=${NOTIFY_ACCESS}`, 'WatchdogSec=30', 'KillMode=mixed', 'TimeoutStopSec=45', 'WantedBy=default.target']) {
     assert.ok(lines.includes(line), `${line} in\n${r.stdout}`);
   }
@@ -51,7 +51,7 @@ test('install-service --instance --print writes the template; the instance file 
   writeFileSync(join(home, '.autopilot/web.toml'), '');
   const r = await runCli(['install-service', '--instance', 'web', '--print'], { env });
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /^ExecStart=\S+ --lite-mode --no-expose-wasm --max-semi-space-size=1 \S+ start --foreground --instance %i$/m);
+  assert.match(r.stdout, /^ExecStart=\S+ --lite-mode --no-expose-wasm --max-semi-space-size=1 --gc-memory-reducer-start-delay-ms=200 \S+ start --foreground --instance %i$/m);
   assert.ok(!existsSync(xdg));
 });
 

@@ -22,7 +22,7 @@ const execStart = (text: string): string => directives(text).find((l) => l.start
 
 test('the plain unit: notify with watchdog, the daemon V8 flags, and no MemoryMax', () => {
   const text = unitText(BASE);
-  assert.equal(execStart(text), 'ExecStart=/opt/node/bin/node --lite-mode --no-expose-wasm --max-semi-space-size=1 /opt/apd/dist/bin/autopilotd.cjs start --foreground');
+  assert.equal(execStart(text), 'ExecStart=/opt/node/bin/node --lite-mode --no-expose-wasm --max-semi-space-size=1 --gc-memory-reducer-start-delay-ms=200 /opt/apd/dist/bin/autopilotd.cjs start --foreground');
   const lines = directives(text);
   for (const line of ['Type=notify', 'NotifyAccess=main', 'ExecReload=/bin/kill -HUP $MAINPID', 'Restart=always', 'RestartSec=10', 'WatchdogSec=30',
     'TimeoutStopSec=25', 'KillMode=mixed', 'OOMPolicy=continue', 'Delegate=yes', 'EnvironmentFile=-%h/.autopilot/env', 'StandardOutput=journal',
@@ -47,7 +47,7 @@ test('the stop timeout exceeds the worker stop grace by the margin `autopilotd s
 
 test('the template runs one daemon per instance: --instance %i, its own env file and identifier', () => {
   const text = unitText({ ...BASE, template: true });
-  assert.equal(execStart(text), 'ExecStart=/opt/node/bin/node --lite-mode --no-expose-wasm --max-semi-space-size=1 /opt/apd/dist/bin/autopilotd.cjs start --foreground --instance %i');
+  assert.equal(execStart(text), 'ExecStart=/opt/node/bin/node --lite-mode --no-expose-wasm --max-semi-space-size=1 --gc-memory-reducer-start-delay-ms=200 /opt/apd/dist/bin/autopilotd.cjs start --foreground --instance %i');
   const lines = directives(text);
   assert.ok(lines.includes('EnvironmentFile=-%h/.autopilot/env') && lines.includes('EnvironmentFile=-%h/.autopilot/%i.env'));
   assert.ok(lines.includes('SyslogIdentifier=autopilotd@%i'));
@@ -61,7 +61,7 @@ test('without the native addon the unit says NotifyAccess=all, for the systemd-n
 
 test('paths in the home directory are written as %h; an explicit config file is passed on', () => {
   const text = unitText({ ...BASE, nodePath: '/home/me/.nvm/versions/node/v20.1.0/bin/node', scriptPath: '/home/me/apd/dist/bin/autopilotd.cjs', configPath: '/home/me/agents/a.toml' });
-  assert.equal(execStart(text), 'ExecStart=%h/.nvm/versions/node/v20.1.0/bin/node --lite-mode --no-expose-wasm --max-semi-space-size=1 %h/apd/dist/bin/autopilotd.cjs start --foreground --config %h/agents/a.toml');
+  assert.equal(execStart(text), 'ExecStart=%h/.nvm/versions/node/v20.1.0/bin/node --lite-mode --no-expose-wasm --max-semi-space-size=1 --gc-memory-reducer-start-delay-ms=200 %h/apd/dist/bin/autopilotd.cjs start --foreground --config %h/agents/a.toml');
   assert.ok(!text.includes('/home/me'), text);
   assert.ok(!execStart(unitText({ ...BASE, homeDir: '/home/m', nodePath: '/home/me/node' })).includes('%h'), 'a sibling of the home is not in it');
 });
@@ -82,5 +82,5 @@ test('systemd/ in the repository holds the units for a global install (node scri
     const file = join(REPO_ROOT, 'systemd', unitFileName(template));
     assert.equal(readFileSync(file, 'utf8'), repoUnitText(template), `${file} differs from src/cli/service-unit.ts: npm run build && node scripts/write-units.mjs`);
   }
-  assert.match(repoUnitText(false), /^ExecStart=\/usr\/bin\/node --lite-mode --no-expose-wasm --max-semi-space-size=1 \/usr\/lib\/node_modules\/autopilotd\/dist\/bin\/autopilotd\.cjs start --foreground$/m);
+  assert.match(repoUnitText(false), /^ExecStart=\/usr\/bin\/node --lite-mode --no-expose-wasm --max-semi-space-size=1 --gc-memory-reducer-start-delay-ms=200 \/usr\/lib\/node_modules\/autopilotd\/dist\/bin\/autopilotd\.cjs start --foreground$/m);
 });
