@@ -3,7 +3,8 @@
 // take only little of it: few connections, a small header limit, and deadlines for the headers, the
 // whole request and an idle keep-alive connection (slowloris and idle-connection floods end there).
 
-import * as http from 'node:http';
+import type * as http from 'node:http';
+import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { METRICS_CONTENT_TYPE } from './metrics-text.js';
 
@@ -42,7 +43,7 @@ export class MetricsHttpServer {
   static async listen(opts: MetricsHttpOptions): Promise<MetricsHttpServer> {
     const headersTimeout = opts.headersTimeoutMs ?? 5_000;
     const requestTimeout = opts.requestTimeoutMs ?? 10_000;
-    const server = http.createServer({
+    const server = loadHttp().createServer({
       maxHeaderSize: opts.maxHeaderBytes ?? 8192,
       headersTimeout,
       requestTimeout,
@@ -67,7 +68,7 @@ export class MetricsHttpServer {
       metrics.counters.refused += 1;
       // node's own answers: 431 for headers over the limit, 408 past a deadline, else 400.
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-      if (socket.writable && err.code !== 'ECONNRESET') socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      if (socket.writable && err.code !== 'ECONNRESET') socket.end(`HTTP/1.1 ${status} ${loadHttp().STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       socket.destroy();
     });
     await new Promise<void>((resolve, reject) => {
@@ -127,4 +128,12 @@ export class MetricsHttpServer {
     res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(text), Connection: 'close' });
     res.end(text);
   }
+}
+
+/**
+ * node:http only once an endpoint is configured: loaded at start it costs the daemon ~0.5 MiB of
+ * RSS that most never use (BENCHMARKS.md, "Daemon memory").
+ */
+function loadHttp(): typeof http {
+  return createRequire(import.meta.url)('node:http') as typeof http;
 }
