@@ -1,9 +1,13 @@
 // Bundles the CLI into dist/bin so `autopilotd status` starts fast. CommonJS, because Node 20's
-// ESM loader costs ~5 ms more per start (BENCHMARKS.md, "status round trip"). Two bundles: the
-// client (every command) and the daemon, which only `start` loads.
+// ESM loader costs ~5 ms more per start (BENCHMARKS.md, "status round trip"). One bundle per
+// command module, because compiling code costs even when it never runs: the entry (command line,
+// help) loads only the one its command needs, so `status` never reads the install-service or
+// start code (#19). The daemon is one more, which only `start` loads. exit-codes.cjs is shared
+// by all, so that `instanceof CliFailure` in the entry holds for an error from any of them.
 // Built beside dist/bin and swapped in, so a test or daemon reading dist/bin never sees it half gone.
 import { build } from 'esbuild';
 import { chmodSync, renameSync, rmSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 
 const next = `dist/bin.next-${process.pid}`;
 const old = `dist/bin.old-${process.pid}`;
@@ -13,19 +17,44 @@ const importMetaUrl = "const __importMetaUrl = require('node:url').pathToFileURL
 const common = {
   bundle: true, format: 'cjs', platform: 'node', target: 'node20', sourcemap: 'linked', logLevel: 'warning',
   define: { 'import.meta.url': '__importMetaUrl' },
+  // import() of another bundle as require(): a real import() starts Node's ESM loader and runs its
+  // CommonJS lexer over the file, ~10 ms a start on this machine (#19).
+  supported: { 'dynamic-import': false },
 };
 
-/** The client reaches the daemon through one dynamic import, resolved at run time to daemon.cjs. */
-const daemonAsSibling = {
-  name: 'daemon-as-sibling',
-  setup(b) {
-    b.onResolve({ filter: /\/daemon\/daemon\.js$/ }, () => ({ path: './daemon.cjs', external: true }));
-  },
+/** Source module -> its own bundle, each reached from the others through require at run time. */
+const SIBLINGS = {
+  'src/daemon/daemon.ts': 'daemon.cjs',
+  'src/cli/exit-codes.ts': 'exit-codes.cjs',
+  'src/cli/control-commands.ts': 'control.cjs',
+  'src/cli/start.ts': 'start.cjs',
+  'src/cli/config-command.ts': 'config.cjs',
+  'src/cli/logs.ts': 'logs.cjs',
+  'src/cli/install-service.ts': 'install-service.cjs',
+  // The configuration stack (smol-toml, valibot, the schema): status and metrics mostly find the
+  // daemon without it (src/cli/location-cache.ts). errors.cjs is shared for `instanceof ConfigError`.
+  'src/config/load.ts': 'config-load.cjs',
+  'src/config/file.ts': 'config-file.cjs',
+  'src/config/errors.ts': 'config-errors.cjs',
 };
+const siblingOf = new Map(Object.entries(SIBLINGS).map(([src, out]) => [src.replace(/^src\//, '').replace(/\.ts$/, '.js'), out]));
+
+/** An import of another bundle's module stays an import, of that bundle, except in the bundle itself. */
+const asSiblings = (self) => ({
+  name: 'as-siblings',
+  setup(b) {
+    b.onResolve({ filter: /\.js$/ }, (args) => {
+      const rel = resolvePath(args.resolveDir, args.path).slice(resolvePath('src').length + 1);
+      const out = siblingOf.get(rel);
+      return out === undefined || out === self ? undefined : { path: `./${out}`, external: true };
+    });
+  },
+});
 
 await Promise.all([
-  build({ ...common, entryPoints: ['src/cli/main.ts'], outfile: `${next}/autopilotd.cjs`, banner: { js: `#!/usr/bin/env node\n${importMetaUrl}` }, plugins: [daemonAsSibling] }),
-  build({ ...common, entryPoints: ['src/daemon/daemon.ts'], outfile: `${next}/daemon.cjs`, banner: { js: importMetaUrl } }),
+  build({ ...common, entryPoints: ['src/cli/main.ts'], outfile: `${next}/autopilotd.cjs`, banner: { js: `#!/usr/bin/env node\n${importMetaUrl}` }, plugins: [asSiblings('autopilotd.cjs')] }),
+  ...Object.entries(SIBLINGS).map(([src, out]) =>
+    build({ ...common, entryPoints: [src], outfile: `${next}/${out}`, banner: { js: importMetaUrl }, plugins: [asSiblings(out)] })),
 ]);
 chmodSync(`${next}/autopilotd.cjs`, 0o755);
 try {
