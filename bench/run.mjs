@@ -10,7 +10,8 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 const benches = [
   ['/proc scan', ['--expose-gc', `${here}proc-scan.mjs`]],
   ['tree sample for trees of 1, 20, 200 (#18)', [`${here}tree-sample.mjs`]],
-  ['status round trip vs pm2 jlist', [`${here}status.mjs`]],
+  ['status and metrics round trips vs node -e 0, pm2 jlist (#19)', [`${here}status.mjs`]],
+  ['scrape cost: daemon CPU per 1000 metrics requests, RSS with 10 event subscribers (#19)', [`${here}scrape-cost.mjs`]],
   ['daemon memory', [`${here}daemon-rss.mjs`]],
   ['idle CPU vs PM2, supervisord, systemd, idle node (#18)', [`${here}idle-cpu.mjs`]],
   ['exit -> new worker vs PM2, systemd, supervisord (#18)', [`${here}restart-latency.mjs`]],

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// How long `autopilotd status` takes from process start to exit, next to `pm2 jlist` (the same
+// How long `autopilotd status` (and `metrics`) takes from process start to exit, next to `pm2 jlist` (the same
 // question asked of PM2's daemon) and `node -e 0` (the floor: starting Node itself). Both daemons
 // run one idle app (`sleep 1000`); the three commands are timed interleaved, in a rotating order,
 // so drift in machine load hits all of them alike.
@@ -68,6 +68,27 @@ async function stopByPid(pid, what, graceMs) {
   }
 }
 
+/**
+ * The same commands' CPU time (user + sys from wait4, by bench/child-time.py): on a loaded, shared
+ * machine wall time mostly measures the queue for a core; CPU time much less so.
+ */
+function cpuTable(commands) {
+  const input = JSON.stringify(commands.map((c) => ({ argv: c.argv, env: c.env })));
+  const r = spawnSync('python3', [join(ROOT, 'bench/child-time.py'), String(RUNS)], { input, encoding: 'utf8' });
+  if (r.error || r.status !== 0) {
+    console.log(`(no CPU-time table: python3 bench/child-time.py ${r.error?.message ?? `exited ${r.status}: ${r.stderr}`})`);
+    return;
+  }
+  const results = JSON.parse(r.stdout);
+  console.log(`\nCPU time (user + sys) of the same commands, ${RUNS} runs each, interleaved`);
+  console.log(`${'command'.padEnd(22)}${'median ms'.padStart(11)}${'p90 ms'.padStart(9)}${'over floor'.padStart(12)}`);
+  const medians = results.map((x) => quantile([...x.cpu].sort((a, b) => a - b), 0.5));
+  commands.forEach((c, i) => {
+    const sorted = [...results[i].cpu].sort((a, b) => a - b);
+    console.log(`${c.name.padEnd(22)}${medians[i].toFixed(1).padStart(11)}${quantile(sorted, 0.9).toFixed(1).padStart(9)}${`+${(medians[i] - medians[0]).toFixed(1)}`.padStart(12)}`);
+  });
+}
+
 const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
 
 try {
@@ -79,9 +100,13 @@ try {
   const apps = JSON.parse(mustRun([PM2, 'jlist'], pm2Env).stdout);
   if (apps.length !== 1 || apps[0].pm2_env.status !== 'online') throw new Error(`pm2 app not online: ${JSON.stringify(apps.map((a) => a.pm2_env.status))}`);
 
+  // The CLI notes where the daemon is only for a config file unchanged for 2 s (src/cli/location-cache.ts):
+  // a user's file is older than that; this one was just written.
+  await new Promise((r) => setTimeout(r, 2100));
   const commands = [
     { name: 'node -e 0 (floor)', argv: [process.execPath, '-e', '0'], env: baseEnv, ms: [] },
-    { name: 'autopilotd status', argv: [process.execPath, CLI, 'status', '--config', config], env: apdEnv, ms: [] },
+    { name: 'autopilotd status', argv: [process.execPath, CLI, 'status', '--json', '--config', config], env: apdEnv, ms: [] },
+    { name: 'autopilotd metrics', argv: [process.execPath, CLI, 'metrics', '--config', config], env: apdEnv, ms: [] },
     { name: 'pm2 jlist', argv: [PM2, 'jlist'], env: pm2Env, ms: [] },
   ];
   for (let i = 0; i < WARMUP + RUNS && !interrupted; i++) {
@@ -106,6 +131,9 @@ try {
   const floor = stats.get('node -e 0 (floor)');
   console.log(`\npm2 jlist / autopilotd status:     ${(pm2Stats.median / apd.median).toFixed(2)}x (median), ${(pm2Stats.p90 / apd.p90).toFixed(2)}x (p90)`);
   console.log(`autopilotd status / node -e 0:     ${(apd.median / floor.median).toFixed(2)}x (median), +${(apd.median - floor.median).toFixed(1)} ms over the floor`);
+  const met = stats.get('autopilotd metrics');
+  console.log(`autopilotd metrics / node -e 0:    ${(met.median / floor.median).toFixed(2)}x (median), +${(met.median - floor.median).toFixed(1)} ms over the floor`);
+  cpuTable(commands);
   const ca = process.env.NODE_EXTRA_CA_CERTS;
   console.log(`NODE_EXTRA_CA_CERTS: ${ca ? `set (${ca}); every Node start above reads it, floor included` : 'not set'}`);
 } finally {

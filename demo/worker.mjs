@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // A stand-in for an autonomous coding agent: it works, leaks memory, starts a helper process (as
-// Claude Code starts MCP servers), and crashes now and then. `npm run demo` supervises it.
+// Claude Code starts MCP servers) that leaks too, and crashes now and then. `npm run demo`
+// supervises it: the first two generations crash (the crash loop and its backoff), the third lives
+// until its tree passes [memory].worker_max_bytes (the memory guard, cause=memory).
 
 import { spawn } from 'node:child_process';
 
@@ -10,7 +12,10 @@ const crashAfterMs = generation <= 2 ? 3000 : 20000;
 const leak = [];
 let task = 0;
 
-const helper = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+// The helper grows 8 MiB every 500 ms (touched, so it counts in RSS), up to 480 MiB: the kind of
+// leak in a child process that only the tree's figure shows.
+const HELPER = 'const held = []; setInterval(() => { if (held.length < 60) held.push(Buffer.alloc(8 << 20, 1)); }, 500);';
+const helper = spawn(process.execPath, ['-e', HELPER], { stdio: 'ignore' });
 console.log(`agent gen ${generation}: started (pid ${process.pid}), helper pid ${helper.pid}`);
 
 const work = setInterval(() => {

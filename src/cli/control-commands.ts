@@ -1,27 +1,39 @@
 // The client commands that talk to a running daemon over its socket.
 
 import { existsSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { sendRequest } from '../control/client.js';
-import { ControlError, type Command } from '../control/protocol.js';
-import { assertClientDirs, loadForCommand, type ParsedCommand } from './args.js';
+import { ControlError, type Command, type StatusData } from '../control/protocol.js';
+import { assertClientDirs, configFlagsOf, loadForCommand, type ParsedCommand } from './args.js';
 import { CliFailure, EXIT, UsageError } from './exit-codes.js';
 import { findDaemon, loadToFindDaemon, type ConfigForFinding, type FoundDaemon } from './find-daemon.js';
 import { escapeForTerminal } from '../log/terminal-text.js';
 import { parseDuration } from './duration.js';
 import { eventsCommand } from './events.js';
-import type { LoadedConfig } from '../config/types.js';
 import type { Look } from './status-watch.js';
 import type { Progress } from './stop-progress.js';
 import { formatDuration, formatStatus } from './format-status.js';
+import { notedLocation, noteLocation } from './location-cache.js';
+import { checkPrivateDir } from '../os/private-dir.js';
 
 /** Actions wait for the daemon to finish them, which can take a worker's whole stop grace. */
 const ACTION_MARGIN_MS = 30_000;
 
+/** Commands that may take the noted location (location-cache.ts) instead of loading the configuration. */
+const QUICK = new Set(['status', 'metrics']);
+
 export async function controlCommand(p: ParsedCommand): Promise<number> {
+  if (QUICK.has(p.command)) {
+    const quick = await atNotedLocation(p);
+    if (quick !== null) return quick;
+  }
   // reload sends the file to the daemon to apply: a broken one is reported here (exit 78), as the
   // daemon would reject it. The other commands only need to reach the daemon.
   const target: ConfigForFinding = p.command === 'reload' ? await loadForReload(p) : await loadToFindDaemon(p);
   const { config } = target.loaded;
+  if (QUICK.has(p.command) && target.problems === null && target.locationKnown) {
+    noteLocation(configFlagsOf(p), { socket_path: config.socket_path, pid_file: config.pid_file, stop_timeout_ms: config.worker.stop_timeout_ms, config_path: target.loaded.path });
+  }
   const actionTimeoutMs = config.worker.stop_timeout_ms + ACTION_MARGIN_MS;
   // Command-line mistakes are usage errors, found before the daemon is asked anything.
   const stopTimeoutMs = typeof p.values.timeout === 'string'
@@ -36,12 +48,7 @@ export async function controlCommand(p: ParsedCommand): Promise<number> {
       case 'status': return status(p, found);
       case 'stop': return await stop(found, stopTimeoutMs);
       case 'events': return await eventsCommand(p, found);
-      case 'metrics': {
-        const data = (await sendRequest(found.socketPath, 'metrics')) as { text?: unknown };
-        if (typeof data.text !== 'string') throw new CliFailure('metrics: the daemon sent no metrics text (an older daemon? restart it)', EXIT.failure);
-        process.stdout.write(data.text);
-        return EXIT.ok;
-      }
+      case 'metrics': return await metrics(found);
       case 'restart-worker':
       case 'stop-worker':
       case 'start-worker':
@@ -64,10 +71,45 @@ export async function controlCommand(p: ParsedCommand): Promise<number> {
 }
 
 /**
+ * status and metrics through the noted location: null when there is none, or its socket's
+ * directory is not private, or no daemon answers a status there; the full way then decides.
+ */
+async function atNotedLocation(p: ParsedCommand): Promise<number | null> {
+  const noted = notedLocation(configFlagsOf(p));
+  if (noted === null || checkPrivateDir(dirname(noted.socket_path)) !== null) return null;
+  let found: FoundDaemon;
+  try {
+    found = { socketPath: noted.socket_path, status: (await sendRequest(noted.socket_path, 'status')) as StatusData };
+  } catch {
+    return null;
+  }
+  try {
+    return p.command === 'status' ? status(p, found) : await metrics(found);
+  } catch (err) {
+    if (!(err instanceof ControlError)) throw err;
+    if (err.code === 'not_running') return notRunning(p, { path: noted.config_path, config: noted }, err.message);
+    throw new CliFailure(`${p.command} failed: ${err.message} (${err.code})`, EXIT.failure);
+  }
+}
+
+async function metrics(found: FoundDaemon): Promise<number> {
+  const data = (await sendRequest(found.socketPath, 'metrics')) as { text?: unknown };
+  if (typeof data.text !== 'string') throw new CliFailure('metrics: the daemon sent no metrics text (an older daemon? restart it)', EXIT.failure);
+  process.stdout.write(data.text);
+  return EXIT.ok;
+}
+
+/** What notRunning reports: the file read, and where the daemon was looked for. */
+interface Searched {
+  path: string | null;
+  config: { socket_path: string; pid_file: string };
+}
+
+/**
  * No daemon: `stop` has nothing to do (exit 0); the others exit 3. `status --json` still prints
  * an object, so that a script reads one shape whatever happened.
  */
-function notRunning(p: ParsedCommand, loaded: LoadedConfig, reason: string): number {
+function notRunning(p: ParsedCommand, loaded: Searched, reason: string): number {
   if (p.command === 'stop') {
     process.stdout.write('autopilotd is not running; nothing to stop\n');
     return EXIT.ok;

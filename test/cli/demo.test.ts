@@ -1,5 +1,6 @@
 // `npm run demo` as a newcomer runs it: within seconds the log shows a spawn, a crash, the backoff
-// delay and the restart; Ctrl-C stops everything and leaves no process behind.
+// delay and the restart, then the memory guard restarting a tree whose helper leaks (cause=memory,
+// ~15 s in on a quiet machine); Ctrl-C stops everything and leaves no process behind.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +12,7 @@ import { ProcTable } from '../../src/os/proc-table.js';
 import { findTree } from '../../src/os/process-tree.js';
 import { waitFor } from '../helpers/wait.js';
 
-test('npm run demo shows spawn, crash, backoff and restart, and Ctrl-C leaves nothing behind', async (t) => {
+test('npm run demo shows spawn, crash, backoff and restart, then a memory restart, and Ctrl-C leaves nothing behind', async (t) => {
   const scripts = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
   const prefix = 'npm run build && ';
   assert.ok(scripts.demo!.startsWith(prefix), 'the demo builds first, then runs the daemon');
@@ -33,6 +34,10 @@ test('npm run demo shows spawn, crash, backoff and restart, and Ctrl-C leaves no
   await waitFor('generation 2 to start its helper', () => daemon.stdout.includes('agent gen 2: started'));
   const tree = findTree(new ProcTable(), identity).map((p) => p.pid);
   assert.ok(tree.length >= 2, `the worker and its helper run (found ${tree.join(',')})`);
+
+  // Generation 3 does not crash: its tree (worker and leaking helper) passes worker_max_bytes.
+  await daemon.waitForLine(/memory tree_limit: restarting the worker .*limit=200\.0MiB/, 90_000);
+  await daemon.waitForLine(/restarting worker in \d+ ms cause=memory /, 30_000);
 
   child.kill('SIGINT');
   const exit = await daemon.exited;
