@@ -3,7 +3,7 @@
 
 import { formatEventLine, type StreamEvent } from '../control/events-protocol.js';
 import { subscribeEvents } from '../control/subscribe-client.js';
-import { escapeForTerminal } from '../log/terminal-text.js';
+import { commandOutput } from './output-writer.js';
 import type { ParsedCommand } from './args.js';
 import { CliFailure, EXIT } from './exit-codes.js';
 import type { FoundDaemon } from './find-daemon.js';
@@ -27,25 +27,8 @@ export async function eventsCommand(p: ParsedCommand, found: FoundDaemon): Promi
   }
 }
 
-/**
- * Writes each event to `out`. To a terminal the text's control characters are made visible (an
- * event may quote a worker's output); JSON is escaped by its encoding. A reader gone (`| head`)
- * ends the subscription quietly.
- */
+/** Writes each event to `out` (commandOutput: escaped on a terminal; a reader gone ends it quietly). */
 function eventPrinter(out: NodeJS.WriteStream, json: boolean, onClosed: () => void): (event: StreamEvent) => void {
-  const toTerminal = out.isTTY === true;
-  let closed = false;
-  out.on('error', (err: NodeJS.ErrnoException) => {
-    if (closed) return;
-    closed = true;
-    onClosed();
-    if (err.code === 'EPIPE') return;
-    process.stderr.write(`autopilotd: events: cannot write the output: ${err.message}\n`);
-    process.exitCode = EXIT.failure;
-  });
-  return (event) => {
-    if (closed) return;
-    const line = json ? `${JSON.stringify(event)}\n` : `${formatEventLine(event)}\n`;
-    out.write(toTerminal && !json ? escapeForTerminal(line) : line);
-  };
+  const write = commandOutput(out, 'events', onClosed);
+  return (event) => write(json ? `${JSON.stringify(event)}\n` : `${formatEventLine(event)}\n`, json);
 }

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { ControlError } from '../control/protocol.js';
 import { readLastLines } from '../os/log-tail.js';
 import { followFile } from '../os/log-follow.js';
-import { escapeForTerminal } from '../log/terminal-text.js';
+import { commandOutput } from './output-writer.js';
 import { lineFilter, logLineJson, parseLogLine, type LineFilter } from '../log/log-line.js';
 import { DURATION_SYNTAX } from './duration.js';
 import { daemonLogPath } from '../daemon/log-path.js';
@@ -99,27 +99,11 @@ function shaper(filter: LineFilter, json: boolean, print: (batch: string[]) => v
   };
 }
 
-/**
- * Writes lines to `out`, one write per batch. To a terminal, control characters in them (worker
- * output may hold ESC, CR, NUL) are made visible; to a pipe or file the text goes unchanged, for
- * scripts. A reader that went away (`logs -n 200000 | head -1`: EPIPE) ends the output quietly, as
- * for cat; `onClosed` is called so that a follow stops too. Any other write error is reported.
- */
+/** Writes lines to `out`, one write per batch (commandOutput: escaped on a terminal; EPIPE ends it quietly). */
 function linePrinter(out: NodeJS.WriteStream, onClosed: () => void): (batch: string[]) => void {
-  const toTerminal = out.isTTY === true;
-  let closed = false;
-  out.on('error', (err: NodeJS.ErrnoException) => {
-    if (closed) return;
-    closed = true;
-    onClosed();
-    if (err.code === 'EPIPE') return;
-    process.stderr.write(`autopilotd: logs: cannot write the output: ${err.message}\n`);
-    process.exitCode = EXIT.failure;
-  });
+  const write = commandOutput(out, 'logs', onClosed);
   return (batch) => {
-    if (closed || batch.length === 0) return;
-    const text = `${batch.join('\n')}\n`;
-    out.write(toTerminal ? escapeForTerminal(text) : text);
+    if (batch.length > 0) write(`${batch.join('\n')}\n`);
   };
 }
 
