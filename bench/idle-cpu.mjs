@@ -8,14 +8,14 @@
 // Targets (#18): autopilotd <= supervisord, and <= 3 x the idle node.
 // Usage: npm run build && node bench/idle-cpu.mjs
 //   BENCH_IDLE_WINDOW_S (20), BENCH_IDLE_WINDOWS (5), BENCH_IDLE_WARMUP_S (10), BENCH_SLEEPERS (1000)
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DAEMON_NODE_FLAGS } from '../dist/src/cli/daemon-node-flags.js';
-import { writeDaemonConfig } from './daemon-config.mjs';
+import { startDetachedDaemon } from './daemon-config.mjs';
 import { neutralEnv, startPm2, stopPm2 } from './pm2.mjs';
 import { cpuOf, loadAverage, median, pidChurn, processCount, sleep, startSleepers, stopByPid, sweepTagged } from './processes.mjs';
 import { startSupervisord } from './supervisord.mjs';
@@ -43,17 +43,7 @@ const PEERS = [
 ];
 
 async function startAutopilotd(dir, env) {
-  const config = writeDaemonConfig(dir, ['[worker]', 'command = ["sleep", "1000"]']);
-  const r = spawnSync(process.execPath, [CLI, 'start', '--config', config], { env, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`autopilotd start exited ${r.status}: ${r.stdout}${r.stderr}`);
-  const pid = Number(/pid (\d+)/.exec(r.stdout)?.[1]);
-  return {
-    pid,
-    stop: async () => {
-      spawnSync(process.execPath, [CLI, 'stop', '--config', config], { env, encoding: 'utf8', timeout: 60_000 });
-      await stopByPid(pid, 'autopilotd');
-    },
-  };
+  return startDetachedDaemon(dir, env, ['[worker]', 'command = ["sleep", "1000"]']);
 }
 
 async function startPm2Peer(dir, env) {

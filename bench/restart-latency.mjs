@@ -18,7 +18,7 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeDaemonConfig } from './daemon-config.mjs';
+import { startDetachedDaemon } from './daemon-config.mjs';
 import { PM2, ensurePm2, neutralEnv, stopPm2 } from './pm2.mjs';
 import { loadAverage, median, pidChurn, processCount, quantile, signal, startSleepers, stopByPid, sweepTagged, waitFor } from './processes.mjs';
 import { startSupervisord } from './supervisord.mjs';
@@ -47,20 +47,10 @@ async function startFloor(dir, env, argv) {
 }
 
 async function startAutopilotd(dir, env, argv) {
-  const config = writeDaemonConfig(dir, [
+  return startDetachedDaemon(dir, env, [
     '[worker]', `command = ${JSON.stringify(argv)}`,
     '[restart]', 'initial_backoff_ms = 1', 'max_backoff_ms = 1', 'backoff_multiplier = 1.0', 'max_consecutive_restarts = 1000000000',
   ]);
-  const r = spawnSync(process.execPath, [CLI, 'start', '--config', config], { env, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`autopilotd start exited ${r.status}: ${r.stdout}${r.stderr}`);
-  const pid = Number(/pid (\d+)/.exec(r.stdout)?.[1]);
-  return {
-    pid,
-    stop: async () => {
-      spawnSync(process.execPath, [CLI, 'stop', '--config', config], { env, encoding: 'utf8', timeout: 60_000 });
-      await stopByPid(pid, 'autopilotd');
-    },
-  };
 }
 
 async function startPm2Peer(dir, env, argv) {
