@@ -177,9 +177,15 @@ export class WorkerCgroups {
     if (!this.privateHome) return removed;
     const uid = process.getuid?.();
     for (const { path } of this.deadPrivateDirs()) {
-      if (statSync(path).uid !== uid || isPopulated(path)) continue;
-      for (const leaf of childDirs(path)) removeDir(join(path, leaf));
-      if (removeDir(path)) removed.push(path);
+      // Housekeeping for others: a directory another daemon removes under us (its own successor,
+      // in parallel) is skipped, and no failure here stops our own start.
+      try {
+        if (ownerOf(path) !== uid || isPopulated(path)) continue;
+        for (const leaf of childDirs(path)) removeDir(join(path, leaf));
+        if (removeDir(path)) removed.push(path);
+      } catch (err) {
+        this.opts.onProblem(`cannot remove the empty cgroup ${path} of an earlier daemon: ${describe(err)}`);
+      }
     }
     return removed;
   }
@@ -237,6 +243,16 @@ function childDirs(dir: string): string[] {
     return readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+/** The directory's owner, or null when it is gone. */
+function ownerOf(dir: string): number | null {
+  try {
+    return statSync(dir).uid;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
   }
 }

@@ -34,7 +34,8 @@ export function cgroupOfPid(pid: number): string | null {
   try {
     const path = cgroupV2PathOf(readFileSync(`/proc/${pid}/cgroup`, 'utf8'));
     const mount = cgroup2MountOf(readFileSync('/proc/self/mountinfo', 'utf8'));
-    return path === null || mount === null ? null : join(mount.mountPoint, path);
+    // The root cgroup is `/`: the mount point itself, without a trailing slash.
+    return path === null || mount === null ? null : path === '/' ? mount.mountPoint : join(mount.mountPoint, path);
   } catch {
     return null;
   }

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { test, type TestContext } from 'node:test';
@@ -171,6 +171,35 @@ test('a predecessor killed with SIGKILL: its directory and populated leaf are th
   assert.ok(successor.removeEmptyOfOthers().includes(otherEmpty.home));
   assert.ok(!existsSync(otherEmpty.home));
   assert.ok(existsSync(otherFull.home), 'one still holding processes waits for its own instance');
+});
+
+test('an empty directory of a dead daemon that another successor removes first is skipped, and our start goes on', async (t) => {
+  const base = skipUnlessReal(t);
+  if (base === null) return;
+  const dead = await sleeper(t);
+  const other = WorkerCgroups.open(options(base, key('race-other'), dead.pid!));
+  t.after(() => removeCgroupDir(other.home));
+  other.createLeaf(1);
+  await killAndWait(dead);
+  // The other successor's removal lands between our listing of the base and our look at the
+  // directory, as it did in CI: here it happens inside the liveness check of that very directory.
+  const opts = options(base, key('race'));
+  const successor = WorkerCgroups.open({
+    ...opts,
+    isRunning: (pid, ticks) => {
+      if (pid === dead.pid && existsSync(other.home)) {
+        for (const leaf of readdirSync(other.home, { withFileTypes: true }).filter((e) => e.isDirectory())) rmdirSync(join(other.home, leaf.name));
+        rmdirSync(other.home);
+      }
+      return opts.isRunning(pid, ticks);
+    },
+  });
+  t.after(() => successor.dispose());
+  const before = problems.length;
+  const removed = successor.removeEmptyOfOthers();
+  assert.ok(!removed.includes(other.home), 'not ours to report: someone else removed it');
+  assert.ok(!existsSync(other.home));
+  assert.deepEqual(problems.slice(before).filter((p) => p.includes(other.home)), [], 'a directory that is gone is no problem');
 });
 
 test('alone in its cgroup (as under Delegate=yes) the daemon uses it directly: daemon and worker leaves right inside', async (t) => {
