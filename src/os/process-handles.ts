@@ -18,6 +18,11 @@ import {
 
 export class ProcessHandles implements MemberSignaller {
   private readonly fds = new Map<string, number>();
+  /**
+   * Members whose fd answered 'gone': never opened again by pid. A pid handed out again within the
+   * same clock tick shows the same start time, so a second open would name the new holder.
+   */
+  private readonly gone = new Set<string>();
 
   /** `helper` null: no pidfds, every signal is a checked kill(). */
   constructor(private readonly table: ProcTable, private readonly helper: NativeHelper | null = pidfdHelper()) {}
@@ -39,6 +44,7 @@ export class ProcessHandles implements MemberSignaller {
     if (this.helper === null) return 'by-pid';
     const key = keyOf(proc);
     if (this.fds.has(key)) return 'open';
+    if (this.gone.has(key)) return 'gone';
     const fd = openCheckedPidfd(this.helper, this.table, proc);
     if (fd === 'gone') return 'gone';
     if (fd === 'no-fd') return 'by-pid';
@@ -52,7 +58,10 @@ export class ProcessHandles implements MemberSignaller {
     if (opened === 'by-pid') return checkedKill(this.table, proc, signal);
     const result = signalThroughPidfd(this.helper!, this.table, this.fds.get(keyOf(proc))!, proc, signal);
     // Exited (or a zombie): nothing more will be sent to it.
-    if (result === 'gone') this.close(proc);
+    if (result === 'gone') {
+      this.close(proc);
+      this.gone.add(keyOf(proc));
+    }
     return result;
   }
 
@@ -79,6 +88,7 @@ export class ProcessHandles implements MemberSignaller {
   closeAll(): void {
     for (const fd of this.fds.values()) closeSync(fd);
     this.fds.clear();
+    this.gone.clear();
   }
 }
 

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { loadNative, NO_NATIVE_ENV } from '../../src/os/native.js';
 import { ProcessHandles } from '../../src/os/process-handles.js';
@@ -30,6 +30,16 @@ function startSleeper(): { child: ChildProcess; info: ProcessInfo; exited: Promi
 async function endAndReap(s: { child: ChildProcess; exited: Promise<unknown> }): Promise<void> {
   if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGKILL');
   await s.exited;
+}
+
+/**
+ * Waits until the boot clock is two ticks past `startTicks`: a process started now then has another
+ * start time. Start times count clock ticks (10 ms), and a pid handed out again within the same
+ * tick is, by start time, the same process; that is the case no start-time check can tell apart.
+ */
+async function untilTicksPast(startTicks: number): Promise<void> {
+  const nowTicks = (): number => Math.floor(Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * table.clockTicksPerSecond);
+  while (nowTicks() < startTicks + 2) await new Promise((resolve) => setTimeout(resolve, 5));
 }
 
 function openFds(): string[] {
@@ -103,6 +113,7 @@ describe('ProcessHandles', () => {
     let holderSeen: Seen | null = null;
     try {
       await endAndReap(member);
+      await untilTicksPast(member.info.startTimeTicks);
       holder = await spawnOnPid(member.info.pid, ['sleep', '1000'], { detached: true, stdio: 'ignore' });
       if (holder === null) return t.skip(`other processes kept taking pid ${member.info.pid}`);
       holderSeen = see(holder.pid!);
