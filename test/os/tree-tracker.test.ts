@@ -179,10 +179,13 @@ describe('TreeTracker following a tree that changes between samples', () => {
     });
     const first = tracker.sample(identity, 0);
     assert.ok(pidsOf(first).includes(child!));
+    const childStart = statOf(child!)!.startTime;
     process.kill(child!, 'SIGKILL');
     const [replacement] = await waitForValue(`child ${child} to be reaped and replaced`, () => {
-      // Gone first, then listed: listed first, the dying child could still be among the kids.
-      if (statOf(child!) !== null) return null;
+      // Gone first, then listed: listed first, the dying child could still be among the kids. Gone
+      // is reaped: no process with its pid, or another (a busy suite hands pids out again).
+      const now = statOf(child!);
+      if (now !== null && now.startTime === childStart) return null;
       const kids = childrenOf(r.worker, 'sleep');
       return kids.length === 1 ? kids : null;
     });
