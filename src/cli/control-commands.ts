@@ -1,32 +1,26 @@
 // The client commands that talk to a running daemon over its socket.
 
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { sendRequest } from '../control/client.js';
-import { ControlError, type Command, type StatusData } from '../control/protocol.js';
+import { ControlError, type Command } from '../control/protocol.js';
 import { assertClientDirs, configFlagsOf, loadForCommand, type ParsedCommand } from './args.js';
 import { CliFailure, EXIT, UsageError } from './exit-codes.js';
 import { findDaemon, loadToFindDaemon, type ConfigForFinding, type FoundDaemon } from './find-daemon.js';
-import { escapeForTerminal } from '../log/terminal-text.js';
 import { parseDuration } from './duration.js';
 import { eventsCommand } from './events.js';
 import type { Look } from './status-watch.js';
 import type { Progress } from './stop-progress.js';
-import { formatDuration, formatStatus } from './format-status.js';
-import { notedLocation, noteLocation } from './location-cache.js';
-import { checkPrivateDir } from '../os/private-dir.js';
+import { formatDuration } from './format-status.js';
+import { noteLocation } from './location-cache.js';
+import { printMetrics, printStatus } from './quick-commands.js';
 
 /** Actions wait for the daemon to finish them, which can take a worker's whole stop grace. */
 const ACTION_MARGIN_MS = 30_000;
 
-/** Commands that may take the noted location (location-cache.ts) instead of loading the configuration. */
+/** Commands that may take the noted location (quick-commands.ts) instead of loading the configuration. */
 const QUICK = new Set(['status', 'metrics']);
 
 export async function controlCommand(p: ParsedCommand): Promise<number> {
-  if (QUICK.has(p.command)) {
-    const quick = await atNotedLocation(p);
-    if (quick !== null) return quick;
-  }
   // reload sends the file to the daemon to apply: a broken one is reported here (exit 78), as the
   // daemon would reject it. The other commands only need to reach the daemon.
   const target: ConfigForFinding = p.command === 'reload' ? await loadForReload(p) : await loadToFindDaemon(p);
@@ -45,7 +39,7 @@ export async function controlCommand(p: ParsedCommand): Promise<number> {
     const found = await findDaemon(target);
     if (found === null) return notRunning(p, target.loaded, `no daemon at ${config.socket_path}`);
     switch (p.command) {
-      case 'status': return status(p, found);
+      case 'status': return printStatus(p, found);
       case 'stop': return await stop(found, stopTimeoutMs);
       case 'events': return await eventsCommand(p, found);
       case 'metrics': return await metrics(found);
@@ -70,33 +64,8 @@ export async function controlCommand(p: ParsedCommand): Promise<number> {
   throw new UsageError(`unknown command '${p.command}'`);
 }
 
-/**
- * status and metrics through the noted location: null when there is none, or its socket's
- * directory is not private, or no daemon answers a status there; the full way then decides.
- */
-async function atNotedLocation(p: ParsedCommand): Promise<number | null> {
-  const noted = notedLocation(configFlagsOf(p));
-  if (noted === null || checkPrivateDir(dirname(noted.socket_path)) !== null) return null;
-  let found: FoundDaemon;
-  try {
-    found = { socketPath: noted.socket_path, status: (await sendRequest(noted.socket_path, 'status')) as StatusData };
-  } catch {
-    return null;
-  }
-  try {
-    return p.command === 'status' ? status(p, found) : await metrics(found);
-  } catch (err) {
-    if (!(err instanceof ControlError)) throw err;
-    if (err.code === 'not_running') return notRunning(p, { path: noted.config_path, config: noted }, err.message);
-    throw new CliFailure(`${p.command} failed: ${err.message} (${err.code})`, EXIT.failure);
-  }
-}
-
 async function metrics(found: FoundDaemon): Promise<number> {
-  const data = (await sendRequest(found.socketPath, 'metrics')) as { text?: unknown };
-  if (typeof data.text !== 'string') throw new CliFailure('metrics: the daemon sent no metrics text (an older daemon? restart it)', EXIT.failure);
-  process.stdout.write(data.text);
-  return EXIT.ok;
+  return printMetrics(await sendRequest(found.socketPath, 'metrics'));
 }
 
 /** What notRunning reports: the file read, and where the daemon was looked for. */
@@ -121,18 +90,6 @@ function notRunning(p: ParsedCommand, loaded: Searched, reason: string): number 
   }
   process.stderr.write(`autopilotd is not running (${reason})\n`);
   return EXIT.notRunning;
-}
-
-/** Exit 0 while the worker is supervised as it should be, 4 once it is `failed`. */
-function status(p: ParsedCommand, found: FoundDaemon): number {
-  if (p.values.json === true) {
-    process.stdout.write(`${JSON.stringify({ running: true, ...found.status }, null, 2)}\n`);
-  } else {
-    // The worker's argv and spawn error are anybody's text: escaped on a terminal, as logs are.
-    const human = formatStatus(found.status, Date.now());
-    process.stdout.write(process.stdout.isTTY === true ? escapeForTerminal(human) : human);
-  }
-  return found.status.worker.state === 'failed' ? EXIT.workerFailed : EXIT.ok;
 }
 
 /** Shortest --interval: a redraw costs a status round trip and a /proc look in the daemon. */

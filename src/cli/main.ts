@@ -25,7 +25,13 @@ async function run(argv: string[]): Promise<number> {
     case 'logs': return (await import('./logs.js')).logsCommand(parsed);
     case 'install-service': return (await import('./install-service.js')).installServiceCommand(parsed);
     case 'uninstall-service': return (await import('./install-service.js')).uninstallServiceCommand(parsed);
-    default: return (await import('./control-commands.js')).controlCommand(parsed);
+    default: {
+      if (parsed.command === 'status' || parsed.command === 'metrics') {
+        const quick = await (await import('./quick-commands.js')).quickCommand(parsed);
+        if (quick !== null) return quick;
+      }
+      return (await import('./control-commands.js')).controlCommand(parsed);
+    }
   }
 }
 

@@ -4,6 +4,8 @@
 // hidden and shown again on Ctrl-C.
 import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { CLI, cleanEnv, REPO_ROOT } from '../helpers/daemon.js';
 import { sandbox, SANDBOX_ENV } from '../helpers/sandbox.js';
@@ -65,6 +67,31 @@ test('status --interval is checked: a DURATION, at least 100ms, only with --watc
     assert.equal(r.code, 64, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, message);
   }
+});
+
+test('with the daemon\'s location noted, status --watch still watches and --interval alone is still refused', async (t) => {
+  const box = sandbox(t);
+  const first = await box.start();
+  // A HOME of the sandbox's own: the note goes to $HOME/.autopilot, and a file 2 s old is noted.
+  const env = { HOME: box.dir };
+  const note = join(box.dir, '.autopilot', '.client-location.json');
+  await waitFor('the location to be noted', async () => {
+    assert.equal((await box.cli(['status'], { env })).code, 0);
+    return existsSync(note) && readFileSync(note, 'utf8').includes(box.configPath);
+  }, 30_000, 250);
+  const r = await box.cli(['status', '--interval', '2s'], { env });
+  assert.equal(r.code, 64, r.stderr);
+  assert.match(r.stderr, /status: --interval goes with --watch/);
+  const child = spawn(process.execPath, [CLI, 'status', '--watch', '--interval', '200ms', '--config', box.configPath], {
+    cwd: REPO_ROOT, env: { ...cleanEnv(), ...env, [SANDBOX_ENV]: box.id }, stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  t.after(() => child.kill('SIGKILL'));
+  let stdout = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c));
+  const exited = new Promise<{ code: number | null; signal: string | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
+  await waitFor(() => `two blocks; got ${JSON.stringify(stdout)}`, () => count(stdout, `: running, pid ${first.pid}`) >= 2);
+  child.kill('SIGINT');
+  assert.deepEqual(await exited, { code: 0, signal: null });
 });
 
 test('status --watch on a terminal redraws in place with the cursor hidden, and Ctrl-C leaves it clean', async (t) => {
