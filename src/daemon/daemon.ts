@@ -38,7 +38,7 @@ import { killLeaf } from '../os/leaf-tree.js';
 import { clearLeftovers, openTreeBackend, type TreeBackendDeps } from './tree-backend.js';
 import { EventJournal } from './event-journal.js';
 import { MetricsRegistry } from './metrics-registry.js';
-import { serveMetrics } from './metrics-endpoint.js';
+import { RENDER_REUSE_MS, reusing, serveMetrics } from './metrics-endpoint.js';
 import { renderMetrics } from '../control/metrics-text.js';
 
 export interface DaemonOptions {
@@ -220,7 +220,8 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
     native: d.native, service: d.service,
     shutdown: control.shutdown, shuttingDown: control.stopping,
     tree: () => treeStatus(d),
-    metricsText: () => renderMetrics(d.metrics.input(statusOf(parts), { logLinesDropped: d.logFile?.droppedLines ?? 0, events: d.journal.lastSeq })),
+    // One text for a burst of scrapes, over the socket and HTTP alike (metrics-endpoint.ts).
+    metricsText: reusing(() => renderMetrics(d.metrics.input(statusOf(parts), { logLinesDropped: d.logFile?.droppedLines ?? 0, events: d.journal.lastSeq })), RENDER_REUSE_MS),
   };
   return [
     {

@@ -6,9 +6,10 @@ import { formatListenAddress, parseListenAddress } from '../config/listen-addres
 import { MetricsHttpServer } from '../control/metrics-http.js';
 import type { Logger } from '../log/logger.js';
 
-/** A scrape this soon after the last one gets the same text: a flood of scrapes costs ~1 ms of /proc reading per this, not per request. */
+/** A scrape this soon after the last one, over HTTP or the socket, gets the same text: a flood of scrapes costs ~1.5 ms of /proc reading and rendering per this, not per request. */
 export const RENDER_REUSE_MS = 500;
 
+/** `render` is the daemon's one metrics text, already reused across scrapes (reusing). */
 export async function serveMetrics(listen: string | null, render: () => string, logger: Logger): Promise<(() => Promise<void>) | undefined> {
   if (listen === null) return undefined;
   const address = parseListenAddress(listen);
@@ -16,7 +17,7 @@ export async function serveMetrics(listen: string | null, render: () => string, 
   if (address === null) throw new Error(`[metrics].listen ${JSON.stringify(listen)} is not an address`);
   let server: MetricsHttpServer;
   try {
-    server = await MetricsHttpServer.listen({ ...address, render: reusing(render, RENDER_REUSE_MS), onError: (message) => logger.emit({ kind: 'metrics-error', message }) });
+    server = await MetricsHttpServer.listen({ ...address, render, onError: (message) => logger.emit({ kind: 'metrics-error', message }) });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new Error(`${formatListenAddress(address)} ([metrics].listen): ${code ?? (err as Error).message}`);
