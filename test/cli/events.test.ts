@@ -3,12 +3,10 @@
 // Ctrl-C (exit 0), exit 3 with no daemon; and a subscriber that stops reading is dropped, logged,
 // while status stays quick.
 import * as assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import * as net from 'node:net';
 import { test } from 'node:test';
-import { CLI, cleanEnv, REPO_ROOT } from '../helpers/daemon.js';
 import { hasPromtool, PROMTOOL_MISSING, promtoolCheck } from '../helpers/promtool.js';
-import { sandbox, SANDBOX_ENV } from '../helpers/sandbox.js';
+import { sandbox } from '../helpers/sandbox.js';
 import { waitFor } from '../helpers/wait.js';
 
 test('events prints the last events as the log file writes them, and --json one object per line', async (t) => {
@@ -35,21 +33,13 @@ test('events -f prints new events as they happen and exits 0 on Ctrl-C', async (
   const box = sandbox(t);
   await box.start();
   await box.waitForLog(/daemon ready/);
-  const child = spawn(process.execPath, [CLI, 'events', '-f', '--config', box.configPath], {
-    cwd: REPO_ROOT, env: { ...cleanEnv(), [SANDBOX_ENV]: box.id }, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.after(() => child.kill('SIGKILL'));
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c));
-  child.stderr.on('data', (c: Buffer) => (stderr += c));
-  const exited = new Promise<{ code: number | null; signal: string | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
-  await waitFor(() => `the backlog; got ${JSON.stringify(stdout)}`, () => stdout.includes('daemon ready'));
+  const events = box.spawnCli(['events', '-f']);
+  await waitFor(() => `the backlog; got ${JSON.stringify(events.stdout)}`, () => events.stdout.includes('daemon ready'));
   assert.equal((await box.cli(['restart'])).code, 0);
-  await waitFor(() => `the live events; got ${JSON.stringify(stdout)}`, () => /worker spawned generation=2 /.test(stdout));
-  child.kill('SIGINT');
-  assert.deepEqual(await exited, { code: 0, signal: null });
-  assert.equal(stderr, '');
+  await waitFor(() => `the live events; got ${JSON.stringify(events.stdout)}`, () => /worker spawned generation=2 /.test(events.stdout));
+  events.child.kill('SIGINT');
+  assert.deepEqual(await events.exited, { code: 0, signal: null });
+  assert.equal(events.stderr, '');
 });
 
 test('events and metrics with no daemon exit 3 with the usual message', async (t) => {

@@ -81,32 +81,22 @@ test('logs -f prints the last lines, then new worker lines as they come, across 
   await box.start();
   await box.waitForLog(/ worker\[1\] gen 1 ready$/);
 
-  const follower = spawn(process.execPath, [CLI, 'logs', '-f', '-n', '20', '--config', box.configPath], {
-    cwd: REPO_ROOT,
-    env: { ...cleanEnv(), [SANDBOX_ENV]: box.id },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  follower.stdout.on('data', (c: Buffer) => (out += c));
-  follower.stderr.on('data', (c: Buffer) => (err += c));
-  const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => follower.on('exit', (code, signal) => resolve([code, signal])));
-  t.after(() => void follower.kill('SIGKILL'));
+  const follower = box.spawnCli(['logs', '-f', '-n', '20']);
 
-  await waitFor(() => `logs -f to print the existing lines; so far:\n${out}${err}`, () => out.includes(' worker[1] gen 1 ready\n'));
-  assert.ok(out.startsWith(box.log().split('\n')[0]!), 'it starts with the last lines of the file (here, all of them)');
+  await waitFor(() => `logs -f to print the existing lines; so far:\n${follower.stdout}${follower.stderr}`, () => follower.stdout.includes(' worker[1] gen 1 ready\n'));
+  assert.ok(follower.stdout.startsWith(box.log().split('\n')[0]!), 'it starts with the last lines of the file (here, all of them)');
 
   const restart = await box.cli(['restart-worker']);
   assert.equal(restart.code, 0, restart.stderr);
-  await waitFor(() => `logs -f to print generation 2's output; tail:\n${out.slice(-500)}${err}`, () => out.includes(' worker[2] gen 2 done\n'), 30_000);
+  await waitFor(() => `logs -f to print generation 2's output; tail:\n${follower.stdout.slice(-500)}${follower.stderr}`, () => follower.stdout.includes(' worker[2] gen 2 done\n'), 30_000);
   assert.ok(readdirSync(box.logDir).filter((n) => n.startsWith('autopilotd.log')).length >= 4, `the log rotated meanwhile: ${readdirSync(box.logDir).join(', ')}`);
-  const printed = out.split('\n').slice(0, -1);
+  const printed = follower.stdout.split('\n').slice(0, -1);
   assert.deepEqual(numbers(printed, 2, 'follow'), range(0, lines - 1), 'every new line once, in order');
   assert.ok(printed.some((l) => / INFO {2}worker spawned generation=2 /.test(l)), 'daemon events too');
   assert.equal(new Set(printed).size, printed.length, 'no line twice');
 
-  follower.kill('SIGINT');
-  assert.deepEqual(await exited, [0, null], `logs -f ends cleanly on SIGINT; stderr: ${err}`);
+  follower.child.kill('SIGINT');
+  assert.deepEqual(await follower.exited, { code: 0, signal: null }, `logs -f ends cleanly on SIGINT; stderr: ${follower.stderr}`);
   assert.equal((await box.cli(['stop'])).code, 0);
 });
 
@@ -331,21 +321,13 @@ test('logs --stream, --since and --json tell the worker\'s stdout from its stder
   }
 
   // -f with a filter: the last matching lines first, then new ones, and nothing else.
-  const follower = spawn(process.execPath, [CLI, 'logs', '-f', '-n', '1', '--stream', 'stderr', '--config', box.configPath], {
-    cwd: REPO_ROOT,
-    env: { ...cleanEnv(), [SANDBOX_ENV]: box.id },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  follower.stdout.on('data', (c: Buffer) => (out += c));
-  const exited = new Promise<number | null>((resolve) => follower.on('exit', (code) => resolve(code)));
-  t.after(() => void follower.kill('SIGKILL'));
-  await waitFor(() => `logs -f to print the last stderr line; so far:\n${out}`, () => out.includes(' worker[2,stderr] err 2\n'));
+  const follower = box.spawnCli(['logs', '-f', '-n', '1', '--stream', 'stderr']);
+  await waitFor(() => `logs -f to print the last stderr line; so far:\n${follower.stdout}`, () => follower.stdout.includes(' worker[2,stderr] err 2\n'));
   assert.equal((await box.cli(['restart-worker'])).code, 0);
-  await waitFor(() => `logs -f to print generation 3's stderr; so far:\n${out}`, () => out.includes(' worker[3,stderr] err 3\n'), 30_000);
+  await waitFor(() => `logs -f to print generation 3's stderr; so far:\n${follower.stdout}`, () => follower.stdout.includes(' worker[3,stderr] err 3\n'), 30_000);
   await box.waitForLog(/ worker\[3\] done 3$/);
-  follower.kill('SIGINT');
-  assert.equal(await exited, 0);
-  assert.deepEqual(outLines(out).map((l) => l.replace(/^\S+ /, '')), ['INFO  worker[2,stderr] err 2', 'INFO  worker[3,stderr] err 3']);
+  follower.child.kill('SIGINT');
+  assert.equal((await follower.exited).code, 0);
+  assert.deepEqual(outLines(follower.stdout).map((l) => l.replace(/^\S+ /, '')), ['INFO  worker[2,stderr] err 2', 'INFO  worker[3,stderr] err 3']);
   assert.equal((await box.cli(['stop'])).code, 0);
 });

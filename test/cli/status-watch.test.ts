@@ -3,7 +3,6 @@
 // on Ctrl-C; and on a real pseudo-terminal (python3's pty module) the redraw in place, the cursor
 // hidden and shown again on Ctrl-C.
 import * as assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -17,43 +16,29 @@ const count = (text: string, part: string): number => text.split(part).length - 
 test('status --watch into a pipe prints plain blocks, says when the daemon is gone, finds it again, exits 0 on Ctrl-C', async (t) => {
   const box = sandbox(t);
   const first = await box.start();
-  const child = spawn(process.execPath, [CLI, 'status', '--watch', '--interval', '200ms', '--config', box.configPath], {
-    cwd: REPO_ROOT, env: { ...cleanEnv(), [SANDBOX_ENV]: box.id }, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.after(() => child.kill('SIGKILL'));
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c));
-  child.stderr.on('data', (c: Buffer) => (stderr += c));
-  const exited = new Promise<{ code: number | null; signal: string | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
-  await waitFor(() => `two blocks; got ${JSON.stringify(stdout)}`, () => count(stdout, `: running, pid ${first.pid}`) >= 2);
-  assert.match(stdout, /^Every 0\.2s: autopilotd status {4}\d{4}-\d\d-\d\dT[\d:.]+Z\nautopilotd .*: running, pid \d+, up /);
+  const watching = box.spawnCli(['status', '--watch', '--interval', '200ms']);
+  await waitFor(() => `two blocks; got ${JSON.stringify(watching.stdout)}`, () => count(watching.stdout, `: running, pid ${first.pid}`) >= 2);
+  assert.match(watching.stdout, /^Every 0\.2s: autopilotd status {4}\d{4}-\d\d-\d\dT[\d:.]+Z\nautopilotd .*: running, pid \d+, up /);
   assert.equal((await box.cli(['stop'])).code, 0);
-  await waitFor(() => `the daemon's absence; got ${JSON.stringify(stdout.slice(-600))}`, () => /\nautopilotd is not running \(no daemon at .*\); looking again every 0\.2s\n/.test(stdout));
+  await waitFor(() => `the daemon's absence; got ${JSON.stringify(watching.stdout.slice(-600))}`, () => /\nautopilotd is not running \(no daemon at .*\); looking again every 0\.2s\n/.test(watching.stdout));
   const second = await box.start();
-  await waitFor(() => `the new daemon; got ${JSON.stringify(stdout.slice(-600))}`, () => stdout.includes(`: running, pid ${second.pid}`));
-  child.kill('SIGINT');
-  assert.deepEqual(await exited, { code: 0, signal: null });
-  assert.equal(stderr, '');
-  assert.doesNotMatch(stdout, /\x1b/, 'no terminal control into a pipe');
+  await waitFor(() => `the new daemon; got ${JSON.stringify(watching.stdout.slice(-600))}`, () => watching.stdout.includes(`: running, pid ${second.pid}`));
+  watching.child.kill('SIGINT');
+  assert.deepEqual(await watching.exited, { code: 0, signal: null });
+  assert.equal(watching.stderr, '');
+  assert.doesNotMatch(watching.stdout, /\x1b/, 'no terminal control into a pipe');
   assert.equal((await box.cli(['stop'])).code, 0);
 });
 
 test('status --watch --json prints one JSON object a line, running or not', async (t) => {
   const box = sandbox(t);
-  const child = spawn(process.execPath, [CLI, 'status', '-w', '--json', '--interval', '100ms', '--config', box.configPath], {
-    cwd: REPO_ROOT, env: { ...cleanEnv(), [SANDBOX_ENV]: box.id }, stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.after(() => child.kill('SIGKILL'));
-  let stdout = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c));
-  const exited = new Promise<{ code: number | null; signal: string | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
-  await waitFor(() => `two lines; got ${JSON.stringify(stdout)}`, () => count(stdout, '\n') >= 2);
-  const [line] = stdout.split('\n').map((l) => (l === '' ? null : JSON.parse(l) as Record<string, unknown>));
+  const watching = box.spawnCli(['status', '-w', '--json', '--interval', '100ms']);
+  await waitFor(() => `two lines; got ${JSON.stringify(watching.stdout)}`, () => count(watching.stdout, '\n') >= 2);
+  const [line] = watching.stdout.split('\n').map((l) => (l === '' ? null : JSON.parse(l) as Record<string, unknown>));
   assert.equal(line?.running, false);
   assert.match(String(line?.reason), /^no daemon at /);
-  child.kill('SIGINT');
-  assert.deepEqual(await exited, { code: 0, signal: null });
+  watching.child.kill('SIGINT');
+  assert.deepEqual(await watching.exited, { code: 0, signal: null });
 });
 
 test('status --interval is checked: a DURATION, at least 100ms, only with --watch', async (t) => {
@@ -82,16 +67,10 @@ test('with the daemon\'s location noted, status --watch still watches and --inte
   const r = await box.cli(['status', '--interval', '2s'], { env });
   assert.equal(r.code, 64, r.stderr);
   assert.match(r.stderr, /status: --interval goes with --watch/);
-  const child = spawn(process.execPath, [CLI, 'status', '--watch', '--interval', '200ms', '--config', box.configPath], {
-    cwd: REPO_ROOT, env: { ...cleanEnv(), ...env, [SANDBOX_ENV]: box.id }, stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  t.after(() => child.kill('SIGKILL'));
-  let stdout = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c));
-  const exited = new Promise<{ code: number | null; signal: string | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
-  await waitFor(() => `two blocks; got ${JSON.stringify(stdout)}`, () => count(stdout, `: running, pid ${first.pid}`) >= 2);
-  child.kill('SIGINT');
-  assert.deepEqual(await exited, { code: 0, signal: null });
+  const watching = box.spawnCli(['status', '--watch', '--interval', '200ms'], { env });
+  await waitFor(() => `two blocks; got ${JSON.stringify(watching.stdout)}`, () => count(watching.stdout, `: running, pid ${first.pid}`) >= 2);
+  watching.child.kill('SIGINT');
+  assert.deepEqual(await watching.exited, { code: 0, signal: null });
 });
 
 test('status --watch on a terminal redraws in place with the cursor hidden, and Ctrl-C leaves it clean', async (t) => {

@@ -4,6 +4,7 @@
 // so cleanup() finds and ends each process the test caused by PID (plus the instance markers
 // it saw), whoever its parent is by then, and removes the dir.
 
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ import { sendRequest } from '../../src/control/client.js';
 import type { Command, StatusData } from '../../src/control/protocol.js';
 import { ProcTable } from '../../src/os/proc-table.js';
 import { findTree } from '../../src/os/process-tree.js';
-import { isAlive, killMarked, makeTempDir, runCli, type CliResult, type TempDir } from './daemon.js';
+import { CLI, cleanEnv, isAlive, killMarked, makeTempDir, REPO_ROOT, runCli, type CliResult, type TempDir } from './daemon.js';
 import { waitFor } from './wait.js';
 import { removeCgroupsOf } from './cgroup.js';
 
@@ -28,6 +29,14 @@ export interface SandboxOptions {
   /** Default <dir>/run/d.sock: a directory the daemon must create. */
   socketPath?: string;
   pidFile?: string;
+}
+
+/** A CLI left running (`-f`, `--watch`): its output so far, and its exit once it comes. */
+export interface RunningCli {
+  child: ChildProcess;
+  stdout: string;
+  stderr: string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 export class Sandbox {
@@ -74,6 +83,21 @@ export class Sandbox {
     const run: { env: Record<string, string>; timeoutMs?: number } = { env: { ...opts.env, [SANDBOX_ENV]: this.id } };
     if (opts.timeoutMs !== undefined) run.timeoutMs = opts.timeoutMs;
     return runCli(full, run);
+  }
+
+  /**
+   * Starts the CLI as cli() runs it, into pipes, and leaves it running (`logs -f`, `events -f`,
+   * `status --watch`); its output collects as it comes. It carries the tag: cleanup() ends it.
+   */
+  spawnCli(args: string[], opts: { env?: Record<string, string> } = {}): RunningCli {
+    const child = spawn(process.execPath, [CLI, ...args, '--config', this.configPath], {
+      cwd: REPO_ROOT, env: { ...cleanEnv(), ...opts.env, [SANDBOX_ENV]: this.id }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    const running: RunningCli = { child, stdout: '', stderr: '', exited };
+    child.stdout!.on('data', (c: Buffer) => (running.stdout += c));
+    child.stderr!.on('data', (c: Buffer) => (running.stderr += c));
+    return running;
   }
 
   /** `autopilotd start`; fails the test unless it exits 0. Returns the printed pids. */
