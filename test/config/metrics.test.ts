@@ -3,27 +3,11 @@
 // problem naming file:line:column and the key, from the file or the environment.
 import * as assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ConfigError, loadConfig } from '../../src/config/load.js';
-import { formatProblem } from '../../src/config/errors.js';
 import { formatListenAddress, parseListenAddress } from '../../src/config/listen-address.js';
-import { makeTempHome } from './temp-home.js';
-
-function load(home: { dir: string }, env: Record<string, string> = {}) {
-  return loadConfig({ flags: {}, env, homeDir: home.dir, cwd: '/' });
-}
-
-function problemsOf(home: { dir: string }, env: Record<string, string> = {}): string[] {
-  try {
-    load(home, env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems.map(formatProblem);
-    throw err;
-  }
-  assert.fail('expected a ConfigError');
-}
+import { loadHome, makeTempHome, problemsOfHome } from './temp-home.js';
 
 test('metrics are not served by default', (t) => {
-  assert.deepEqual(load(makeTempHome(t)).config.metrics, { listen: null });
+  assert.deepEqual(loadHome(makeTempHome(t)).config.metrics, { listen: null });
 });
 
 test('listen addresses: a bare port is loopback; an explicit host is bound as written', () => {
@@ -59,21 +43,21 @@ test('listen addresses: a bare port is loopback; an explicit host is bound as wr
 test('[metrics].listen loads from the file and from AUTOPILOTD_METRICS_LISTEN', (t) => {
   const home = makeTempHome(t);
   const file = home.write('.autopilot/daemon.toml', '[metrics]\nlisten = "127.0.0.1:9464"\n');
-  const loaded = load(home);
+  const loaded = loadHome(home);
   assert.equal(loaded.config.metrics.listen, '127.0.0.1:9464');
   assert.deepEqual(loaded.sources['metrics.listen'], { kind: 'file', path: file, line: 2 });
-  assert.equal(load(home, { AUTOPILOTD_METRICS_LISTEN: '9100' }).config.metrics.listen, '9100');
+  assert.equal(loadHome(home, { AUTOPILOTD_METRICS_LISTEN: '9100' }).config.metrics.listen, '9100');
 });
 
 test('a bad listen value names the file, line, column and key, and what is allowed', (t) => {
   const home = makeTempHome(t);
   const file = home.write('.autopilot/daemon.toml', '[metrics]\nlisten = "example.com:9464"\n');
-  const [problem, ...rest] = problemsOf(home);
+  const [problem, ...rest] = problemsOfHome(home);
   assert.deepEqual(rest, []);
   assert.ok(problem!.startsWith(`${file}:2:`), problem);
   assert.match(problem!, / metrics\.listen: expected an address "HOST:PORT" or a port "PORT" \(HOST an IPv4 address, \[IPv6\] or localhost; PORT 1\.\.65535; a bare port listens on 127\.0\.0\.1 only\), got "example\.com:9464"/);
   home.write('.autopilot/daemon.toml', '[metrics]\nlisten = 9464\n');
-  assert.match(problemsOf(home)[0]!, /:2:\d+: metrics\.listen: expected an address .* got 9464/);
+  assert.match(problemsOfHome(home)[0]!, /:2:\d+: metrics\.listen: expected an address .* got 9464/);
   home.write('.autopilot/daemon.toml', '');
-  assert.match(problemsOf(home, { AUTOPILOTD_METRICS_LISTEN: '70000' })[0]!, /^environment AUTOPILOTD_METRICS_LISTEN: metrics\.listen: expected an address/);
+  assert.match(problemsOfHome(home, { AUTOPILOTD_METRICS_LISTEN: '70000' })[0]!, /^environment AUTOPILOTD_METRICS_LISTEN: metrics\.listen: expected an address/);
 });

@@ -2,27 +2,11 @@
 // bad value gives (file:line:column, key, expected, a did-you-mean for a misspelt event kind).
 import * as assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ConfigError, loadConfig } from '../../src/config/load.js';
-import { formatProblem } from '../../src/config/errors.js';
 import { NOTIFY_EVENT_KINDS } from '../../src/config/types.js';
-import { makeTempHome } from './temp-home.js';
-
-function load(home: { dir: string }, env: Record<string, string> = {}) {
-  return loadConfig({ flags: {}, env, homeDir: home.dir, cwd: '/' });
-}
-
-function problemsOf(home: { dir: string }, env: Record<string, string> = {}): string[] {
-  try {
-    load(home, env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems.map(formatProblem);
-    throw err;
-  }
-  assert.fail('expected a ConfigError');
-}
+import { loadHome, makeTempHome, problemsOfHome } from './temp-home.js';
 
 test('notifications are off by default, and every kind but daemon-start is selected', (t) => {
-  const notify = load(makeTempHome(t)).config.notify;
+  const notify = loadHome(makeTempHome(t)).config.notify;
   assert.deepEqual(notify, {
     command: null,
     events: ['failed', 'recovered', 'memory', 'health', 'held', 'prevented', 'daemon-stop'],
@@ -42,7 +26,7 @@ test('[notify] keys load from the file, repeated kinds kept once', (t) => {
     'min_interval_ms = 0',
     '',
   ].join('\n'));
-  assert.deepEqual(load(home).config.notify, {
+  assert.deepEqual(loadHome(home).config.notify, {
     command: ['curl', '-fsS', '--data-binary', '@-', 'https://example.invalid/hook'],
     events: ['failed', 'daemon-start'],
     timeout_ms: 2500,
@@ -51,7 +35,7 @@ test('[notify] keys load from the file, repeated kinds kept once', (t) => {
 });
 
 test('[notify] keys load from the environment, lists as JSON', (t) => {
-  const notify = load(makeTempHome(t), {
+  const notify = loadHome(makeTempHome(t), {
     AUTOPILOTD_NOTIFY_COMMAND: '["sh", "-c", "cat >> /tmp/x"]',
     AUTOPILOTD_NOTIFY_EVENTS: '["memory"]',
     AUTOPILOTD_NOTIFY_TIMEOUT_MS: '1',
@@ -63,7 +47,7 @@ test('[notify] keys load from the environment, lists as JSON', (t) => {
 test('a misspelt event kind is named by its index, line and column, with the closest kind', (t) => {
   const home = makeTempHome(t);
   const file = home.write('.autopilot/daemon.toml', '[notify]\ncommand = ["true"]\nevents = ["failed", "daemon_stop"]\n');
-  assert.deepEqual(problemsOf(home), [
+  assert.deepEqual(problemsOfHome(home), [
     `${file}:3:1: notify.events[1]: expected one of ${NOTIFY_EVENT_KINDS.map((k) => `"${k}"`).join(', ')}, got "daemon_stop"; did you mean "daemon-stop"?`,
   ]);
 });
@@ -71,7 +55,7 @@ test('a misspelt event kind is named by its index, line and column, with the clo
 test('an event kind far from any gets no suggestion', (t) => {
   const home = makeTempHome(t);
   home.write('.autopilot/daemon.toml', '[notify]\nevents = ["everything"]\n');
-  const [problem, ...rest] = problemsOf(home);
+  const [problem, ...rest] = problemsOfHome(home);
   assert.deepEqual(rest, []);
   assert.match(problem!, /notify\.events\[0\]: expected one of .*, got "everything"$/);
 });
@@ -91,7 +75,7 @@ test('bad [notify] values: empty command, empty or non-list events, negative and
   for (const [line, expected] of cases) {
     const home = makeTempHome(t);
     home.write('.autopilot/daemon.toml', `[notify]\n${line}\n`);
-    const problems = problemsOf(home);
+    const problems = problemsOfHome(home);
     assert.equal(problems.length, 1, `${line}: ${problems.join('\n')}`);
     assert.match(problems[0]!, expected, line);
   }
@@ -100,5 +84,5 @@ test('bad [notify] values: empty command, empty or non-list events, negative and
 test('a misspelt [notify] key suggests the right one', (t) => {
   const home = makeTempHome(t);
   home.write('.autopilot/daemon.toml', '[notify]\ntimeout = 5000\n');
-  assert.match(problemsOf(home)[0]!, /:2:1: notify\.timeout: unknown key; did you mean "timeout_ms"\?$/);
+  assert.match(problemsOfHome(home)[0]!, /:2:1: notify\.timeout: unknown key; did you mean "timeout_ms"\?$/);
 });

@@ -4,7 +4,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { TestContext } from 'node:test';
-import { ConfigError } from '../../src/config/errors.js';
+import { ConfigError, formatProblem } from '../../src/config/errors.js';
+import { loadConfig } from '../../src/config/load.js';
 
 export interface TempHome {
   dir: string;
@@ -35,4 +36,14 @@ export function expectConfigError(load: () => unknown): ConfigError {
     return error;
   }
   assert.fail('expected loadConfig to throw a ConfigError, but it returned');
+}
+
+/** The configuration of `home` (its ~/.autopilot/daemon.toml) with `env` on top, as the daemon loads it. */
+export function loadHome(home: { dir: string }, env: Record<string, string> = {}) {
+  return loadConfig({ flags: {}, env, homeDir: home.dir, cwd: '/' });
+}
+
+/** The problems loading `home` gives, each as the daemon prints it (file:line:col: key: ...). */
+export function problemsOfHome(home: { dir: string }, env: Record<string, string> = {}): string[] {
+  return expectConfigError(() => loadHome(home, env)).problems.map(formatProblem);
 }
