@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // How long `autopilotd status` (and `metrics`) takes from process start to exit, next to `pm2 jlist` (the same
 // question asked of PM2's daemon) and `node -e 0` (the floor: starting Node itself). Both daemons
-// run one idle app (`sleep 1000`); the three commands are timed interleaved, in a rotating order,
-// so drift in machine load hits all of them alike.
+// run one idle app (`sleep 1000`); the commands are timed interleaved, in a rotating order, so
+// drift in machine load hits all of them alike. A bare node:net client of the same socket shows
+// what any Node client costs beyond the floor.
 // Usage: npm run build && node bench/status.mjs [runs=30]
 // PM2 is not a dependency: on first use it is installed into bench/.peers (git-ignored). Its
 // daemon gets a temp PM2_HOME, so a user's own PM2 is never touched.
@@ -89,6 +90,12 @@ function cpuTable(commands) {
   });
 }
 
+/** A status request with nothing around it: no checks, no note, no formatting. */
+const BARE_CLIENT = `const s = require('node:net').connect(process.argv[1]);
+s.on('connect', () => s.write('{"v":1,"id":1,"cmd":"status"}\\n'));
+let got = '';
+s.on('data', (d) => { got += d; if (got.includes('\\n')) { require('node:fs').writeSync(1, got); s.destroy(); } });`;
+
 const quantile = (sorted, q) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
 
 try {
@@ -105,6 +112,8 @@ try {
   await new Promise((r) => setTimeout(r, 2100));
   const commands = [
     { name: 'node -e 0 (floor)', argv: [process.execPath, '-e', '0'], env: baseEnv, ms: [] },
+    // The least any Node client of the socket can do: node:net, one request, the reply to stdout.
+    { name: 'bare net round trip', argv: [process.execPath, '-e', BARE_CLIENT, join(tmp, 'd.sock')], env: baseEnv, ms: [] },
     { name: 'autopilotd status', argv: [process.execPath, CLI, 'status', '--json', '--config', config], env: apdEnv, ms: [] },
     { name: 'autopilotd metrics', argv: [process.execPath, CLI, 'metrics', '--config', config], env: apdEnv, ms: [] },
     { name: 'pm2 jlist', argv: [PM2, 'jlist'], env: pm2Env, ms: [] },
@@ -131,6 +140,8 @@ try {
   const floor = stats.get('node -e 0 (floor)');
   console.log(`\npm2 jlist / autopilotd status:     ${(pm2Stats.median / apd.median).toFixed(2)}x (median), ${(pm2Stats.p90 / apd.p90).toFixed(2)}x (p90)`);
   console.log(`autopilotd status / node -e 0:     ${(apd.median / floor.median).toFixed(2)}x (median), +${(apd.median - floor.median).toFixed(1)} ms over the floor`);
+  const bare = stats.get('bare net round trip');
+  console.log(`bare net round trip / node -e 0:   ${(bare.median / floor.median).toFixed(2)}x (median), +${(bare.median - floor.median).toFixed(1)} ms over the floor`);
   const met = stats.get('autopilotd metrics');
   console.log(`autopilotd metrics / node -e 0:    ${(met.median / floor.median).toFixed(2)}x (median), +${(met.median - floor.median).toFixed(1)} ms over the floor`);
   cpuTable(commands);
