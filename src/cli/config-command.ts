@@ -8,6 +8,7 @@ import { loadForCommand, type ParsedCommand } from './args.js';
 import { EXIT, UsageError } from './exit-codes.js';
 import { runtimeDirProblems, type RuntimeDirKey, type RuntimeDirPlan } from './runtime-dirs.js';
 import { workerProblems } from './worker-check.js';
+import { writeOut } from './output-writer.js';
 
 const DIR_KEYS: readonly RuntimeDirKey[] = ['socket_path', 'pid_file', 'logs.dir'];
 
@@ -16,12 +17,12 @@ export async function configCommand(p: ParsedCommand): Promise<number> {
   if (extra.length > 0) throw new UsageError(`config: unexpected argument '${extra[0]}'`, 'config');
   if (action !== 'check' && action !== 'show') throw new UsageError(actionProblem(action), 'config');
   if (action === 'show') {
-    process.stdout.write(formatConfigShow(await loadForCommand(p)));
+    writeOut(formatConfigShow(await loadForCommand(p)));
     return EXIT.ok;
   }
   const { loaded, warnings } = await loadChecked(p);
   writeWarnings(warnings);
-  process.stdout.write(`configuration is valid (${loaded.path ?? 'no file; built-in defaults'})\n`);
+  writeOut(`configuration is valid (${loaded.path ?? 'no file; built-in defaults'})\n`);
   return EXIT.ok;
 }
 

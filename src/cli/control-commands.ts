@@ -13,6 +13,7 @@ import type { Progress } from './stop-progress.js';
 import { formatDuration } from './format-status.js';
 import { noteLocation } from './location-cache.js';
 import { printMetrics, printStatus } from './quick-commands.js';
+import { writeOut } from './output-writer.js';
 
 /** Actions wait for the daemon to finish them, which can take a worker's whole stop grace. */
 const ACTION_MARGIN_MS = 30_000;
@@ -51,7 +52,7 @@ export async function controlCommand(p: ParsedCommand): Promise<number> {
         const data = p.command === 'restart-worker' && process.stdout.isTTY === true
           ? await restartWithProgress(found, actionTimeoutMs)
           : (await sendRequest(found.socketPath, p.command as Command, undefined, { timeoutMs: actionTimeoutMs })) as Record<string, unknown>;
-        process.stdout.write(describeAction(p.command, data));
+        writeOut(describeAction(p.command, data));
         return EXIT.ok;
       }
     }
@@ -80,13 +81,13 @@ interface Searched {
  */
 function notRunning(p: ParsedCommand, loaded: Searched, reason: string): number {
   if (p.command === 'stop') {
-    process.stdout.write('autopilotd is not running; nothing to stop\n');
+    writeOut('autopilotd is not running; nothing to stop\n');
     return EXIT.ok;
   }
   if (p.command === 'status' && p.values.json === true) {
     const { socket_path, pid_file } = loaded.config;
     const report = { running: false, reason, config_path: loaded.path, socket_path, pid_file };
-    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    writeOut(`${JSON.stringify(report, null, 2)}\n`);
   }
   process.stderr.write(`autopilotd is not running (${reason})\n`);
   return EXIT.notRunning;
@@ -143,7 +144,7 @@ async function stop(found: FoundDaemon, timeoutMs: number): Promise<number> {
   } finally {
     await progress?.end(0);
   }
-  process.stdout.write(`autopilotd stopped (pid ${pid})${progress === null ? '' : ` in ${formatDuration(Date.now() - started)}`}\n`);
+  writeOut(`autopilotd stopped (pid ${pid})${progress === null ? '' : ` in ${formatDuration(Date.now() - started)}`}\n`);
   return EXIT.ok;
 }
 

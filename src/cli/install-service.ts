@@ -11,6 +11,7 @@ import { loadForCommand, type ParsedCommand } from './args.js';
 import { CliFailure, EXIT, UsageError } from './exit-codes.js';
 import { unitFileName, unitNameOf, unitText, type NotifyAccess } from './service-unit.js';
 import { workerProblems } from './worker-check.js';
+import { writeOut } from './output-writer.js';
 
 /**
  * How this installation's daemon will notify systemd. The native addon sends from the daemon's
@@ -61,7 +62,7 @@ export async function installServiceCommand(p: ParsedCommand): Promise<number> {
     homeDir: homedir(),
   });
   if (p.values.print === true) {
-    process.stdout.write(text);
+    writeOut(text);
     return EXIT.ok;
   }
   const previous = existsSync(target.file) ? readFileSync(target.file, 'utf8') : null;
@@ -188,5 +189,5 @@ function nextSteps(target: ServiceTarget, p: ParsedCommand): string {
 }
 
 function say(line: string): void {
-  process.stdout.write(`${line}\n`);
+  writeOut(`${line}\n`);
 }

@@ -7,15 +7,16 @@ import { COMMAND_HELP, MAIN_HELP } from './help.js';
 import { EXIT } from './exit-codes.js';
 import { parseCommandLine } from './command-line.js';
 import { runProgram } from './program.js';
+import { writeOut } from './output-writer.js';
 
 async function run(argv: string[]): Promise<number> {
   const line = parseCommandLine(argv);
   if (line.kind === 'help') {
-    process.stdout.write(line.command === null ? MAIN_HELP : COMMAND_HELP[line.command] ?? MAIN_HELP);
+    writeOut(line.command === null ? MAIN_HELP : COMMAND_HELP[line.command] ?? MAIN_HELP);
     return EXIT.ok;
   }
   if (line.kind === 'version') {
-    process.stdout.write(`autopilotd ${VERSION}\n`);
+    writeOut(`autopilotd ${VERSION}\n`);
     return EXIT.ok;
   }
   const { parsed } = line;

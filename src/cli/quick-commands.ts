@@ -5,6 +5,7 @@
 // the note cannot answer goes the full way (control-commands.ts), with the same semantics.
 
 import { dirname } from 'node:path';
+import { isatty } from 'node:tty';
 import { sendRequest } from '../control/client.js';
 import type { StatusData } from '../control/protocol.js';
 import { escapeForTerminal } from '../log/terminal-text.js';
@@ -14,6 +15,7 @@ import { CliFailure, EXIT } from './exit-codes.js';
 import type { FoundDaemon } from './find-daemon.js';
 import { formatStatus } from './format-status.js';
 import { notedLocation } from './location-cache.js';
+import { writeOut } from './output-writer.js';
 
 /**
  * A plain `status` or a `metrics` answered at the noted location; null when there is no note, or
@@ -38,11 +40,11 @@ export async function quickCommand(p: ParsedCommand): Promise<number | null> {
 /** Exit 0 while the worker is supervised as it should be, 4 once it is `failed`. */
 export function printStatus(p: ParsedCommand, found: FoundDaemon): number {
   if (p.values.json === true) {
-    process.stdout.write(`${JSON.stringify({ running: true, ...found.status }, null, 2)}\n`);
+    writeOut(`${JSON.stringify({ running: true, ...found.status }, null, 2)}\n`);
   } else {
     // The worker's argv and spawn error are anybody's text: escaped on a terminal, as logs are.
     const human = formatStatus(found.status, Date.now());
-    process.stdout.write(process.stdout.isTTY === true ? escapeForTerminal(human) : human);
+    writeOut(isatty(1) ? escapeForTerminal(human) : human);
   }
   return found.status.worker.state === 'failed' ? EXIT.workerFailed : EXIT.ok;
 }
@@ -50,6 +52,6 @@ export function printStatus(p: ParsedCommand, found: FoundDaemon): number {
 export function printMetrics(data: unknown): number {
   const text = (data as { text?: unknown }).text;
   if (typeof text !== 'string') throw new CliFailure('metrics: the daemon sent no metrics text (an older daemon? restart it)', EXIT.failure);
-  process.stdout.write(text);
+  writeOut(text);
   return EXIT.ok;
 }

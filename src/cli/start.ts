@@ -21,6 +21,7 @@ import { logFileConfigError, runtimeDirProblems } from './runtime-dirs.js';
 import { startTimeoutMs, stopUnreportedDaemon } from './start-timeout.js';
 import { workerProblems } from './worker-check.js';
 import { DAEMON_NODE_FLAGS } from './daemon-node-flags.js';
+import { writeOut } from './output-writer.js';
 
 /** The fd on which a daemonized child reports its startup outcome to `autopilotd start`. */
 const READY_FD = 3;
@@ -131,7 +132,7 @@ async function daemonize(loaded: LoadedConfig): Promise<number> {
   if (outcome.workerPid === null) {
     throw new CliFailure(`daemon started (pid ${outcome.pid}) but the worker did not: it is ${outcome.workerState} and will be retried.\n${thisStart()}`, EXIT.failure);
   }
-  process.stdout.write(`autopilotd started: pid ${outcome.pid}, worker pid ${outcome.workerPid}\n`);
+  writeOut(`autopilotd started: pid ${outcome.pid}, worker pid ${outcome.workerPid}\n`);
   // Once, here: the daemon's own line about it went to its log file.
   if (outcome.nativeMissing) process.stderr.write(`autopilotd: warning: native helper not loaded (${outcome.nativeMissing}); sd_notify goes through systemd-notify, which needs NotifyAccess=all\n`);
   return EXIT.ok;

@@ -159,3 +159,16 @@ test('a config file broken while the daemon runs does not lock the user out: sta
   assert.equal(stop.code, 0, stop.stderr);
   assert.deepEqual(await daemon.exited, { code: 0, signal: null });
 });
+
+test('output into a pipe whose reader is gone (`status | true`) ends quietly: exit as usual, nothing on stderr', async (t) => {
+  const box = sandbox(t);
+  await box.start();
+  for (const args of [['status'], ['status', '--json'], ['metrics'], ['--help'], ['config', 'show']]) {
+    const child = box.spawnCli(args);
+    // Closed before the CLI has even started Node: every write it makes meets EPIPE.
+    child.child.stdout!.destroy();
+    const exited = await child.exited;
+    assert.deepEqual(exited, { code: 0, signal: null }, `${args.join(' ')}: ${child.stderr}`);
+    assert.equal(child.stderr, '', args.join(' '));
+  }
+});
