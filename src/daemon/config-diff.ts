@@ -1,6 +1,8 @@
 // What a reload changed, for the `configuration reloaded` line: key paths with old and new values.
 // Values are shown as TOML-like literals and cut short, so a long command line or a pasted blob
-// cannot flood the log (the config holds no secrets, but a line stays a line).
+// cannot flood the log. The config can hold secrets: `worker.env` is where an API key goes, and a
+// command line may carry a token. Those keys are named with what happened to them (added, removed,
+// changed), never with a value: the line reaches the log file, journald and every event subscriber.
 
 import type { ConfigChange } from '../log/events.js';
 
@@ -10,6 +12,11 @@ export const CHANGE_VALUE_CHARS = 60;
 export const CHANGES_LISTED = 20;
 
 type Value = unknown;
+
+/** Tables whose every entry may be a secret: each key is listed, no value is. */
+const SECRET_TABLES: ReadonlySet<string> = new Set(['worker.env']);
+/** argv-valued keys that may carry a token: listed as changed, without their values. */
+const SECRET_LEAVES: ReadonlySet<string> = new Set(['worker.command', 'notify.command', 'health.probe_command']);
 
 /** The settings that differ between `before` and `after`, in key order, leaves only. */
 export function configChanges(before: Value, after: Value): ConfigChange[] {
@@ -24,16 +31,25 @@ function isTable(v: Value): v is Record<string, Value> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function walk(before: Value, after: Value, prefix: string, out: ConfigChange[]): void {
-  if (isTable(before) && isTable(after)) {
-    const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
-    for (const key of keys) walk(before[key], after[key], prefix === '' ? key : `${prefix}.${key}`, out);
+function walk(before: Value, after: Value, prefix: string, out: ConfigChange[], secret = false): void {
+  const secretTable = SECRET_TABLES.has(prefix);
+  if ((isTable(before) && isTable(after)) || (secretTable && (isTable(before) || isTable(after)))) {
+    // A secret table added or removed whole is still listed key by key, never as one literal.
+    const b = isTable(before) ? before : {};
+    const a = isTable(after) ? after : {};
+    const keys = [...new Set([...Object.keys(b), ...Object.keys(a)])].sort();
+    for (const key of keys) walk(b[key], a[key], prefix === '' ? key : `${prefix}.${key}`, out, secret || secretTable);
     return;
   }
   const from = literal(before);
   const to = literal(after);
-  if (from !== to) out.push({ key: prefix, from: shorten(from), to: shorten(to) });
+  if (from === to) return;
+  if (secret || secretTable) out.push({ key: prefix, hidden: isUnset(before) ? 'added' : isUnset(after) ? 'removed' : 'changed' });
+  else if (SECRET_LEAVES.has(prefix)) out.push({ key: prefix, hidden: 'changed' });
+  else out.push({ key: prefix, from: shorten(from), to: shorten(to) });
 }
+
+const isUnset = (v: Value): boolean => v === undefined || v === null;
 
 /** A value as written in the config file: strings quoted, arrays bracketed, absent as (unset). */
 export function literal(v: Value): string {

@@ -8,7 +8,13 @@ import type { WorkerOutputLine } from '../control/protocol.js';
 
 type Exit = { code: number | null; signal: string | null };
 /** One setting a reload changed: its key path and both values, already shortened for a log line. */
-export interface ConfigChange { key: string; from: string; to: string }
+/**
+ * One changed setting of a reload. A key that may hold a secret (`worker.env.*`, a command line)
+ * carries only what happened to it, never a value: the event reaches the log and every subscriber.
+ */
+export type ConfigChange =
+  | { key: string; from: string; to: string; hidden?: never }
+  | { key: string; hidden: 'added' | 'removed' | 'changed'; from?: never; to?: never };
 
 export type LogEvent =
   | { kind: 'daemon-started'; pid: number; version: string; instanceId: string; configPath: string | null; logTarget: string }
@@ -110,7 +116,7 @@ const HOLD_BASIS_TEXT: Record<string, string> = {
 const operatorText = (e: { pid: number | null; uid: number | null; via: string }): string =>
   e.via === 'SIGHUP' ? 'by SIGHUP' : e.pid === null ? 'from a client (client pid unknown)' : `from pid ${e.pid} (uid ${e.uid ?? '?'})`;
 const changesText = (changes: readonly ConfigChange[]): string =>
-  changes.length === 0 ? 'nothing changed' : changes.map((c) => c.from === c.to ? c.key : `${c.key} ${c.from} -> ${c.to}`).join(', ');
+  changes.length === 0 ? 'nothing changed' : changes.map((c) => c.hidden !== undefined ? `${c.key} ${c.hidden}` : c.from === c.to ? c.key : `${c.key} ${c.from} -> ${c.to}`).join(', ');
 const mib = (bytes: number): string => `${(bytes / 1048576).toFixed(1)}MiB`;
 
 export const FORMATS: Formats = {

@@ -147,7 +147,7 @@ test('reload applies a new worker command at the next start; an invalid file is 
   assert.equal(reload.code, 0, reload.stderr);
   assert.equal(reload.stdout, `configuration reloaded from ${box.configPath}\n`);
   // The log says what changed and who asked (issue #19).
-  await box.waitForLog(/ INFO {2}configuration reloaded: worker\.command \["sleep", "1000"\] -> \["sleep", "2000"\] config=/);
+  await box.waitForLog(/ INFO {2}configuration reloaded: worker\.command changed config=/);
   await box.waitForLog(new RegExp(` INFO {2}operator: reload from pid \\d+ \\(uid ${process.getuid!()}\\)$`));
   let s: StatusData = await box.status();
   assert.deepEqual([s.worker.command, s.worker.pid], [['sleep', '2000'], workerPid], 'the running worker is left alone');
