@@ -18,13 +18,15 @@ const SECRET_TABLES: ReadonlySet<string> = new Set(['worker.env']);
 /** argv-valued keys that may carry a token: listed as changed, without their values. */
 const SECRET_LEAVES: ReadonlySet<string> = new Set(['worker.command', 'notify.command', 'health.probe_command']);
 
+/** What a reload changed: at most CHANGES_LISTED of them, and how many more were left out. */
+export interface ConfigDiff { changes: ConfigChange[]; omitted: number }
+
 /** The settings that differ between `before` and `after`, in key order, leaves only. */
-export function configChanges(before: Value, after: Value): ConfigChange[] {
+export function configChanges(before: Value, after: Value): ConfigDiff {
   const changes: ConfigChange[] = [];
   walk(before, after, '', changes);
-  if (changes.length <= CHANGES_LISTED) return changes;
-  const more = changes.length - CHANGES_LISTED;
-  return [...changes.slice(0, CHANGES_LISTED), { key: `(and ${more} more)`, from: '', to: '' }];
+  if (changes.length <= CHANGES_LISTED) return { changes, omitted: 0 };
+  return { changes: changes.slice(0, CHANGES_LISTED), omitted: changes.length - CHANGES_LISTED };
 }
 
 function isTable(v: Value): v is Record<string, Value> {
@@ -46,7 +48,10 @@ function walk(before: Value, after: Value, prefix: string, out: ConfigChange[], 
   if (from === to) return;
   if (secret || secretTable) out.push({ key: prefix, hidden: isUnset(before) ? 'added' : isUnset(after) ? 'removed' : 'changed' });
   else if (SECRET_LEAVES.has(prefix)) out.push({ key: prefix, hidden: 'changed' });
-  else out.push({ key: prefix, from: shorten(from), to: shorten(to) });
+  else {
+    const at = firstDifference(from, to);
+    out.push({ key: prefix, from: shorten(from, at), to: shorten(to, at) });
+  }
 }
 
 const isUnset = (v: Value): boolean => v === undefined || v === null;
@@ -60,6 +65,27 @@ export function literal(v: Value): string {
   return String(v);
 }
 
-function shorten(text: string): string {
-  return text.length <= CHANGE_VALUE_CHARS ? text : `${text.slice(0, CHANGE_VALUE_CHARS - 3)}...`;
+/** Characters kept before the first difference when a value is cut around it. */
+const CONTEXT_CHARS = 20;
+
+function firstDifference(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i += 1;
+  return i;
+}
+
+/**
+ * `text` in at most CHANGE_VALUE_CHARS characters, keeping character `at` (where the old and new
+ * values first differ) in view: both values are cut at the same place, so two values that differ
+ * never look equal once shortened (a long command line changed near its end).
+ */
+function shorten(text: string, at: number): string {
+  const max = CHANGE_VALUE_CHARS;
+  if (text.length <= max) return text;
+  const start = at < max - 3 ? 0 : at - CONTEXT_CHARS;
+  const head = start > 0 ? '...' : '';
+  const room = max - head.length;
+  if (text.length - start <= room) return head + text.slice(start);
+  return `${head}${text.slice(start, start + room - 3)}...`;
 }

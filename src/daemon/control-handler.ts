@@ -120,7 +120,7 @@ function applyNewConfig(parts: ControlParts): void {
   parts.memoryGuard.updateConfig(config);
   parts.healthLoop.updateConfig(config);
   // What was applied: keys that wait for a restart have their own warning above.
-  logger.emit({ kind: 'config-reloaded', path: next.path, changes: configChanges(before, config) });
+  logger.emit({ kind: 'config-reloaded', path: next.path, ...configChanges(before, config) });
 }
 
 function workerSummary(supervisor: WorkerSupervisor): { state: string; pid: number | null; generation: number } {

@@ -24,7 +24,8 @@ export type LogEvent =
   | { kind: 'daemon-force-stop'; reason: string }
   /** A command that changes something, from a control client (null: its pid could not be had) or a signal. */
   | { kind: 'operator-command'; command: string; pid: number | null; uid: number | null; via: 'socket' | 'SIGHUP' }
-  | { kind: 'config-reloaded'; path: string | null; changes: readonly ConfigChange[] }
+  /** `changes` lists the first changed keys; `omitted` counts those left out of the line. */
+  | { kind: 'config-reloaded'; path: string | null; changes: readonly ConfigChange[]; omitted: number }
   | { kind: 'config-reload-rejected'; message: string }
   | { kind: 'orphan-tree-found'; instanceId: string; previousPid: number; pids: number[] }
   | { kind: 'instance-record-ignored'; reason: string }
@@ -115,8 +116,11 @@ const HOLD_BASIS_TEXT: Record<string, string> = {
 };
 const operatorText = (e: { pid: number | null; uid: number | null; via: string }): string =>
   e.via === 'SIGHUP' ? 'by SIGHUP' : e.pid === null ? 'from a client (client pid unknown)' : `from pid ${e.pid} (uid ${e.uid ?? '?'})`;
-const changesText = (changes: readonly ConfigChange[]): string =>
-  changes.length === 0 ? 'nothing changed' : changes.map((c) => c.hidden !== undefined ? `${c.key} ${c.hidden}` : c.from === c.to ? c.key : `${c.key} ${c.from} -> ${c.to}`).join(', ');
+const changesText = (changes: readonly ConfigChange[], omitted: number): string =>
+  changes.length === 0 && omitted === 0 ? 'nothing changed' : [
+    ...changes.map((c) => c.hidden !== undefined ? `${c.key} ${c.hidden}` : `${c.key} ${c.from} -> ${c.to}`),
+    ...(omitted > 0 ? [`(and ${omitted} more)`] : []),
+  ].join(', ');
 const mib = (bytes: number): string => `${(bytes / 1048576).toFixed(1)}MiB`;
 
 export const FORMATS: Formats = {
@@ -126,7 +130,7 @@ export const FORMATS: Formats = {
   'daemon-stopped': { level: 'info', text: (e) => ['daemon stopped', { took_ms: e.durationMs }] },
   'daemon-force-stop': { level: 'warn', text: (e) => ['forcing stop: killing the worker tree now', { reason: e.reason }] },
   'operator-command': { level: 'info', text: (e) => [`operator: ${e.command} ${operatorText(e)}`] },
-  'config-reloaded': { level: 'info', text: (e) => [`configuration reloaded: ${changesText(e.changes)}`, { config: e.path ?? '(defaults)' }] },
+  'config-reloaded': { level: 'info', text: (e) => [`configuration reloaded: ${changesText(e.changes, e.omitted)}`, { config: e.path ?? '(defaults)' }] },
   'config-reload-rejected': { level: 'error', text: (e) => [`configuration reload rejected, keeping the old one: ${e.message}`] },
   'instance-record-ignored': { level: 'warn', text: (e) => [`instance record ignored, no orphaned tree is looked for: ${e.reason}`] },
   'orphan-tree-found': { level: 'warn', text: (e) => ['worker tree of a previous daemon found; stopping it before starting', { instance: e.instanceId, previous_pid: e.previousPid, pids: e.pids }] },
