@@ -40,7 +40,7 @@ export class EventJournal implements EventSource {
   }
 
   private heard(r: LogRecord): void {
-    if (r.worker === true || !this.logger.enabled(r.level)) return;
+    if (!this.logger.enabled(r.level)) return;
     this.seq += 1;
     const event: StreamEvent = { seq: this.seq, at: isoTime(r.atMs), level: r.level, kind: r.event?.kind ?? null, text: r.text };
     this.recent.push(event);

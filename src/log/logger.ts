@@ -25,13 +25,16 @@ export type LogStyle = 'plain' | 'journald';
 const SYSLOG_PRIORITY: Record<LogLevel, number> = { error: 3, warn: 4, info: 6, debug: 7 };
 const LEVEL_LABEL: Record<LogLevel, string> = { error: 'ERROR', warn: 'WARN ', info: 'INFO ', debug: 'DEBUG' };
 
+/**
+ * One of the daemon's own log entries, as subscribe() listeners hear it. The worker's output is
+ * never one: it goes to the sink only (it is the hot path, and no listener wants it).
+ */
 export interface LogRecord {
-  atMs: number;
-  level: LogLevel;
-  text: string;
-  event: LogEvent | null;
-  /** A line of the worker's own output (workerOutput), not the daemon's. */
-  worker?: true;
+  readonly atMs: number;
+  readonly level: LogLevel;
+  /** The one-line text; for an event below the log level it is only rendered if read. */
+  readonly text: string;
+  readonly event: LogEvent | null;
 }
 
 export class Logger {
@@ -60,10 +63,20 @@ export class Logger {
   }
 
   emit(event: LogEvent): void {
-    // Disabled levels cost one lookup: nothing is formatted.
-    if (!this.enabled(FORMATS[event.kind].level) && this.listeners.size === 0) return;
-    const { level, text } = renderEvent(event);
-    this.record(level, text, event);
+    const level = FORMATS[event.kind].level;
+    if (this.enabled(level)) {
+      this.record(level, renderEvent(event).text, event);
+      return;
+    }
+    // Disabled levels cost one lookup, and nothing is formatted: listeners (metrics, the notifier)
+    // still hear the event, and its text is rendered only if one of them reads it.
+    if (this.listeners.size === 0) return;
+    let text: string | null = null;
+    const record: LogRecord = {
+      atMs: this.now(), level, event,
+      get text() { return (text ??= oneLine(renderEvent(event).text)); },
+    };
+    for (const listener of this.listeners) listener(record);
   }
 
   /** A line that is not a daemon event. */
@@ -73,15 +86,12 @@ export class Logger {
 
   /**
    * The worker's own output, each of `lines` (no newlines in them) after `prefix`: always written,
-   * whatever the daemon's log level, in one `writeSoon` for all of them.
+   * whatever the daemon's log level, in one `writeSoon` for all of them. Not passed to listeners.
    */
   workerOutput(prefix: string, lines: readonly string[]): void {
-    const atMs = this.now();
-    if (this.listeners.size > 0) {
-      for (const line of lines) for (const listener of this.listeners) listener({ atMs, level: 'info', text: prefix + line, event: null, worker: true });
-    }
-    const head = this.style === 'journald' ? `<${SYSLOG_PRIORITY.info}>${prefix}` : `${this.stampFor(atMs)} ${LEVEL_LABEL.info} ${prefix}`;
     if (lines.length === 0) return;
+    const atMs = this.now();
+    const head = this.style === 'journald' ? `<${SYSLOG_PRIORITY.info}>${prefix}` : `${this.stampFor(atMs)} ${LEVEL_LABEL.info} ${prefix}`;
     // One native join rather than a concatenation per line.
     const text = `${head}${lines.join(`\n${head}`)}\n`;
     if (this.sink.writeSoon) this.sink.writeSoon(text, lines.length);
@@ -96,7 +106,10 @@ export class Logger {
   private record(level: LogLevel, multiLineText: string, event: LogEvent | null): void {
     const atMs = this.now();
     const text = oneLine(multiLineText);
-    for (const listener of this.listeners) listener({ atMs, level, text, event });
+    if (this.listeners.size > 0) {
+      const record: LogRecord = { atMs, level, text, event };
+      for (const listener of this.listeners) listener(record);
+    }
     if (!this.enabled(level)) return;
     this.sink.write(this.style === 'journald'
       ? `<${SYSLOG_PRIORITY[level]}>${text}\n`

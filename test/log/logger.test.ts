@@ -5,7 +5,7 @@ import { openSync, closeSync, fstatSync, mkdtempSync, readFileSync, rmSync, writ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EventEmitter } from 'node:events';
-import { Logger, isJournaldStream, stderrSink, type LineSink } from '../../src/log/logger.js';
+import { Logger, isJournaldStream, stderrSink, type LineSink, type LogRecord } from '../../src/log/logger.js';
 import { FORMATS, renderEvent } from '../../src/log/events.js';
 import { makeTempDir } from '../helpers/daemon.js';
 
@@ -168,5 +168,43 @@ test('stderrSink reports an error other than EPIPE once, drops and counts lines 
     assert.equal(readFileSync(path, 'utf8'), 'autopilotd: dropped 3 log lines (EFBIG)\nline 4\nline 5\n');
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the worker\'s output goes to the sink only: subscribe() listeners never hear it', () => {
+  const sink = capture();
+  const log = new Logger(sink, 'plain', 'debug', () => at);
+  const heard: LogRecord[] = [];
+  log.subscribe((r) => heard.push(r));
+  log.workerOutput('worker[1] ', ['a', 'b']);
+  log.line('info', 'a daemon line');
+  assert.equal(sink.lines.length, 2);
+  assert.deepEqual(heard.map((r) => r.text), ['a daemon line']);
+});
+
+test('an event below the log level is not rendered unless a listener reads its text', () => {
+  const format = FORMATS['memory-sample'];
+  const original = format.text;
+  let rendered = 0;
+  format.text = (e) => { rendered += 1; return original(e); };
+  try {
+    const sink = capture();
+    const log = new Logger(sink, 'plain', 'info', () => at);
+    const kinds: string[] = [];
+    const unsubscribe = log.subscribe((r) => { if (r.event !== null) kinds.push(r.event.kind); });
+    const sample = { kind: 'memory-sample', level: 'ok', availableBytes: 1 << 30, treeRssBytes: 1 << 20, treeSwapBytes: 0, treeProcesses: 2, nextPollMs: 5000 } as const;
+    log.emit(sample);
+    assert.deepEqual(kinds, ['memory-sample'], 'listeners still hear the event');
+    assert.equal(rendered, 0, 'nothing formatted for a disabled level');
+    assert.deepEqual(sink.lines, []);
+    unsubscribe();
+    const texts: string[] = [];
+    log.subscribe((r) => texts.push(r.text, r.text));
+    log.emit(sample);
+    assert.equal(rendered, 1, 'rendered once when read');
+    assert.match(texts[0]!, /^memory level=ok available=1024\.0MiB/);
+    assert.equal(texts[0], texts[1]);
+  } finally {
+    format.text = original;
   }
 });
