@@ -135,6 +135,8 @@ interface Daemon {
   config: { current: Config };
   logger: Logger;
   logFile: RotatingLogFile | null;
+  /** Log lines lost so far by whichever sink is in use (the log file, or stderr/journald). */
+  logLinesDropped(): number;
   logTarget: string;
   startedAtMs: number;
   instanceId: string;
@@ -158,7 +160,7 @@ interface Daemon {
 function assemble(opts: DaemonOptions): Daemon {
   const config = { current: opts.loaded.config };
   const startedAtMs = Date.now();
-  const { logger, logFile, logTarget } = makeLogger(config.current, opts.mode);
+  const { logger, logFile, logTarget, logLinesDropped } = makeLogger(config.current, opts.mode);
   const journal = new EventJournal(logger);
   const metrics = new MetricsRegistry(logger);
   const instanceId = randomBytes(9).toString('base64url');
@@ -200,7 +202,7 @@ function assemble(opts: DaemonOptions): Daemon {
     watchdogMs: watchdogIntervalMs(process.env, process.pid),
     logger, supervisor, memoryGuard,
   });
-  return { opts, config, logger, logFile, logTarget, startedAtMs, instanceId, uid, table, protectedPids, walker, supervisor, memoryGuard, healthLoop, native, service, cgroups, journal, metrics };
+  return { opts, config, logger, logFile, logLinesDropped, logTarget, startedAtMs, instanceId, uid, table, protectedPids, walker, supervisor, memoryGuard, healthLoop, native, service, cgroups, journal, metrics };
 }
 
 interface Control {
@@ -221,7 +223,7 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
     shutdown: control.shutdown, shuttingDown: control.stopping,
     tree: () => treeStatus(d),
     // One text for a burst of scrapes, over the socket and HTTP alike (metrics-endpoint.ts).
-    metricsText: reusing(() => renderMetrics(d.metrics.input(statusOf(parts), { logLinesDropped: d.logFile?.droppedLines ?? 0, events: d.journal.lastSeq })), RENDER_REUSE_MS),
+    metricsText: reusing(() => renderMetrics(d.metrics.input(statusOf(parts), { logLinesDropped: d.logLinesDropped(), events: d.journal.lastSeq })), RENDER_REUSE_MS),
   };
   return [
     {
@@ -450,7 +452,7 @@ async function closeLogFile(d: Daemon): Promise<void> {
 }
 
 /** The logger, and where it writes: the log file's path, 'journald' or 'stderr' (status shows it). */
-function makeLogger(config: Config, mode: DaemonOptions['mode']): { logger: Logger; logFile: RotatingLogFile | null; logTarget: string } {
+function makeLogger(config: Config, mode: DaemonOptions['mode']): { logger: Logger; logFile: RotatingLogFile | null; logTarget: string; logLinesDropped: () => number } {
   if (mode === 'background') {
     let logger: Logger | null = null;
     const logFile = new RotatingLogFile({
@@ -466,12 +468,12 @@ function makeLogger(config: Config, mode: DaemonOptions['mode']): { logger: Logg
     // Worker output is queued and written off the event loop (writeSoon); daemon events at once.
     const sink: LineSink = { write: (line) => logFile.write(line), writeSoon: (text, lines) => logFile.writeSoon(text, lines) };
     logger = new Logger(sink, 'plain', config.log_level);
-    return { logger, logFile, logTarget: logFile.path };
+    return { logger, logFile, logTarget: logFile.path, logLinesDropped: () => logFile.droppedLines };
   }
   const style = isJournaldStream(process.env) ? 'journald' : 'plain';
   let logger: Logger | null = null;
   // Told once per streak of failed writes; the line itself goes to subscribers, and to stderr once it works again.
   const sink = stderrSink(process.stderr, (message) => logger?.emit({ kind: 'log-problem', message }));
   logger = new Logger(sink, style, config.log_level);
-  return { logger, logFile: null, logTarget: style === 'journald' ? 'journald' : 'stderr' };
+  return { logger, logFile: null, logTarget: style === 'journald' ? 'journald' : 'stderr', logLinesDropped: () => sink.droppedLines ?? 0 };
 }

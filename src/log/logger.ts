@@ -18,6 +18,8 @@ export interface LineSink {
    * dropped and counted when writing falls behind). Without it they go to `write` at once.
    */
   writeSoon?(text: string, lines: number): void;
+  /** Lines lost over the sink's life because they could not be written (a running total). */
+  readonly droppedLines?: number;
 }
 
 export type LogStyle = 'plain' | 'journald';
@@ -156,7 +158,8 @@ export function isJournaldStream(env: Record<string, string | undefined>, fd = 2
  * Writes to stderr. After EPIPE (the reader is gone: `| head`, a closed terminal) output becomes a
  * no-op instead of crashing the daemon. Any other error (ENOSPC on a redirected file, EIO) is not
  * swallowed: `onProblem` hears of it once, lines are then written straight to the fd, dropped and
- * counted while that fails, and the first line that gets through is preceded by how many were lost.
+ * counted while that fails, and the first line that gets through is preceded by how many were lost
+ * (since the last such notice; `droppedLines` keeps the total, for the metrics).
  * On a terminal, control characters in a line are made visible (a worker's error text or path in
  * an event must not drive the terminal); to a pipe, a file or journald lines go unchanged.
  */
@@ -167,7 +170,9 @@ export function stderrSink(
   const toTerminal = stream.isTTY === true;
   const fd = stream.fd ?? 2;
   let state: 'stream' | 'direct' | 'gone' = 'stream';
+  /** Lines dropped since the last notice; the running total is `droppedBefore + dropped`. */
   let dropped = 0;
+  let droppedBefore = 0;
   let droppedErrno = '';
   const failed = (err: NodeJS.ErrnoException): void => {
     if (err.code === 'EPIPE') {
@@ -185,6 +190,9 @@ export function stderrSink(
     failed(err);
   });
   return {
+    get droppedLines() {
+      return droppedBefore + dropped;
+    },
     write(line) {
       const text = toTerminal ? escapeForTerminal(line) : line;
       if (state === 'stream') {
@@ -195,6 +203,7 @@ export function stderrSink(
       try {
         const notice = droppedErrno === '' ? '' : `autopilotd: dropped ${dropped} log lines (${droppedErrno})\n`;
         writeSync(fd, notice + text);
+        droppedBefore += dropped;
         dropped = 0;
         droppedErrno = '';
       } catch (err) {

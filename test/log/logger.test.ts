@@ -157,15 +157,23 @@ test('stderrSink reports an error other than EPIPE once, drops and counts lines 
       truncateSync(${JSON.stringify(path)}, 0); // space is back
       sink.write('line 4\\n');
       sink.write('line 5\\n');
-      process.stdout.write(JSON.stringify(problems));
+      const afterNotice = sink.droppedLines;
+      truncateSync(${JSON.stringify(path)}, ${FILE_SIZE_LIMIT}); // full again: two more lost
+      sink.write('line 6\\n');
+      sink.write('line 7\\n');
+      process.stdout.write(JSON.stringify({ problems, afterNotice, total: sink.droppedLines }));
     `;
     const child = spawnSync('prlimit', [`--fsize=${FILE_SIZE_LIMIT}`, process.execPath, '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', fd], encoding: 'utf8', timeout: 60_000 });
     closeSync(fd);
     assert.equal(child.status, 0, `child failed: ${child.stdout}`);
-    const problems = JSON.parse(child.stdout) as string[];
-    assert.equal(problems.length, 1, problems.join(' | '));
+    const { problems, afterNotice, total } = JSON.parse(child.stdout) as { problems: string[]; afterNotice: number; total: number };
+    assert.equal(problems.length, 2, problems.join(' | '));
     assert.match(problems[0]!, /cannot write to stderr: .*EFBIG/);
-    assert.equal(readFileSync(path, 'utf8'), 'autopilotd: dropped 3 log lines (EFBIG)\nline 4\nline 5\n');
+    const expected = 'autopilotd: dropped 3 log lines (EFBIG)\nline 4\nline 5\n';
+    assert.equal(readFileSync(path, 'utf8').slice(0, expected.length), expected);
+    // The notice counts since the last one; droppedLines (the metrics' figure) keeps the total.
+    assert.equal(afterNotice, 3);
+    assert.equal(total, 5);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
