@@ -22,7 +22,8 @@ export type ControlServerEvent =
   | ConnectionEvent
   | { type: 'listening'; socketPath: string }
   | { type: 'stale_socket_removed'; socketPath: string }
-  | { type: 'connection_rejected'; reason: 'busy'; connections: number }
+  /** Refused at accept: at the connection limit (`busy`), or because the server is closing. */
+  | { type: 'connection_rejected'; reason: 'busy' | 'shutting_down'; connections: number }
   | { type: 'connection_evicted'; idleMs: number; connections: number }
   | ({ type: 'subscriber_dropped' } & DroppedSubscriber)
   | { type: 'closed'; socketPath: string; unlinked: boolean };
@@ -69,6 +70,8 @@ export interface ControlServerOptions {
 export interface ControlServerStats {
   accepted: number;
   rejectedBusy: number;
+  /** Connections refused at accept because the server was closing. */
+  rejectedShuttingDown: number;
   /** Idle connections closed to admit a new one at the connection limit. */
   evictedIdle: number;
   failedRequests: number;
@@ -91,6 +94,7 @@ export class ControlServer {
   private readonly counters: ControlServerStats = {
     accepted: 0,
     rejectedBusy: 0,
+    rejectedShuttingDown: 0,
     evictedIdle: 0,
     failedRequests: 0,
     handlerErrors: 0,
@@ -220,12 +224,14 @@ export class ControlServer {
   private accept(socket: net.Socket): void {
     const open = this.closing ? 0 : this.openConnections();
     if (this.closing || (open >= this.opts.maxConnections && !this.evictIdle(open))) {
-      this.counters.rejectedBusy += 1;
-      this.emit({ type: 'connection_rejected', reason: 'busy', connections: open });
+      const reason = this.closing ? 'shutting_down' : 'busy';
+      if (reason === 'busy') this.counters.rejectedBusy += 1;
+      else this.counters.rejectedShuttingDown += 1;
+      this.emit({ type: 'connection_rejected', reason, connections: open });
       socket.on('error', (err: NodeJS.ErrnoException) =>
         this.emit({ type: 'connection_error', errno: err.code ?? 'unknown', message: err.message }),
       );
-      const reply = this.closing
+      const reply = reason === 'shutting_down'
         ? errorReply(null, 'shutting_down', 'the daemon is shutting down')
         : errorReply(null, 'busy', `too many control connections (limit ${this.opts.maxConnections}); try again`);
       // Half-close and drop what the client sends: destroying at once would make the request it

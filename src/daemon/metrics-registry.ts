@@ -42,8 +42,8 @@ export class MetricsRegistry {
   controlEvent(e: ControlServerEvent): void {
     switch (e.type) {
       case 'request_failed': return this.reject(e.code);
-      case 'connection_rejected': return this.reject('busy');
-      case 'idle_timeout':
+      case 'connection_rejected': return this.reject(e.reason);
+      // An idle connection closed after its timeout refused nothing: it sent no request.
       case 'request_timeout':
       case 'handler_timeout': return this.reject('timeout');
       case 'handler_error': return this.reject('internal');

@@ -229,6 +229,26 @@ describe('ControlServer.close', () => {
     await busy.waitClosed();
   });
 
+  it('a connection accepted while closing is refused as shutting_down, not busy', async (t) => {
+    const f = fixture(t);
+    const server = await f.start();
+    const { Socket } = await import('node:net');
+    const [ours, theirs] = await socketPair(f.socketPath);
+    t.after(() => { ours.destroy(); theirs.destroy(); });
+    const closed = server.close();
+    // What accept() does with a connection the listener handed over as close() began.
+    (server as unknown as { accept(s: InstanceType<typeof Socket>): void }).accept(theirs);
+    let text = '';
+    ours.setEncoding('utf8').on('data', (d: string) => (text += d));
+    await new Promise<void>((resolve) => ours.on('end', resolve));
+    ours.end();
+    await closed;
+    assert.equal(JSON.parse(text).error.code, 'shutting_down');
+    const rejectedEvent = f.events.find((e) => e.type === 'connection_rejected');
+    assert.deepEqual(rejectedEvent, { type: 'connection_rejected', reason: 'shutting_down', connections: 0 });
+    assert.deepEqual([server.stats.rejectedBusy, server.stats.rejectedShuttingDown], [0, 1]);
+  });
+
   it('cuts a request that is still running after closeGraceMs', async (t) => {
     const f = fixture(t);
     let started = false;
@@ -323,4 +343,20 @@ function openFileLimit(): number {
   const line = fs.readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
   const soft = Number(line?.split(/\s{2,}/)[1]);
   return Number.isFinite(soft) ? soft : 1024;
+}
+
+/** A connected pair of sockets over a fresh listener beside `socketPath`: [client side, server side]. */
+async function socketPair(socketPath: string): Promise<[import('node:net').Socket, import('node:net').Socket]> {
+  const net = await import('node:net');
+  const pairPath = `${socketPath}.pair`;
+  const listener = net.createServer();
+  await new Promise<void>((resolve) => listener.listen(pairPath, resolve));
+  try {
+    const accepted = new Promise<import('node:net').Socket>((resolve) => listener.once('connection', resolve));
+    const client = net.connect(pairPath);
+    await new Promise<void>((resolve, reject) => client.once('connect', resolve).once('error', reject));
+    return [client, await accepted];
+  } finally {
+    listener.close();
+  }
 }

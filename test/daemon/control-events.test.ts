@@ -32,4 +32,5 @@ test('every control server event has a human text: no JSON, no [object Object], 
   }
   assert.equal(renderEvent(controlEventLog(SAMPLES.connection_error)).text, 'control: connection error ECONNRESET: read ECONNRESET');
   assert.equal(renderEvent(controlEventLog(SAMPLES.idle_timeout)).level, 'debug', 'routine events stay out of the info log');
+  assert.equal(renderEvent(controlEventLog({ type: 'connection_rejected', reason: 'shutting_down', connections: 0 })).text, 'control: connection refused: shutting_down (0 open)');
 });
