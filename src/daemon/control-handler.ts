@@ -13,7 +13,7 @@ import type { MemoryGuardLoop } from './memory-guard-loop.js';
 import type { HealthLoop } from './health-loop.js';
 import type { NativeLoad } from '../os/native.js';
 import type { ServiceNotify } from './service-notify.js';
-import { buildStatus } from './status.js';
+import { buildStatus, buildWorkerStatus, type WorkerStatusInputs } from './status.js';
 import { configChanges } from './config-diff.js';
 import type { ClientPeer } from '../control/connection.js';
 import type { WorkerSupervisor } from './worker-supervisor.js';
@@ -70,27 +70,42 @@ export function makeControlHandler(parts: ControlParts): ControlHandler {
   };
 }
 
-/** The `status` reply; the notifier takes its worker part too, so a notification shows what status does. */
-export function statusOf(parts: ControlParts): StatusData {
-  const { supervisor, opts } = parts;
-  const wall = supervisor.wallTimes;
+/**
+ * The `status` reply. With `treeListing: false` (metrics, which never shows it) the tree's
+ * processes are left out, so no /proc/PID/cmdline is read for it: `tree.processes` is empty.
+ */
+export function statusOf(parts: ControlParts, opts: { treeListing?: boolean } = {}): StatusData {
+  const { opts: daemonOpts } = parts;
   return buildStatus({
-    nowMs: Date.now(),
+    ...workerInputs(parts),
     daemon: {
-      pid: process.pid, version: VERSION, startedAtMs: parts.startedAtMs, configPath: opts.loaded.path, logTarget: parts.logTarget,
+      pid: process.pid, version: VERSION, startedAtMs: parts.startedAtMs, configPath: daemonOpts.loaded.path, logTarget: parts.logTarget,
       native: parts.native.loaded ? { loaded: true, reason: null } : { loaded: false, reason: parts.native.reason },
     },
+    memory: parts.memoryGuard.status(),
+    tree: parts.tree(),
+    // After memory: its fresh look is what this lists.
+    treeListing: opts.treeListing === false ? null : parts.memoryGuard.treeListing(100),
+  });
+}
+
+/** The status `worker` part alone, as `status` shows it: the notifier's payload (no memory look, no tree). */
+export function workerStatusOf(parts: ControlParts): StatusData['worker'] {
+  return buildWorkerStatus(workerInputs(parts));
+}
+
+function workerInputs(parts: ControlParts): WorkerStatusInputs {
+  const { supervisor } = parts;
+  const wall = supervisor.wallTimes;
+  return {
+    nowMs: Date.now(),
     worker: supervisor.state,
     workerClock: { nowMs: supervisor.clockMs(), startedAtWallMs: wall.startedAtMs, lastExitAtWallMs: wall.lastExitAtMs },
     command: supervisor.argv,
-    memory: parts.memoryGuard.status(),
     lastExitTail: supervisor.lastExitTail(),
-    tree: parts.tree(),
     config: parts.config.current,
     lastSpawnError: supervisor.lastSpawnError,
-    // After memory: its fresh look is what this lists.
-    treeListing: parts.memoryGuard.treeListing(100),
-  });
+  };
 }
 
 /** Re-reads the configuration as the start did; a bad one is logged, refused, and changes nothing. */

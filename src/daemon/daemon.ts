@@ -28,7 +28,7 @@ import { TreeTracker } from '../os/tree-tracker.js';
 import { daemonLogPath } from './log-path.js';
 import { Lifecycle, StepFailure, type LifecycleStep } from './lifecycle.js';
 import { controlEventLog } from './control-events.js';
-import { makeControlHandler, reloadConfig, statusOf, type ControlParts } from './control-handler.js';
+import { makeControlHandler, reloadConfig, statusOf, workerStatusOf, type ControlParts } from './control-handler.js';
 import { ownStartTicks, stopOrphanTree, takeInstanceLocks } from './instance-files.js';
 import { armFatalStopDeadline } from './fatal-deadline.js';
 import { ServiceNotify } from './service-notify.js';
@@ -223,7 +223,7 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
     shutdown: control.shutdown, shuttingDown: control.stopping,
     tree: () => treeStatus(d),
     // One text for a burst of scrapes, over the socket and HTTP alike (metrics-endpoint.ts).
-    metricsText: reusing(() => renderMetrics(d.metrics.input(statusOf(parts), { logLinesDropped: d.logLinesDropped(), events: d.journal.lastSeq })), RENDER_REUSE_MS),
+    metricsText: reusing(() => renderMetrics(d.metrics.input(statusOf(parts, { treeListing: false }), { logLinesDropped: d.logLinesDropped(), events: d.journal.lastSeq })), RENDER_REUSE_MS),
   };
   return [
     {
@@ -306,7 +306,7 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
       name: 'start the notifications',
       start: () => new Notifier({
         config: () => d.config.current, logger, table: d.table, uid: d.uid, protectedPids: d.protectedPids, instanceId: d.instanceId,
-        workerStatus: () => statusOf(parts).worker,
+        workerStatus: () => workerStatusOf(parts),
       }).start(),
     },
     {

@@ -31,12 +31,10 @@ export interface StatusInputs {
 
 const iso = (ms: number | null): string | null => (ms === null ? null : isoTime(ms));
 
+/** What the worker part of the status is built from. */
+export type WorkerStatusInputs = Pick<StatusInputs, 'nowMs' | 'worker' | 'workerClock' | 'command' | 'lastExitTail' | 'config' | 'lastSpawnError'>;
+
 export function buildStatus(s: StatusInputs): StatusData {
-  const w = s.worker;
-  const clock = s.workerClock;
-  const running = w.pid !== null && w.startedAtMs !== null;
-  // A scheduled restart is a delay from now, so its date is now plus what is left of it.
-  const nextRestartAtMs = w.nextStartAtMs === null ? null : s.nowMs + Math.max(0, w.nextStartAtMs - clock.nowMs);
   return {
     daemon: {
       pid: s.daemon.pid,
@@ -47,30 +45,8 @@ export function buildStatus(s: StatusInputs): StatusData {
       log_target: s.daemon.logTarget,
       native: { ...s.daemon.native },
     },
-    worker: {
-      state: w.state,
-      pid: w.pid,
-      generation: w.generation,
-      started_at: running ? iso(clock.startedAtWallMs) : null,
-      uptime_ms: running ? Math.max(0, clock.nowMs - w.startedAtMs!) : null,
-      command: s.command,
-      consecutive_failures: w.consecutiveFailures,
-      next_restart_at: iso(nextRestartAtMs),
-      last_exit: w.lastExit === null ? null : {
-        code: w.lastExit.code,
-        signal: w.lastExit.signal,
-        at: iso(clock.lastExitAtWallMs ?? s.nowMs)!,
-        uptime_ms: w.lastExit.uptimeMs,
-        asked: w.lastExit.asked,
-        tail: (s.lastExitTail ?? []).map((l) => ({ ...l })),
-      },
-      working_dir: s.config.working_dir,
-      stop_timeout_ms: s.config.worker.stop_timeout_ms,
-      restart: s.config.worker.restart,
-      backoff: backoffOf(s.config.restart),
-      last_spawn_error: s.lastSpawnError === null ? null : { at: iso(s.lastSpawnError.atWallMs)!, message: s.lastSpawnError.message },
-    },
-    restarts: { ...w.restarts },
+    worker: buildWorkerStatus(s),
+    restarts: { ...s.worker.restarts },
     memory: s.memory,
     tree: {
       ...(s.tree ?? { backend: 'proc', cgroup: null, leaf: null }),
@@ -78,6 +54,38 @@ export function buildStatus(s: StatusInputs): StatusData {
       processes_left_out: s.treeListing?.left_out ?? 0,
     },
     memory_limits: memoryLimitsOf(s.config.memory),
+  };
+}
+
+/** The status `worker` part alone (the notifier's payload): no memory look, no tree listing. */
+export function buildWorkerStatus(s: WorkerStatusInputs): StatusData['worker'] {
+  const w = s.worker;
+  const clock = s.workerClock;
+  const running = w.pid !== null && w.startedAtMs !== null;
+  // A scheduled restart is a delay from now, so its date is now plus what is left of it.
+  const nextRestartAtMs = w.nextStartAtMs === null ? null : s.nowMs + Math.max(0, w.nextStartAtMs - clock.nowMs);
+  return {
+    state: w.state,
+    pid: w.pid,
+    generation: w.generation,
+    started_at: running ? iso(clock.startedAtWallMs) : null,
+    uptime_ms: running ? Math.max(0, clock.nowMs - w.startedAtMs!) : null,
+    command: s.command,
+    consecutive_failures: w.consecutiveFailures,
+    next_restart_at: iso(nextRestartAtMs),
+    last_exit: w.lastExit === null ? null : {
+      code: w.lastExit.code,
+      signal: w.lastExit.signal,
+      at: iso(clock.lastExitAtWallMs ?? s.nowMs)!,
+      uptime_ms: w.lastExit.uptimeMs,
+      asked: w.lastExit.asked,
+      tail: (s.lastExitTail ?? []).map((l) => ({ ...l })),
+    },
+    working_dir: s.config.working_dir,
+    stop_timeout_ms: s.config.worker.stop_timeout_ms,
+    restart: s.config.worker.restart,
+    backoff: backoffOf(s.config.restart),
+    last_spawn_error: s.lastSpawnError === null ? null : { at: iso(s.lastSpawnError.atWallMs)!, message: s.lastSpawnError.message },
   };
 }
 
