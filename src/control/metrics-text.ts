@@ -110,15 +110,13 @@ function workerFamilies(status: StatusData): MetricFamily[] {
 
 function memoryFamilies({ status, counters }: MetricsInput): MetricFamily[] {
   const m = status.memory;
-  // The tree's swap comes with status field memory.tree_swap_bytes once the daemon reports it.
-  const swap = (m as { tree_swap_bytes?: unknown } | null)?.tree_swap_bytes;
   return [
     gauge('autopilotd_memory_level', 'The memory guard\'s level: 1 for the current one, 0 for the others.', m === null ? [] : stateSet('level', MEMORY_LEVELS, m.level)),
     gauge('autopilotd_memory_available_bytes', 'MemAvailable of the system.', one(m?.available_bytes)),
     gauge('autopilotd_memory_psi_some_avg10_ratio', 'Memory pressure (PSI) some avg10, as a ratio 0..1.', one(m?.psi ? m.psi.some_avg10 / 100 : null)),
     gauge('autopilotd_memory_psi_full_avg10_ratio', 'Memory pressure (PSI) full avg10, as a ratio 0..1.', one(m?.psi?.full_avg10 == null ? null : m.psi.full_avg10 / 100)),
     gauge('autopilotd_worker_tree_rss_bytes', 'Resident set size of the whole worker tree.', one(m?.tree_rss_bytes)),
-    ...(typeof swap === 'number' ? [gauge('autopilotd_worker_tree_swap_bytes', 'Swap used by the whole worker tree.', [{ value: swap }])] : []),
+    gauge('autopilotd_worker_tree_swap_bytes', 'Swap used by the whole worker tree.', one(m?.tree_swap_bytes)),
     gauge('autopilotd_worker_tree_processes', 'Processes in the worker tree.', one(m?.tree_processes)),
     counter('autopilotd_memory_actions_total', 'Memory guard actions by kind.', byLabel('kind', counters.memoryActions)),
     counter('autopilotd_memory_kill_escalations_total', 'Memory victims that ignored SIGTERM and got SIGKILL.', [{ value: counters.memoryKillEscalations }]),

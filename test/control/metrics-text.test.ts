@@ -102,12 +102,22 @@ test('the figures: one worker_state sample per state with 1 for the current, res
 
 test('swap is shown when the status has memory.tree_swap_bytes, and a cause the daemon adds becomes a label', () => {
   const withSwap = status();
-  Object.assign(withSwap.memory!, { tree_swap_bytes: 4096 });
+  withSwap.memory!.tree_swap_bytes = 4096;
   Object.assign(withSwap.restarts, { oom: 2 });
   const lines = samples(renderMetrics(input({ status: withSwap })));
   assert.ok(lines.includes('autopilotd_worker_tree_swap_bytes 4096'));
   assert.ok(lines.includes('autopilotd_worker_restarts_total{cause="oom"} 2'));
   assert.ok(samples(renderMetrics(input())).includes('autopilotd_worker_tree_swap_bytes 40000000'));
+});
+
+test('swap unknown (or no memory sample yet): the family is still declared, with no sample, like the other gauges', () => {
+  const noSwap = status();
+  noSwap.memory!.tree_swap_bytes = null;
+  for (const text of [renderMetrics(input({ status: noSwap })), renderMetrics(input({ status: status({ memory: null }) }))]) {
+    assert.match(text, /^# HELP autopilotd_worker_tree_swap_bytes .+\n# TYPE autopilotd_worker_tree_swap_bytes gauge$/m);
+    assert.doesNotMatch(text, /^autopilotd_worker_tree_swap_bytes /m);
+    assert.match(text, /^# TYPE autopilotd_worker_tree_rss_bytes gauge$/m);
+  }
 });
 
 test('label values and HELP are escaped as format 0.0.4 says, and special values are spelt out', () => {
