@@ -8,6 +8,9 @@ import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { METRICS_CONTENT_TYPE } from './metrics-text.js';
 
+/** How long a refused client's reply may take to flush before its socket is cut anyway. */
+const REPLY_LINGER_MS = 1_000;
+
 export interface MetricsHttpOptions {
   host: string;
   port: number;
@@ -68,8 +71,15 @@ export class MetricsHttpServer {
       metrics.counters.refused += 1;
       // node's own answers: 431 for headers over the limit, 408 past a deadline, else 400.
       const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-      if (socket.writable && err.code !== 'ECONNRESET') socket.end(`HTTP/1.1 ${status} ${loadHttp().STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-      socket.destroy();
+      if (!socket.writable || err.code === 'ECONNRESET') {
+        socket.destroy();
+        return;
+      }
+      // Destroyed once the reply is flushed: destroying at once could discard the 431/408 unsent.
+      // A peer whose receive window stays full gets a short linger, not a pinned socket.
+      const linger = setTimeout(() => socket.destroy(), REPLY_LINGER_MS);
+      socket.once('close', () => clearTimeout(linger));
+      socket.end(`HTTP/1.1 ${status} ${loadHttp().STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => socket.destroy());
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

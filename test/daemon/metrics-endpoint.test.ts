@@ -1,7 +1,8 @@
 // [metrics].listen on a real background daemon (issue #19, "Metrics"): GET /metrics scraped over
 // loopback and checked by promtool, the figures following what the daemon does, only loopback bound
-// for a bare port, a port in use failing the start, and an abusive client (200 idle connections,
-// a slowloris, huge headers) leaving `status` quick and the memory guard polling.
+// for a bare port, a port in use failing the start, and an abusive client (huge headers answered
+// 431, a slowloris cut by the header deadline, 200 connections past the cap dropped at accept)
+// leaving `status` quick and the memory guard polling.
 import * as assert from 'node:assert/strict';
 import * as http from 'node:http';
 import * as net from 'node:net';
@@ -94,24 +95,40 @@ test('a listen port already in use fails the start, naming the address and the k
   await waitFor('the daemon and worker to be gone', () => box.processes().length === 0);
 });
 
-test('200 idle connections, a slowloris and huge headers neither slow status nor stop the memory guard', async (t) => {
+/** A raw client of the endpoint: what it received, and when (ms after connecting) it was closed. */
+interface Raw { socket: net.Socket; received: string; connectedAt: number; closedAfterMs: number | null }
+
+test('huge headers get 431 and a slowloris is cut by the server; connections past the cap are dropped; status stays quick', async (t) => {
   const { box, port } = await metricsDaemon(t, (p) => `localhost:${p}`, 'log_level = "debug"\n[memory]\npoll_interval_ms = 200\n');
   await box.waitForLog(/serving metrics at/);
-  const sockets: net.Socket[] = [];
-  t.after(() => sockets.forEach((s) => s.destroy()));
-  const open = (): net.Socket => {
-    const s = net.connect(port, '127.0.0.1');
-    s.on('error', () => {});
-    sockets.push(s);
-    return s;
-  };
-  for (let i = 0; i < 200; i++) open();
-  const slow = open();
-  slow.write('GET /metrics HTTP/1.1\r\nHost: x\r\n');
-  const drip = setInterval(() => slow.writable && slow.write('X'), 200);
+  const raws: Raw[] = [];
+  t.after(() => raws.forEach((r) => r.socket.destroy()));
+  const open = (): Promise<Raw> => new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const raw: Raw = { socket, received: '', connectedAt: 0, closedAfterMs: null };
+    raws.push(raw);
+    socket.setEncoding('utf8').on('data', (d: string) => (raw.received += d));
+    socket.on('error', () => {}); // a reset after the reply: what was received is what counts
+    socket.once('close', () => (raw.closedAfterMs = Date.now() - raw.connectedAt));
+    socket.once('connect', () => {
+      raw.connectedAt = Date.now();
+      resolve(raw);
+    });
+    socket.once('error', reject);
+  });
+
+  // First, under the connection cap: the server itself must cut these two.
+  const slow = await open();
+  slow.socket.write('GET /metrics HTTP/1.1\r\nHost: x\r\n');
+  const drip = setInterval(() => slow.socket.writable && slow.socket.write('X'), 200);
   t.after(() => clearInterval(drip));
-  const big = open();
-  big.on('connect', () => big.write(`GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(1024 * 1024)}\r\n\r\n`));
+  const big = await open();
+  big.socket.write(`GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(1024 * 1024)}\r\n\r\n`);
+  await waitFor('the huge-header client to be answered and closed', () => big.closedAfterMs !== null, 20_000);
+  assert.match(big.received, /^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/, `huge headers: ${JSON.stringify(big.received)}`);
+
+  // Then a flood past the cap (16 at once, the slowloris among them).
+  const idle = await Promise.all(Array.from({ length: 200 }, () => open()));
 
   const samples = (): number => box.log().split('\n').filter((l) => / DEBUG memory level=/.test(l)).length;
   const before = samples();
@@ -126,12 +143,24 @@ test('200 idle connections, a slowloris and huge headers neither slow status nor
   }
   const during = samples() - before;
   const elapsedMs = Date.now() - began;
-  clearInterval(drip);
   t.diagnostic(`status round trips under attack (ms): ${statusMs.join(' ')}; memory samples ${during} in ${elapsedMs} ms`);
   assert.ok(Math.max(...statusMs) < 1000, `status took ${Math.max(...statusMs)} ms at worst`);
   // Polls every 200 ms at most; allow a loaded machine half of them.
   assert.ok(during >= Math.floor(elapsedMs / 200 / 2), `only ${during} memory samples in ${elapsedMs} ms`);
-  for (const s of sockets) s.destroy();
+
+  // Headers must be complete 5 s after connecting, checked every second: cut within about 6 s, by
+  // that deadline and not the 10 s one for the whole request, whatever it still dribbles.
+  await waitFor('the slowloris to be cut', () => slow.closedAfterMs !== null, 20_000);
+  clearInterval(drip);
+  t.diagnostic(`slowloris cut after ${slow.closedAfterMs} ms with ${JSON.stringify(slow.received.split('\r\n')[0])}; huge headers after ${big.closedAfterMs} ms`);
+  assert.ok(slow.closedAfterMs! >= 4_500 && slow.closedAfterMs! < 9_000, `slowloris closed after ${slow.closedAfterMs} ms`);
+  assert.match(slow.received, /^HTTP\/1\.1 408 Request Timeout\r\n/, `slowloris: ${JSON.stringify(slow.received)}`);
+
+  // Past the cap, connections are closed at accept, with no answer, long before any deadline; the
+  // ones admitted (at most 16 with the slowloris) stay until their own header deadline.
+  const dropped = idle.filter((r) => r.closedAfterMs !== null && r.closedAfterMs < 4_000 && r.received === '');
+  assert.ok(dropped.length >= 200 - 16 + 1 && dropped.length < 200, `${dropped.length} of 200 dropped at accept`);
+  for (const r of raws) r.socket.destroy();
   await waitFor('a scrape to be served again', async () => (await scrape(port).catch(() => ({ status: 0 }))).status === 200, 20_000);
 });
 
