@@ -5,7 +5,7 @@ import { sendRequest } from '../control/client.js';
 import { ControlError, type Command } from '../control/protocol.js';
 import { assertClientDirs, configFlagsOf, loadForCommand, type ParsedCommand } from './args.js';
 import { CliFailure, EXIT, UsageError } from './exit-codes.js';
-import { findDaemon, loadToFindDaemon, type ConfigForFinding, type FoundDaemon } from './find-daemon.js';
+import { findDaemon, loadToFindDaemon, onceEach, type ConfigForFinding, type FoundDaemon } from './find-daemon.js';
 import { parseDuration } from './duration.js';
 import { eventsCommand } from './events.js';
 import type { Look } from './status-watch.js';
@@ -100,13 +100,17 @@ async function watch(p: ParsedCommand, target: ConfigForFinding): Promise<number
   const intervalMs = typeof p.values.interval === 'string' ? parseDuration(p.values.interval, '--interval', 'status') : 1000;
   if (intervalMs < MIN_INTERVAL_MS) throw new UsageError(`status: --interval: at least ${MIN_INTERVAL_MS}ms, got '${String(p.values.interval)}'`, 'status');
   const { watchStatus } = await import('./status-watch.js');
+  // A warning or a moved socket is told once, not at every look.
+  const notice = onceEach();
   const look = async (): Promise<Look> => {
     try {
       // An answer slower than a few intervals is as good as none for a live view.
-      const found = await findDaemon(target, Math.max(2000, 3 * intervalMs));
+      const found = await findDaemon(target, Math.max(2000, 3 * intervalMs), notice);
       return found === null ? { absent: `no daemon at ${target.loaded.config.socket_path}` } : { status: found.status };
     } catch (err) {
       if (err instanceof ControlError) return { absent: `${err.message} (${err.code})` };
+      // A file too broken to tell which daemon: none found yet; the watch keeps looking.
+      if (err instanceof CliFailure) return { absent: err.message };
       throw err;
     }
   };
