@@ -100,3 +100,14 @@ test('a subscriber that stops reading is dropped and logged while status stays q
   const last = JSON.parse(received.trimEnd().split('\n').at(-1)!) as { end: { reason: string } };
   assert.equal(last.end.reason, 'too_slow');
 });
+
+test('events and events -f exit 1 with one line when stdout cannot be written (> /dev/full)', async (t) => {
+  const box = sandbox(t);
+  await box.start();
+  await box.waitForLog(/daemon ready/);
+  for (const args of [['events'], ['events', '-f'], ['events', '--json']]) {
+    const r = await box.cliInto('/dev/full', args);
+    assert.deepEqual([r.code, r.signal], [1, null], `${args.join(' ')}: ${r.stderr}`);
+    assert.equal(r.stderr, 'autopilotd: events: cannot write the output: ENOSPC: no space left on device, write\n', args.join(' '));
+  }
+});

@@ -226,6 +226,17 @@ test('logs -n 200000 | head -1 exits 0 with nothing on stderr when the reader go
   }
 });
 
+test('logs and logs -f exit 1 with one line when stdout cannot be written (> /dev/full)', async (t) => {
+  const box = sandbox(t);
+  mkdirSync(box.logDir, { recursive: true, mode: 0o700 });
+  writeFileSync(box.logPath, '2026-01-01T00:00:00.000Z INFO  worker[1] a line\n', { mode: 0o600 });
+  for (const args of [['logs'], ['logs', '-f'], ['logs', '--json']]) {
+    const r = await box.cliInto('/dev/full', args);
+    assert.deepEqual([r.code, r.signal], [1, null], `${args.join(' ')}: ${r.stderr}`);
+    assert.equal(r.stderr, 'autopilotd: logs: cannot write the output: ENOSPC: no space left on device, write\n', args.join(' '));
+  }
+});
+
 test('a worker burst of 100000 lines in 64 KiB writes reaches the log whole and in order (issue #15)', async (t) => {
   const count = 100_000;
   const script = `const fs = require('node:fs'); let t = ''; for (let i = 0; i < ${count}; i++) { t += 'burst ' + i + ' ${PAD}\\n'; if (t.length > 65000) { fs.writeSync(1, t); t = ''; } } fs.writeSync(1, t + 'burst done\\n'); setInterval(() => {}, 1e6);`;

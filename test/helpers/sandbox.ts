@@ -6,7 +6,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sendRequest } from '../../src/control/client.js';
 import type { Command, StatusData } from '../../src/control/protocol.js';
@@ -98,6 +98,27 @@ export class Sandbox {
     child.stdout!.on('data', (c: Buffer) => (running.stdout += c));
     child.stderr!.on('data', (c: Buffer) => (running.stderr += c));
     return running;
+  }
+
+  /**
+   * Runs the CLI as cli() does with its stdout opened on `path` (`> /dev/full`); resolves once it
+   * exited and its stderr is all in.
+   */
+  cliInto(path: string, args: string[], opts: { env?: Record<string, string> } = {}): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+    const fd = openSync(path, 'w');
+    try {
+      const child = spawn(process.execPath, [CLI, ...args, '--config', this.configPath], {
+        cwd: REPO_ROOT, env: { ...cleanEnv(), ...opts.env, [SANDBOX_ENV]: this.id }, stdio: ['ignore', fd, 'pipe'],
+      });
+      let stderr = '';
+      child.stderr!.on('data', (c: Buffer) => (stderr += c));
+      return new Promise((resolve, reject) => {
+        child.on('error', reject);
+        child.on('close', (code, signal) => resolve({ code, signal, stderr }));
+      });
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /** `autopilotd start`; fails the test unless it exits 0. Returns the printed pids. */
