@@ -7,7 +7,7 @@ import { readLastLines } from '../os/log-tail.js';
 import { followFile } from '../os/log-follow.js';
 import { commandOutput } from './output-writer.js';
 import { lineFilter, logLineJson, parseLogLine, type LineFilter } from '../log/log-line.js';
-import { DURATION_SYNTAX } from './duration.js';
+import { DURATION_SYNTAX, durationMs } from './duration.js';
 import { daemonLogPath } from '../daemon/log-path.js';
 import type { ParsedCommand } from './args.js';
 import { findDaemon, loadToFindDaemon, type ConfigForFinding } from './find-daemon.js';
@@ -70,17 +70,40 @@ export function filterOf(p: ParsedCommand, nowMs: number): LineFilter {
   return filter;
 }
 
-/** `10m` (that long before `nowMs`) or an ISO 8601 date or time; ms since the epoch. */
+/**
+ * `10m` (that long before `nowMs`) or an ISO 8601 date or time; ms since the epoch. Without a zone
+ * it is local time, a date alone included (its local midnight: JavaScript's Date.parse would take
+ * UTC's). A date or time that does not exist (2026-02-30, 24:00, a zone +25:00) is refused rather
+ * than rolled over into the next month or day.
+ */
 export function parseSince(text: string, nowMs: number): number {
   const value = text.trim();
-  const duration = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value);
-  if (duration !== null) return nowMs - Math.round(Number(duration[1]) * UNIT_MS[duration[2] ?? 's']!);
-  const ms = /^\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?)?$/.test(value) ? Date.parse(value) : Number.NaN;
-  if (Number.isNaN(ms)) throw new UsageError(`logs: --since expects ${SINCE_SYNTAX}; got '${text}'`, 'logs');
+  const ago = durationMs(value);
+  if (ago !== null) return nowMs - ago;
+  const ms = isoTimeMs(value);
+  if (ms === null) throw new UsageError(`logs: --since expects ${SINCE_SYNTAX}; got '${text}'`, 'logs');
   return ms;
 }
 
-const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const ISO_TIME = /^(\d{4})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d)(?::(\d\d)(?:\.(\d+))?)?(Z|([+-])(\d\d):?(\d\d))?)?$/;
+
+/** An ISO 8601 date or time as ms since the epoch; null when it is not one or names no real instant. */
+function isoTimeMs(value: string): number | null {
+  const m = ISO_TIME.exec(value);
+  if (m === null) return null;
+  const [year, month, day, hour, minute, second] = [m[1], m[2], m[3], m[4], m[5], m[6]].map((part) => Number(part ?? 0)) as [number, number, number, number, number, number];
+  const milli = m[7] === undefined ? 0 : Number(`0.${m[7]}`) * 1000;
+  // The calendar's own check: a date that rolls over (Feb 30 -> Mar 2) does not come back as given.
+  const calendar = new Date(Date.UTC(year, month - 1, day));
+  if (calendar.getUTCFullYear() !== year || calendar.getUTCMonth() !== month - 1 || calendar.getUTCDate() !== day) return null;
+  if (hour > 23 || minute > 59 || second > 59) return null;
+  if (m[8] === undefined) return new Date(year, month - 1, day, hour, minute, second, milli).getTime();
+  const offsetHours = Number(m[10] ?? 0);
+  const offsetMinutes = Number(m[11] ?? 0);
+  if (offsetHours > 23 || offsetMinutes > 59) return null;
+  const offsetMs = (m[9] === '-' ? -1 : 1) * (offsetHours * 60 + offsetMinutes) * 60_000;
+  return Date.UTC(year, month - 1, day, hour, minute, second, milli) - offsetMs;
+}
 
 /**
  * Lines as shown: filtered (the filter keeps its place across batches), the last `keep` of a
