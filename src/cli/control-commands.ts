@@ -7,6 +7,7 @@ import { assertClientDirs, configFlagsOf, loadForCommand, type ParsedCommand } f
 import { CliFailure, EXIT, UsageError } from './exit-codes.js';
 import { findDaemon, loadToFindDaemon, onceEach, type ConfigForFinding, type FoundDaemon } from './find-daemon.js';
 import { parseDuration } from './duration.js';
+import { watchIntervalMs } from './option-values.js';
 import { eventsCommand } from './events.js';
 import type { Look } from './status-watch.js';
 import type { Progress } from './stop-progress.js';
@@ -30,12 +31,11 @@ export async function controlCommand(p: ParsedCommand): Promise<number> {
     noteLocation(configFlagsOf(p), { socket_path: config.socket_path, pid_file: config.pid_file, stop_timeout_ms: config.worker.stop_timeout_ms, config_path: target.loaded.path });
   }
   const actionTimeoutMs = config.worker.stop_timeout_ms + ACTION_MARGIN_MS;
-  // Command-line mistakes are usage errors, found before the daemon is asked anything.
+  // Its value was judged as the command line was read (option-values.ts).
   const stopTimeoutMs = typeof p.values.timeout === 'string'
     ? parseDuration(p.values.timeout, '--timeout', p.command)
     : config.worker.stop_timeout_ms + 15_000;
   if (p.command === 'status' && p.values.watch === true) return watch(p, target);
-  if (p.command === 'status' && p.values.interval !== undefined) throw new UsageError('status: --interval goes with --watch', 'status');
   try {
     const found = await findDaemon(target);
     if (found === null) return notRunning(p, target.loaded, `no daemon at ${config.socket_path}`);
@@ -93,12 +93,8 @@ function notRunning(p: ParsedCommand, loaded: Searched, reason: string): number 
   return EXIT.notRunning;
 }
 
-/** Shortest --interval: a redraw costs a status round trip and a /proc look in the daemon. */
-const MIN_INTERVAL_MS = 100;
-
 async function watch(p: ParsedCommand, target: ConfigForFinding): Promise<number> {
-  const intervalMs = typeof p.values.interval === 'string' ? parseDuration(p.values.interval, '--interval', 'status') : 1000;
-  if (intervalMs < MIN_INTERVAL_MS) throw new UsageError(`status: --interval: at least ${MIN_INTERVAL_MS}ms, got '${String(p.values.interval)}'`, 'status');
+  const intervalMs = watchIntervalMs(p.values);
   const { watchStatus } = await import('./status-watch.js');
   // A warning or a moved socket is told once, not at every look.
   const notice = onceEach();

@@ -7,11 +7,11 @@ import { readLastLines } from '../os/log-tail.js';
 import { followFile } from '../os/log-follow.js';
 import { commandOutput } from './output-writer.js';
 import { lineFilter, logLineJson, parseLogLine, type LineFilter } from '../log/log-line.js';
-import { DURATION_SYNTAX, durationMs } from './duration.js';
+import { parseSince, streamOf } from './option-values.js';
 import { daemonLogPath } from '../daemon/log-path.js';
 import type { ParsedCommand } from './args.js';
 import { findDaemon, loadToFindDaemon, type ConfigForFinding } from './find-daemon.js';
-import { CliFailure, EXIT, UsageError } from './exit-codes.js';
+import { CliFailure, EXIT } from './exit-codes.js';
 import { unitNameOf } from './service-unit.js';
 
 export async function logsCommand(p: ParsedCommand): Promise<number> {
@@ -21,7 +21,6 @@ export async function logsCommand(p: ParsedCommand): Promise<number> {
   const filtering = filter.stream !== undefined || filter.sinceMs !== undefined;
   // --since alone shows every line since then; with -n, the last N of those.
   const lines = typeof p.values.lines === 'string' ? Number(p.values.lines) : filter.sinceMs !== undefined ? Number.MAX_SAFE_INTEGER : 50;
-  if (!Number.isInteger(lines) || lines < 0) throw new UsageError(`logs: -n expects a whole number, got '${String(p.values.lines)}'`, 'logs');
   // A running daemon says where it logs; the file may be stale from an earlier detached run, and
   // logs.dir in the file may have changed (or broken) since the daemon started.
   const target = await runningLogTarget(found);
@@ -56,53 +55,12 @@ export async function logsCommand(p: ParsedCommand): Promise<number> {
   return EXIT.ok;
 }
 
-const SINCE_SYNTAX = `a DURATION ago (${DURATION_SYNTAX}) or an ISO 8601 time (2026-01-31T12:00:00Z; without a zone, local time)`;
-
-/** --stream and --since; a bad value is a usage error (exit 64). */
+/** --stream and --since (judged as the command line was read: option-values.ts). */
 export function filterOf(p: ParsedCommand, nowMs: number): LineFilter {
   const filter: LineFilter = {};
-  const stream = p.values.stream;
-  if (typeof stream === 'string') {
-    if (stream !== 'stdout' && stream !== 'stderr') throw new UsageError(`logs: --stream expects stdout or stderr, got '${stream}'`, 'logs');
-    filter.stream = stream;
-  }
+  if (typeof p.values.stream === 'string') filter.stream = streamOf(p.values.stream);
   if (typeof p.values.since === 'string') filter.sinceMs = parseSince(p.values.since, nowMs);
   return filter;
-}
-
-/**
- * `10m` (that long before `nowMs`) or an ISO 8601 date or time; ms since the epoch. Without a zone
- * it is local time, a date alone included (its local midnight: JavaScript's Date.parse would take
- * UTC's). A date or time that does not exist (2026-02-30, 24:00, a zone +25:00) is refused rather
- * than rolled over into the next month or day.
- */
-export function parseSince(text: string, nowMs: number): number {
-  const value = text.trim();
-  const ago = durationMs(value);
-  if (ago !== null) return nowMs - ago;
-  const ms = isoTimeMs(value);
-  if (ms === null) throw new UsageError(`logs: --since expects ${SINCE_SYNTAX}; got '${text}'`, 'logs');
-  return ms;
-}
-
-const ISO_TIME = /^(\d{4})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d)(?::(\d\d)(?:\.(\d+))?)?(Z|([+-])(\d\d):?(\d\d))?)?$/;
-
-/** An ISO 8601 date or time as ms since the epoch; null when it is not one or names no real instant. */
-function isoTimeMs(value: string): number | null {
-  const m = ISO_TIME.exec(value);
-  if (m === null) return null;
-  const [year, month, day, hour, minute, second] = [m[1], m[2], m[3], m[4], m[5], m[6]].map((part) => Number(part ?? 0)) as [number, number, number, number, number, number];
-  const milli = m[7] === undefined ? 0 : Number(`0.${m[7]}`) * 1000;
-  // The calendar's own check: a date that rolls over (Feb 30 -> Mar 2) does not come back as given.
-  const calendar = new Date(Date.UTC(year, month - 1, day));
-  if (calendar.getUTCFullYear() !== year || calendar.getUTCMonth() !== month - 1 || calendar.getUTCDate() !== day) return null;
-  if (hour > 23 || minute > 59 || second > 59) return null;
-  if (m[8] === undefined) return new Date(year, month - 1, day, hour, minute, second, milli).getTime();
-  const offsetHours = Number(m[10] ?? 0);
-  const offsetMinutes = Number(m[11] ?? 0);
-  if (offsetHours > 23 || offsetMinutes > 59) return null;
-  const offsetMs = (m[9] === '-' ? -1 : 1) * (offsetHours * 60 + offsetMinutes) * 60_000;
-  return Date.UTC(year, month - 1, day, hour, minute, second, milli) - offsetMs;
 }
 
 /**

@@ -5,7 +5,7 @@ process.env.TZ = 'America/New_York';
 
 import * as assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseSince } from '../../src/cli/logs.js';
+import { parseSince } from '../../src/cli/option-values.js';
 import { UsageError } from '../../src/cli/exit-codes.js';
 
 const NOW = Date.UTC(2026, 5, 1, 12, 0, 0);
