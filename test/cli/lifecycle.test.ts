@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import type { StatusData } from '../../src/control/protocol.js';
 import { VERSION } from '../../src/version.js';
 import { CLI, cleanEnv, isAlive } from '../helpers/daemon.js';
-import { SANDBOX_ENV, SLEEP_WORKER, markedPids, sandbox, type Sandbox } from '../helpers/sandbox.js';
+import { SLEEP_WORKER, markedPids, sandbox, type Sandbox } from '../helpers/sandbox.js';
 import { waitFor } from '../helpers/wait.js';
 
 const toml = (value: unknown): string => JSON.stringify(value);
@@ -275,7 +275,7 @@ test('a worker descendant that gets the pid of the exited start CLI is still sto
   // The worker forks one `sleep` per line written to its fifo, and forks nothing in between, so the
   // test can steer the pid of that next fork.
   const box = sandbox(t, { body: `[worker]\ncommand = ["sh", "-c", "mkfifo go; while read x < go; do sleep 1000 & echo $! >> kids; done"]\nstop_timeout_ms = 2000\n` });
-  const cli = spawn(process.execPath, [CLI, 'start', '--config', box.configPath], { env: { ...cleanEnv(), [SANDBOX_ENV]: box.id }, stdio: 'ignore' });
+  const cli = spawn(process.execPath, [CLI, 'start', '--config', box.configPath], { env: { ...cleanEnv(), ...box.env() }, stdio: 'ignore' });
   const cliPid = cli.pid!;
   const [code] = (await once(cli, 'exit')) as [number | null];
   box.remember();

@@ -3,15 +3,14 @@
 // on Ctrl-C; and on a real pseudo-terminal (python3's pty module) the redraw in place, the cursor
 // hidden and shown again on Ctrl-C.
 import * as assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { HIDE_CURSOR, SHOW_CURSOR, watchStatus, type Look } from '../../src/cli/status-watch.js';
 import { CLI, cleanEnv, REPO_ROOT } from '../helpers/daemon.js';
-import { sandbox, SANDBOX_ENV, SLEEP_WORKER, type Sandbox } from '../helpers/sandbox.js';
+import { sandbox, SLEEP_WORKER } from '../helpers/sandbox.js';
 import { waitFor } from '../helpers/wait.js';
 import { hasPty, PTY_MISSING, runOnPty } from '../helpers/pty.js';
 
@@ -81,7 +80,7 @@ test('status --watch on a terminal redraws in place with the cursor hidden, and 
   if (!hasPty()) return t.skip(PTY_MISSING);
   const box = sandbox(t);
   const { pid } = await box.start();
-  const env = { ...cleanEnv(), [SANDBOX_ENV]: box.id, TERM: 'xterm' };
+  const env = { ...cleanEnv(), ...box.env(), TERM: 'xterm' };
   // Ctrl-C once the third frame is drawn.
   const run = await runOnPty([process.execPath, CLI, 'status', '--watch', '--interval', '200ms', '--config', box.configPath], { cwd: REPO_ROOT, env, ctrlCAfter: ['3*\x1b[J'] });
   assert.equal(run.code, 0, 'exit 0 on Ctrl-C');
@@ -94,18 +93,6 @@ test('status --watch on a terminal redraws in place with the cursor hidden, and 
   assert.equal((await box.cli(['stop'])).code, 0);
 });
 
-/** A watch whose stdout is `path` (opened for it); resolves once it exited and its stderr is in. */
-function watchInto(box: Sandbox, path: string, env: Record<string, string> = {}): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
-  const fd = openSync(path, 'w');
-  const child = spawn(process.execPath, [CLI, 'status', '--watch', '--interval', '100ms', '--config', box.configPath], {
-    cwd: REPO_ROOT, env: { ...cleanEnv(), HOME: box.dir, ...env, [SANDBOX_ENV]: box.id }, stdio: ['ignore', fd, 'pipe'],
-  });
-  closeSync(fd);
-  let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => (stderr += c));
-  return new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stderr })));
-}
-
 test('status --watch ends quietly with exit 0 once its reader is gone (| head -2), and with one line and exit 1 when it cannot write', async (t) => {
   const box = sandbox(t);
   const watching = box.spawnCli(['status', '--watch', '--interval', '100ms'], { env: { HOME: box.dir } });
@@ -117,7 +104,7 @@ test('status --watch ends quietly with exit 0 once its reader is gone (| head -2
   await closed;
   assert.equal(watching.stderr, '', 'no EPIPE stack');
 
-  const full = await watchInto(box, '/dev/full');
+  const full = await box.cliInto('/dev/full', ['status', '--watch', '--interval', '100ms']);
   assert.deepEqual([full.code, full.signal], [1, null], full.stderr);
   assert.equal(full.stderr, 'autopilotd: status: cannot write the output: ENOSPC: no space left on device, write\n');
 });

@@ -1,6 +1,6 @@
 // A temp dir with one daemon's config, socket, pid file and logs, for tests that run the daemon in
-// the background (`autopilotd start`) and drive it through the CLI. Every CLI the sandbox runs
-// carries APD_SANDBOX=<id> in its environment; the daemons it starts and their workers inherit it,
+// the background (`autopilotd start`) and drive it through the CLI; it is also their HOME. Every CLI
+// the sandbox runs carries APD_SANDBOX=<id> in its environment; the daemons it starts and their workers inherit it,
 // so cleanup() finds and ends each process the test caused by PID (plus the instance markers
 // it saw), whoever its parent is by then, and removes the dir.
 
@@ -77,10 +77,19 @@ export class Sandbox {
     ].join('\n'));
   }
 
-  /** Runs the CLI with `--config <this config>` (unless `noConfigFlag`) and the sandbox tag. */
+  /**
+   * The environment of the sandbox's CLIs, and so of the daemons they start: the tag, and HOME the
+   * sandbox dir unless `env` says otherwise, so that nothing they write under ~ (the CLI's location
+   * note, ~/.autopilot/.client-location.json) reaches the developer's real home.
+   */
+  env(env: Record<string, string> = {}): Record<string, string> {
+    return { HOME: this.dir, ...env, [SANDBOX_ENV]: this.id };
+  }
+
+  /** Runs the CLI with `--config <this config>` (unless `noConfigFlag`), the sandbox tag and HOME. */
   cli(args: string[], opts: { env?: Record<string, string>; noConfigFlag?: boolean; timeoutMs?: number } = {}): Promise<CliResult> {
     const full = opts.noConfigFlag ? args : [...args, '--config', this.configPath];
-    const run: { env: Record<string, string>; timeoutMs?: number } = { env: { ...opts.env, [SANDBOX_ENV]: this.id } };
+    const run: { env: Record<string, string>; timeoutMs?: number } = { env: { ...this.env(opts.env) } };
     if (opts.timeoutMs !== undefined) run.timeoutMs = opts.timeoutMs;
     return runCli(full, run);
   }
@@ -91,7 +100,7 @@ export class Sandbox {
    */
   spawnCli(args: string[], opts: { env?: Record<string, string> } = {}): RunningCli {
     const child = spawn(process.execPath, [CLI, ...args, '--config', this.configPath], {
-      cwd: REPO_ROOT, env: { ...cleanEnv(), ...opts.env, [SANDBOX_ENV]: this.id }, stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: REPO_ROOT, env: { ...cleanEnv(), ...this.env(opts.env) }, stdio: ['ignore', 'pipe', 'pipe'],
     });
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
     const running: RunningCli = { child, stdout: '', stderr: '', exited };
@@ -108,7 +117,7 @@ export class Sandbox {
     const fd = openSync(path, 'w');
     try {
       const child = spawn(process.execPath, [CLI, ...args, '--config', this.configPath], {
-        cwd: REPO_ROOT, env: { ...cleanEnv(), ...opts.env, [SANDBOX_ENV]: this.id }, stdio: ['ignore', fd, 'pipe'],
+        cwd: REPO_ROOT, env: { ...cleanEnv(), ...this.env(opts.env) }, stdio: ['ignore', fd, 'pipe'],
       });
       let stderr = '';
       child.stderr!.on('data', (c: Buffer) => (stderr += c));
