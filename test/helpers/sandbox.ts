@@ -31,7 +31,7 @@ export interface SandboxOptions {
   pidFile?: string;
 }
 
-/** A CLI left running (`-f`, `--watch`): its output so far, and its exit once it comes. */
+/** A CLI left running (`-f`, `--watch`): its output so far, and its exit once it and its output ended. */
 export interface RunningCli {
   child: ChildProcess;
   stdout: string;
@@ -102,7 +102,8 @@ export class Sandbox {
     const child = spawn(process.execPath, [CLI, ...args, '--config', this.configPath], {
       cwd: REPO_ROOT, env: { ...cleanEnv(), ...this.env(opts.env) }, stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    // On 'close', not 'exit': the exit can come before the last of the output has been read.
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
     const running: RunningCli = { child, stdout: '', stderr: '', exited };
     child.stdout!.on('data', (c: Buffer) => (running.stdout += c));
     child.stderr!.on('data', (c: Buffer) => (running.stderr += c));
