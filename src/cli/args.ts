@@ -49,4 +49,7 @@ const CLIENT_DIR_CHECKS: Record<string, RuntimeDirPlan | undefined> = {
   'start-worker': { socket_path: 'check' },
   reload: { socket_path: 'check' },
   logs: { socket_path: 'check', 'logs.dir': 'check' },
+  // Whoever answers at the socket writes what these print (events, figures) as the daemon's.
+  events: { socket_path: 'check' },
+  metrics: { socket_path: 'check' },
 };

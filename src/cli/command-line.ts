@@ -6,6 +6,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closestMatch } from '../config/suggest.js';
 import { instanceNameProblem } from '../config/instance.js';
 import { UsageError } from './exit-codes.js';
+import { checkOptionValues } from './option-values.js';
 
 interface OptionSpec {
   type: 'string' | 'boolean';
@@ -94,6 +95,8 @@ export function parseCommandLine(argv: string[]): CommandLine {
   checkWords(word, command, own.positionals, rest);
   const instance = values.instance;
   if (typeof instance === 'string' && instanceNameProblem(instance) !== null) throw new UsageError(`${word}: --instance: ${instanceNameProblem(instance)}`, word);
+  // Values too, before any command loads the configuration: a usage error stays exit 64.
+  checkOptionValues(command, values);
   return { kind: 'run', parsed: { command, values, positionals: own.positionals, rest } };
 }
 

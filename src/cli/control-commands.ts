@@ -4,9 +4,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { sendRequest } from '../control/client.js';
 import { ControlError, type Command } from '../control/protocol.js';
 import { assertClientDirs, configFlagsOf, loadForCommand, type ParsedCommand } from './args.js';
-import { CliFailure, EXIT, UsageError } from './exit-codes.js';
-import { findDaemon, loadToFindDaemon, type ConfigForFinding, type FoundDaemon } from './find-daemon.js';
+import { CliFailure, EXIT } from './exit-codes.js';
+import { findDaemon, loadToFindDaemon, onceEach, type ConfigForFinding, type FoundDaemon } from './find-daemon.js';
 import { parseDuration } from './duration.js';
+import { watchIntervalMs } from './option-values.js';
 import { eventsCommand } from './events.js';
 import type { Look } from './status-watch.js';
 import type { Progress } from './stop-progress.js';
@@ -27,15 +28,14 @@ export async function controlCommand(p: ParsedCommand): Promise<number> {
   const target: ConfigForFinding = p.command === 'reload' ? await loadForReload(p) : await loadToFindDaemon(p);
   const { config } = target.loaded;
   if (QUICK.has(p.command) && target.problems === null && target.locationKnown) {
-    noteLocation(configFlagsOf(p), { socket_path: config.socket_path, pid_file: config.pid_file, stop_timeout_ms: config.worker.stop_timeout_ms, config_path: target.loaded.path });
+    noteLocation(configFlagsOf(p), { socket_path: config.socket_path });
   }
   const actionTimeoutMs = config.worker.stop_timeout_ms + ACTION_MARGIN_MS;
-  // Command-line mistakes are usage errors, found before the daemon is asked anything.
+  // Its value was judged as the command line was read (option-values.ts).
   const stopTimeoutMs = typeof p.values.timeout === 'string'
     ? parseDuration(p.values.timeout, '--timeout', p.command)
     : config.worker.stop_timeout_ms + 15_000;
   if (p.command === 'status' && p.values.watch === true) return watch(p, target);
-  if (p.command === 'status' && p.values.interval !== undefined) throw new UsageError('status: --interval goes with --watch', 'status');
   try {
     const found = await findDaemon(target);
     if (found === null) return notRunning(p, target.loaded, `no daemon at ${config.socket_path}`);
@@ -44,10 +44,8 @@ export async function controlCommand(p: ParsedCommand): Promise<number> {
       case 'stop': return await stop(found, stopTimeoutMs);
       case 'events': return await eventsCommand(p, found);
       case 'metrics': return await metrics(found);
-      case 'restart-worker':
-      case 'stop-worker':
-      case 'start-worker':
-      case 'reload': {
+      // restart-worker, stop-worker, start-worker, reload: main.ts sends no other command here.
+      default: {
         // On a terminal a restart tells its steps; off one, the one line only (scripts parse it).
         const data = p.command === 'restart-worker' && process.stdout.isTTY === true
           ? await restartWithProgress(found, actionTimeoutMs)
@@ -62,7 +60,6 @@ export async function controlCommand(p: ParsedCommand): Promise<number> {
     if (err.code === 'not_running') return notRunning(p, target.loaded, err.message);
     throw new CliFailure(`${p.command} failed: ${err.message} (${err.code})`, EXIT.failure);
   }
-  throw new UsageError(`unknown command '${p.command}'`);
 }
 
 async function metrics(found: FoundDaemon): Promise<number> {
@@ -93,20 +90,20 @@ function notRunning(p: ParsedCommand, loaded: Searched, reason: string): number 
   return EXIT.notRunning;
 }
 
-/** Shortest --interval: a redraw costs a status round trip and a /proc look in the daemon. */
-const MIN_INTERVAL_MS = 100;
-
 async function watch(p: ParsedCommand, target: ConfigForFinding): Promise<number> {
-  const intervalMs = typeof p.values.interval === 'string' ? parseDuration(p.values.interval, '--interval', 'status') : 1000;
-  if (intervalMs < MIN_INTERVAL_MS) throw new UsageError(`status: --interval: at least ${MIN_INTERVAL_MS}ms, got '${String(p.values.interval)}'`, 'status');
+  const intervalMs = watchIntervalMs(p.values);
   const { watchStatus } = await import('./status-watch.js');
+  // A warning or a moved socket is told once, not at every look.
+  const notice = onceEach();
   const look = async (): Promise<Look> => {
     try {
       // An answer slower than a few intervals is as good as none for a live view.
-      const found = await findDaemon(target, Math.max(2000, 3 * intervalMs));
+      const found = await findDaemon(target, Math.max(2000, 3 * intervalMs), notice);
       return found === null ? { absent: `no daemon at ${target.loaded.config.socket_path}` } : { status: found.status };
     } catch (err) {
       if (err instanceof ControlError) return { absent: `${err.message} (${err.code})` };
+      // A file too broken to tell which daemon: none found yet; the watch keeps looking.
+      if (err instanceof CliFailure) return { absent: err.message };
       throw err;
     }
   };
@@ -156,11 +153,8 @@ const CARRIES_ON = "the daemon carries on stopping (autopilotd status shows it; 
  * second asks the daemon to kill the tree at once (a second shutdown request, as a second `stop`).
  */
 async function stopProgress(found: FoundDaemon, started: number): Promise<Progress> {
-  const { followProgress, stopPlan } = await import('./stop-progress.js');
-  const say = (text: string): void => void process.stdout.write(text);
-  say(`stopping autopilotd (pid ${found.status.daemon.pid}): ${stopPlan(found.status)}\n`);
-  say("  a second 'autopilotd stop', or Ctrl-C twice here, kills the worker tree at once\n");
-  const progress = followProgress(found.socketPath, started, say);
+  const { say, progress } = await showProgress(found, started, (plan) =>
+    `stopping autopilotd (pid ${found.status.daemon.pid}): ${plan}\n  a second 'autopilotd stop', or Ctrl-C twice here, kills the worker tree at once\n`);
   let presses = 0;
   const onCtrlC = (): void => {
     presses += 1;
@@ -180,14 +174,22 @@ async function stopProgress(found: FoundDaemon, started: number): Promise<Progre
   };
 }
 
+/**
+ * On a terminal (stop, restart-worker): the headline `head` makes of the tree stop's plan, then
+ * each step of the stop as the daemon's event stream tells it.
+ */
+async function showProgress(found: FoundDaemon, started: number, head: (plan: string) => string): Promise<{ say: (text: string) => void; progress: Progress }> {
+  const { followProgress, stopPlan } = await import('./stop-progress.js');
+  const say = (text: string): void => void process.stdout.write(text);
+  say(head(stopPlan(found.status)));
+  return { say, progress: followProgress(found.socketPath, started, say) };
+}
+
 /** `restart-worker` on a terminal: the plan and the tree stop's steps before the usual line. */
 async function restartWithProgress(found: FoundDaemon, timeoutMs: number): Promise<Record<string, unknown>> {
   const started = Date.now();
-  const { followProgress, stopPlan } = await import('./stop-progress.js');
-  const say = (text: string): void => void process.stdout.write(text);
   const w = found.status.worker;
-  say(w.pid === null ? 'starting the worker (none runs)\n' : `restarting the worker (pid ${w.pid}): ${stopPlan(found.status)}\n`);
-  const progress = followProgress(found.socketPath, started, say);
+  const { progress } = await showProgress(found, started, (plan) => (w.pid === null ? 'starting the worker (none runs)\n' : `restarting the worker (pid ${w.pid}): ${plan}\n`));
   try {
     const data = (await sendRequest(found.socketPath, 'restart-worker', undefined, { timeoutMs })) as Record<string, unknown>;
     await progress.end(w.pid === null ? 0 : 1000);

@@ -65,23 +65,39 @@ export async function loadToFindDaemon(p: ParsedCommand): Promise<ConfigForFindi
   return target;
 }
 
+/** Where findDaemon's notices go: stderr, unless the caller (`status --watch`) says each once. */
+export type Notice = (text: string) => void;
+
+const toStderr: Notice = (text) => void process.stderr.write(text);
+
+/** A Notice that passes each distinct text on once: a watch looks every interval. */
+export function onceEach(notice: Notice = toStderr): Notice {
+  const said = new Set<string>();
+  return (text) => {
+    if (said.has(text)) return;
+    said.add(text);
+    notice(text);
+  };
+}
+
 /**
  * The daemon this configuration names, or null when none runs. Notices (problems, a moved socket)
- * go to stderr. Throws a ControlError when a socket answers badly, and exits 78 (CliFailure) when
- * the configuration is too broken to tell and no daemon started with its file was found.
+ * go to `notice` (stderr). Throws a ControlError when a socket answers badly, and exits 78
+ * (CliFailure) when the configuration is too broken to tell and no daemon started with its file
+ * was found.
  */
-export async function findDaemon(target: ConfigForFinding, timeoutMs?: number): Promise<FoundDaemon | null> {
+export async function findDaemon(target: ConfigForFinding, timeoutMs?: number, notice: Notice = toStderr): Promise<FoundDaemon | null> {
   const { loaded } = target;
   const { config } = loaded;
   if (target.locationKnown) {
     if (target.problems !== null) {
-      process.stderr.write(`autopilotd: warning: the configuration has problems (autopilotd config check); finding the daemon with the rest:\n${target.problems}\n`);
+      notice(`autopilotd: warning: the configuration has problems (autopilotd config check); finding the daemon with the rest:\n${target.problems}\n`);
     }
     const atSocket = await statusAt(config.socket_path, timeoutMs);
     if (atSocket !== null) return { socketPath: config.socket_path, status: atSocket };
     const recorded = await daemonFromPidFile(config.pid_file, timeoutMs);
     if (recorded === null) return null;
-    if (recorded.socketPath !== config.socket_path) process.stderr.write(movedNotice(recorded, loaded));
+    if (recorded.socketPath !== config.socket_path) notice(movedNotice(recorded, loaded));
     return recorded;
   }
 
@@ -91,7 +107,7 @@ export async function findDaemon(target: ConfigForFinding, timeoutMs?: number): 
   const notes: string[] = [];
   const startedHere = (configPath: string | null): boolean => configPath === loaded.path;
   const warn = (found: string): void => {
-    process.stderr.write(`autopilotd: warning: the configuration has problems (autopilotd config check); found the daemon ${found}:\n${target.problems}\n`);
+    notice(`autopilotd: warning: the configuration has problems (autopilotd config check); found the daemon ${found}:\n${target.problems}\n`);
   };
   try {
     const atSocket = await statusAt(config.socket_path, timeoutMs);

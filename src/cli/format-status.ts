@@ -93,11 +93,9 @@ export function treeLines(t: TreeStatus | undefined, max = TREE_LINES): string[]
   return lines;
 }
 
-const msText = (ms: number): string => formatDuration(ms);
-
 function restartText(restart: string, b: BackoffStatus): string {
   const times = b.backoff_multiplier === 1 ? '' : ` x${b.backoff_multiplier}`;
-  return `${restart}; backoff ${msText(b.initial_backoff_ms)}${times} up to ${msText(b.max_backoff_ms)}, failed after ${b.max_consecutive_restarts} consecutive failures, stable after ${msText(b.stable_after_ms)}`;
+  return `${restart}; backoff ${formatDuration(b.initial_backoff_ms)}${times} up to ${formatDuration(b.max_backoff_ms)}, failed after ${b.max_consecutive_restarts} consecutive failures, stable after ${formatDuration(b.stable_after_ms)}`;
 }
 
 function limitsText(m: MemoryLimitsStatus): string {

@@ -16,12 +16,12 @@ import { checkPrivateDir, currentUid, ensurePrivateDir } from '../os/private-dir
 import { readPrivateFile } from '../os/private-file.js';
 import type { ConfigFlags } from '../config/types.js';
 
-/** What a client command needs of the configuration once the daemon is found. */
+/**
+ * What the quick commands (status, metrics: quick-commands.ts) need of the configuration: where
+ * the daemon listens. A note written with more fields (an older CLI) still reads as this.
+ */
 export interface NotedLocation {
   socket_path: string;
-  pid_file: string;
-  stop_timeout_ms: number;
-  config_path: string | null;
 }
 
 interface Entry {

@@ -7,11 +7,11 @@ import { readLastLines } from '../os/log-tail.js';
 import { followFile } from '../os/log-follow.js';
 import { commandOutput } from './output-writer.js';
 import { lineFilter, logLineJson, parseLogLine, type LineFilter } from '../log/log-line.js';
-import { DURATION_SYNTAX } from './duration.js';
+import { parseSince, streamOf } from './option-values.js';
 import { daemonLogPath } from '../daemon/log-path.js';
 import type { ParsedCommand } from './args.js';
 import { findDaemon, loadToFindDaemon, type ConfigForFinding } from './find-daemon.js';
-import { CliFailure, EXIT, UsageError } from './exit-codes.js';
+import { CliFailure, EXIT } from './exit-codes.js';
 import { unitNameOf } from './service-unit.js';
 
 export async function logsCommand(p: ParsedCommand): Promise<number> {
@@ -21,7 +21,6 @@ export async function logsCommand(p: ParsedCommand): Promise<number> {
   const filtering = filter.stream !== undefined || filter.sinceMs !== undefined;
   // --since alone shows every line since then; with -n, the last N of those.
   const lines = typeof p.values.lines === 'string' ? Number(p.values.lines) : filter.sinceMs !== undefined ? Number.MAX_SAFE_INTEGER : 50;
-  if (!Number.isInteger(lines) || lines < 0) throw new UsageError(`logs: -n expects a whole number, got '${String(p.values.lines)}'`, 'logs');
   // A running daemon says where it logs; the file may be stale from an earlier detached run, and
   // logs.dir in the file may have changed (or broken) since the daemon started.
   const target = await runningLogTarget(found);
@@ -56,31 +55,13 @@ export async function logsCommand(p: ParsedCommand): Promise<number> {
   return EXIT.ok;
 }
 
-const SINCE_SYNTAX = `a DURATION ago (${DURATION_SYNTAX}) or an ISO 8601 time (2026-01-31T12:00:00Z; without a zone, local time)`;
-
-/** --stream and --since; a bad value is a usage error (exit 64). */
+/** --stream and --since (judged as the command line was read: option-values.ts). */
 export function filterOf(p: ParsedCommand, nowMs: number): LineFilter {
   const filter: LineFilter = {};
-  const stream = p.values.stream;
-  if (typeof stream === 'string') {
-    if (stream !== 'stdout' && stream !== 'stderr') throw new UsageError(`logs: --stream expects stdout or stderr, got '${stream}'`, 'logs');
-    filter.stream = stream;
-  }
+  if (typeof p.values.stream === 'string') filter.stream = streamOf(p.values.stream);
   if (typeof p.values.since === 'string') filter.sinceMs = parseSince(p.values.since, nowMs);
   return filter;
 }
-
-/** `10m` (that long before `nowMs`) or an ISO 8601 date or time; ms since the epoch. */
-export function parseSince(text: string, nowMs: number): number {
-  const value = text.trim();
-  const duration = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value);
-  if (duration !== null) return nowMs - Math.round(Number(duration[1]) * UNIT_MS[duration[2] ?? 's']!);
-  const ms = /^\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?)?$/.test(value) ? Date.parse(value) : Number.NaN;
-  if (Number.isNaN(ms)) throw new UsageError(`logs: --since expects ${SINCE_SYNTAX}; got '${text}'`, 'logs');
-  return ms;
-}
-
-const UNIT_MS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /**
  * Lines as shown: filtered (the filter keeps its place across batches), the last `keep` of a

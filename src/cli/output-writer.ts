@@ -11,13 +11,17 @@ import { CliFailure, EXIT } from './exit-codes.js';
 /** Writes text to `out`; `verbatim` text (e.g. JSON, escaped by its encoding) is never altered. */
 export type OutputWrite = (text: string, verbatim?: boolean) => void;
 
-export function commandOutput(out: NodeJS.WriteStream, command: string, onClosed: () => void): OutputWrite {
+/**
+ * `onClosed` learns whether the output failed (true) or its reader went away (false): once, at the
+ * first write error.
+ */
+export function commandOutput(out: NodeJS.WriteStream, command: string, onClosed: (failed: boolean) => void): OutputWrite {
   const toTerminal = out.isTTY === true;
   let closed = false;
   out.on('error', (err: NodeJS.ErrnoException) => {
     if (closed) return;
     closed = true;
-    onClosed();
+    onClosed(err.code !== 'EPIPE');
     if (err.code === 'EPIPE') return;
     process.stderr.write(`autopilotd: ${command}: cannot write the output: ${err.message}\n`);
     process.exitCode = EXIT.failure;

@@ -5,9 +5,15 @@
 import { CliFailure, EXIT, UsageError } from './exit-codes.js';
 import { escapeForTerminal } from '../log/terminal-text.js';
 
-/** Runs `run` on this process's arguments and sets process.exitCode from its result or its error. */
+/**
+ * Runs `run` on this process's arguments and sets process.exitCode from its result or its error.
+ * An exit code already set non-zero stays: a write error on stdout (output-writer.ts) fails the
+ * command even though the command itself went on to return 0 (`events > /dev/full`).
+ */
 export async function runProgram(run: (argv: string[]) => Promise<number>): Promise<void> {
-  process.exitCode = await exitCodeOf(() => run(process.argv.slice(2)));
+  const code = await exitCodeOf(() => run(process.argv.slice(2)));
+  const already = Number(process.exitCode ?? 0);
+  process.exitCode = already !== 0 && code === 0 ? already : code;
 }
 
 /**

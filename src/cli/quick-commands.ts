@@ -7,7 +7,7 @@
 import { dirname } from 'node:path';
 import { isatty } from 'node:tty';
 import { sendRequest } from '../control/client.js';
-import type { StatusData } from '../control/protocol.js';
+import { ControlError, type StatusData } from '../control/protocol.js';
 import { escapeForTerminal } from '../log/terminal-text.js';
 import { checkPrivateDir } from '../os/private-dir.js';
 import { configFlagsOf, type ParsedCommand } from './args.js';
@@ -19,9 +19,11 @@ import { writeOut } from './output-writer.js';
 
 /**
  * A plain `status` or a `metrics` answered at the noted location; null when there is no note, or
- * its socket's directory is not private, or no daemon answers there, or the command asks for more
- * (`--watch`, `--interval`): the full way then decides. The answer itself shows that a daemon is
- * there: one round trip.
+ * its socket's directory is not private, or no daemon answers there (nothing listens, or the
+ * connection closed unanswered), or the command asks for more (`--watch`, `--interval`): the full
+ * way then decides. The answer itself shows that a daemon is there: one round trip. A daemon that
+ * is there but answers badly (a timeout, an error reply) fails the command as the full way would:
+ * trying again there would cost a hung daemon's timeout twice.
  */
 export async function quickCommand(p: ParsedCommand): Promise<number | null> {
   const plain = p.command === 'metrics' || (p.command === 'status' && p.values.watch === undefined && p.values.interval === undefined);
@@ -31,11 +33,15 @@ export async function quickCommand(p: ParsedCommand): Promise<number | null> {
   let data: unknown;
   try {
     data = await sendRequest(noted.socket_path, p.command === 'status' ? 'status' : 'metrics');
-  } catch {
-    return null;
+  } catch (err) {
+    if (!(err instanceof ControlError) || NO_DAEMON_THERE.has(err.code)) return null;
+    throw new CliFailure(`${p.command} failed: ${err.message} (${err.code})`, EXIT.failure);
   }
   return p.command === 'status' ? printStatus(p, { socketPath: noted.socket_path, status: data as StatusData }) : printMetrics(data);
 }
+
+/** What says that no daemon answers at the noted socket (it moved, or exited): the full way looks. */
+const NO_DAEMON_THERE = new Set(['not_running', 'disconnected']);
 
 /** Exit 0 while the worker is supervised as it should be, 4 once it is `failed`. */
 export function printStatus(p: ParsedCommand, found: FoundDaemon): number {

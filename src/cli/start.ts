@@ -40,7 +40,7 @@ export async function startCommand(p: ParsedCommand): Promise<number> {
   for (const warning of worker?.warnings ?? []) process.stderr.write(`autopilotd: warning: ${formatProblem(warning)}\n`);
   // A daemonized child runs in the foreground whatever else its argv says: it must never fork again.
   if (p.values.foreground || p.values.daemonized) return runForeground(p, loaded);
-  return daemonize(loaded);
+  return daemonize(p, loaded);
 }
 
 async function runForeground(p: ParsedCommand, loaded: LoadedConfig): Promise<number> {
@@ -79,7 +79,7 @@ function reportToParent(outcome: StartupOutcome): void {
   }
 }
 
-async function daemonize(loaded: LoadedConfig): Promise<number> {
+async function daemonize(p: ParsedCommand, loaded: LoadedConfig): Promise<number> {
   const { config } = loaded;
   const running = await currentDaemon(config.socket_path);
   if (running !== null) {
@@ -99,10 +99,7 @@ async function daemonize(loaded: LoadedConfig): Promise<number> {
   const logMark = markLogEnd(logPath);
   const raw = openRawOutputFile(loaded, stderrPath);
   const nodeFlags = [...new Set([...process.execArgv, ...DAEMON_NODE_FLAGS])];
-  // Right after `start`, before the user's arguments: anything after `--` is the worker's argv.
-  const [command, ...userArgs] = process.argv.slice(2);
-  const argv = [command!, '--foreground', '--daemonized', ...userArgs];
-  const child = spawn(process.execPath, [...nodeFlags, daemonProgram(), ...argv], {
+  const child = spawn(process.execPath, [...nodeFlags, daemonProgram(), ...daemonArgv(p)], {
     detached: true,
     stdio: ['ignore', raw.fd, raw.fd, 'pipe'],
     env: process.env,
@@ -136,6 +133,25 @@ async function daemonize(loaded: LoadedConfig): Promise<number> {
   // Once, here: the daemon's own line about it went to its log file.
   if (outcome.nativeMissing) process.stderr.write(`autopilotd: warning: native helper not loaded (${outcome.nativeMissing}); sd_notify goes through systemd-notify, which needs NotifyAccess=all\n`);
   return EXIT.ok;
+}
+
+/** Options of `start` the detached daemon gets again, as given. */
+const PASSED_ON = ['config', 'instance', 'project', 'workdir'] as const;
+
+/**
+ * The detached daemon's command line, built from the parsed one rather than from process.argv: a
+ * global option may come before the command word (`autopilotd --config P start`), and the worker's
+ * argv goes last, after `--`. Values are passed inline (`--config=P`), so one that starts with `-`
+ * is still taken as the value.
+ */
+export function daemonArgv(p: ParsedCommand): string[] {
+  const argv = [p.command, '--foreground', '--daemonized'];
+  for (const name of PASSED_ON) {
+    const value = p.values[name];
+    if (typeof value === 'string') argv.push(`--${name}=${value}`);
+  }
+  if (p.rest !== null) argv.push('--', ...p.rest);
+  return argv;
 }
 
 /**

@@ -113,3 +113,20 @@ test('-V and --version print the version before or after the command, and as a c
     assert.equal(r.stdout, `autopilotd ${VERSION}\n`, argv.join(' '));
   }
 });
+
+test('a bad option value is a usage error (64) even when the config file is missing: it is judged before any config is read', async () => {
+  for (const [argv, says] of [
+    [['stop', '--timeout', '5x'], /^autopilotd: stop: --timeout: expected a DURATION, /],
+    [['status', '--interval', '1s'], /^autopilotd: status: --interval goes with --watch\n/],
+    [['status', '--watch', '--interval', '10ms'], /^autopilotd: status: --interval: at least 100ms, got '10ms'\n/],
+    [['logs', '--since', 'bad'], /^autopilotd: logs: --since expects a DURATION ago /],
+    [['logs', '--stream', 'foo'], /^autopilotd: logs: --stream expects stdout or stderr, got 'foo'\n/],
+    [['logs', '-n', 'abc'], /^autopilotd: logs: -n expects a whole number, got 'abc'\n/],
+  ] as const) {
+    for (const config of [['--config', '/nonexistent/x.toml'], []]) {
+      const r = await runCli([...argv, ...config], { env: config.length === 0 ? { AUTOPILOTD_CONFIG: '/nonexistent/x.toml' } : env });
+      assert.equal(r.code, 64, `${argv.join(' ')} ${config.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, says, argv.join(' '));
+    }
+  }
+});

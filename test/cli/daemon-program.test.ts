@@ -14,7 +14,7 @@ const DAEMON_BUNDLE = join(REPO_ROOT, 'dist/bin/daemon.cjs');
 test('start runs the detached daemon as the daemon bundle with the daemon V8 flags', async (t) => {
   const box = sandbox(t);
   const { pid } = await box.start();
-  assert.deepEqual(argvOf(pid), [process.execPath, ...DAEMON_NODE_FLAGS, DAEMON_BUNDLE, 'start', '--foreground', '--daemonized', '--config', box.configPath]);
+  assert.deepEqual(argvOf(pid), [process.execPath, ...DAEMON_NODE_FLAGS, DAEMON_BUNDLE, 'start', '--foreground', '--daemonized', `--config=${box.configPath}`]);
   const r = await box.cli(['status']);
   assert.equal(r.code, 0, r.stderr);
 });

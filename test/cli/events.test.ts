@@ -89,7 +89,8 @@ test('a subscriber that stops reading is dropped and logged while status stays q
     return box.log().includes('event subscriber dropped: it did not read its events');
   }, 120_000, 100);
   t.diagnostic(`status while flooding: ${statusMs.length} round trips, worst ${Math.max(...statusMs)} ms`);
-  assert.ok(Math.max(...statusMs) < 2000, `status took ${Math.max(...statusMs)} ms at worst`);
+  // A bound on a starved daemon, not a benchmark: a loaded 2-core machine takes 2 s at times.
+  assert.ok(Math.max(...statusMs) < 5000, `status took ${Math.max(...statusMs)} ms at worst`);
   assert.match(box.log(), /event subscriber dropped: it did not read its events unread_bytes=\d+ limit_bytes=262144 sent=\d+/);
   // It reads again: what was buffered, then the reason.
   let received = '';
@@ -99,4 +100,15 @@ test('a subscriber that stops reading is dropped and logged while status stays q
   await new Promise((r) => stuck.once('close', r));
   const last = JSON.parse(received.trimEnd().split('\n').at(-1)!) as { end: { reason: string } };
   assert.equal(last.end.reason, 'too_slow');
+});
+
+test('events and events -f exit 1 with one line when stdout cannot be written (> /dev/full)', async (t) => {
+  const box = sandbox(t);
+  await box.start();
+  await box.waitForLog(/daemon ready/);
+  for (const args of [['events'], ['events', '-f'], ['events', '--json']]) {
+    const r = await box.cliInto('/dev/full', args);
+    assert.deepEqual([r.code, r.signal], [1, null], `${args.join(' ')}: ${r.stderr}`);
+    assert.equal(r.stderr, 'autopilotd: events: cannot write the output: ENOSPC: no space left on device, write\n', args.join(' '));
+  }
 });

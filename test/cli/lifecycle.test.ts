@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import type { StatusData } from '../../src/control/protocol.js';
 import { VERSION } from '../../src/version.js';
 import { CLI, cleanEnv, isAlive } from '../helpers/daemon.js';
-import { SANDBOX_ENV, markedPids, sandbox } from '../helpers/sandbox.js';
+import { SLEEP_WORKER, markedPids, sandbox, type Sandbox } from '../helpers/sandbox.js';
 import { waitFor } from '../helpers/wait.js';
 
 const toml = (value: unknown): string => JSON.stringify(value);
@@ -169,6 +169,35 @@ test('every command finds the daemon through AUTOPILOTD_CONFIG and environment o
   assert.equal(isAlive(pid), false);
 });
 
+test('global options before the command word start a daemon as after it: the one status then finds', async (t) => {
+  // The detached daemon's argv was rebuilt from process.argv as if `start` were its first word:
+  // `--config P start` gave it `--config --foreground --daemonized P start`, and it never started.
+  // The instance's file sets no paths: only a daemon that got --instance listens where status looks.
+  const cases = [
+    { name: '--config P start', lead: (box: Sandbox) => ['--config', box.configPath] },
+    { name: '--instance web start', lead: () => ['--instance', 'web'] },
+  ];
+  for (const c of cases) {
+    const box = sandbox(t);
+    const env = { HOME: box.dir };
+    mkdirSync(join(box.dir, '.autopilot'), { mode: 0o700 });
+    writeFileSync(join(box.dir, '.autopilot', 'web.toml'), `working_dir = ${toml(box.dir)}\n${SLEEP_WORKER}`);
+    const r = await box.cli([...c.lead(box), 'start'], { noConfigFlag: true, env, timeoutMs: 20_000 });
+    box.remember();
+    assert.equal(r.code, 0, `${c.name}: ${r.stderr}\nlog:\n${box.log()}`);
+    const m = /^autopilotd started: pid (\d+), worker pid \d+\n$/.exec(r.stdout);
+    assert.ok(m, `${c.name}: ${JSON.stringify(r.stdout)}`);
+    const status = await box.cli([...c.lead(box), 'status', '--json'], { noConfigFlag: true, env });
+    assert.equal(status.code, 0, `${c.name}: ${status.stderr}`);
+    const data = JSON.parse(status.stdout) as StatusData;
+    assert.equal(data.daemon.pid, Number(m[1]), c.name);
+    assert.equal(data.worker.state, 'running', c.name);
+    const stop = await box.cli([...c.lead(box), 'stop'], { noConfigFlag: true, env });
+    assert.equal(stop.code, 0, `${c.name}: ${stop.stderr}`);
+    assert.equal(isAlive(Number(m[1])), false, c.name);
+  }
+});
+
 test('start fails with exit 1 and the last log lines when the daemon cannot start, without waiting for a timeout', async (t) => {
   const box = sandbox(t);
   // A user's file where the socket goes: only the daemon finds out, when it would bind there, and
@@ -246,7 +275,7 @@ test('a worker descendant that gets the pid of the exited start CLI is still sto
   // The worker forks one `sleep` per line written to its fifo, and forks nothing in between, so the
   // test can steer the pid of that next fork.
   const box = sandbox(t, { body: `[worker]\ncommand = ["sh", "-c", "mkfifo go; while read x < go; do sleep 1000 & echo $! >> kids; done"]\nstop_timeout_ms = 2000\n` });
-  const cli = spawn(process.execPath, [CLI, 'start', '--config', box.configPath], { env: { ...cleanEnv(), [SANDBOX_ENV]: box.id }, stdio: 'ignore' });
+  const cli = spawn(process.execPath, [CLI, 'start', '--config', box.configPath], { env: { ...cleanEnv(), ...box.env() }, stdio: 'ignore' });
   const cliPid = cli.pid!;
   const [code] = (await once(cli, 'exit')) as [number | null];
   box.remember();

@@ -22,7 +22,7 @@ test('a noted location holds while the inputs are unchanged, and not after any o
   const file = join(dir.path, 'a.toml');
   writeFileSync(file, 'socket_path = "/x/one.sock"\n');
   const flags = { configPath: file };
-  const found = { socket_path: '/x/one.sock', pid_file: '/x/one.pid', stop_timeout_ms: 1000, config_path: file };
+  const found = { socket_path: '/x/one.sock' };
   const env = { AUTOPILOTD_LOG_LEVEL: 'info' };
 
   noteLocation(flags, found, env);

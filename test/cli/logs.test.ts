@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI, cleanEnv, makeTempDir, REPO_ROOT } from '../helpers/daemon.js';
-import { SANDBOX_ENV, sandbox } from '../helpers/sandbox.js';
+import { sandbox } from '../helpers/sandbox.js';
 import { waitFor } from '../helpers/wait.js';
 
 const MAX_FILE_BYTES = 65_536;
@@ -135,7 +135,7 @@ test('logs and logs -f escape control characters of worker output on a terminal,
   assert.ok(piped.stdout.includes(' worker[1] hostile \x1b[31mred\x1b[0m\r2026-01-01T00:00:00.000Z ERROR fake\0nul\n'), 'a pipe gets the bytes as logged');
   assert.ok(piped.stdout.includes(' worker[1] c1 \u009bx\n'));
 
-  const env = { [SANDBOX_ENV]: box.id };
+  const env = box.env();
   const once = onTerminal([process.execPath, CLI, 'logs', '--config', box.configPath], env);
   assert.equal(await once.exited, 0, once.output());
   const shown = Buffer.from(once.output(), 'latin1').toString('utf8');
@@ -168,7 +168,7 @@ test('an error message on a terminal has its control characters escaped too (#14
   }
   const box = sandbox(t);
   // A failed start quotes log lines, worker output included; a bad -n quotes what was given.
-  const run = onTerminal([process.execPath, CLI, 'logs', '-n', '\x1b[2J\r9', '--config', box.configPath], { [SANDBOX_ENV]: box.id });
+  const run = onTerminal([process.execPath, CLI, 'logs', '-n', '\x1b[2J\r9', '--config', box.configPath], box.env());
   assert.equal(await run.exited, 64, run.output());
   assertInert(run.output());
   assert.match(run.output(), /-n expects a whole number, got '\\x1b\[2J\\r9'\r\n/);
@@ -182,7 +182,7 @@ test('status on a terminal escapes control characters of the worker argv (#14)',
   // The argv is shown as given; an ESC in it would clear the operator's screen.
   const box = sandbox(t, { body: `[worker]\ncommand = ["sh", "-c", "exec sleep 1000", "\\u001b[2J\\rfake"]\nstop_timeout_ms = 2000\n` });
   await box.start();
-  const run = onTerminal([process.execPath, CLI, 'status', '--config', box.configPath], { [SANDBOX_ENV]: box.id });
+  const run = onTerminal([process.execPath, CLI, 'status', '--config', box.configPath], box.env());
   assert.equal(await run.exited, 0, run.output());
   assertInert(run.output());
   assert.ok(run.output().includes('\\x1b[2J\\rfake'), run.output());
@@ -192,7 +192,7 @@ test('status on a terminal escapes control characters of the worker argv (#14)',
 /** Runs `logs <args>` into a pipe whose reader goes away after the first line, like `| head -1`. */
 async function logsIntoHead(box: ReturnType<typeof sandbox>, args: string[]): Promise<{ code: number | null; signal: string | null; stderr: string; first: string }> {
   const child = spawn(process.execPath, [CLI, 'logs', ...args, '--config', box.configPath], {
-    env: { ...cleanEnv(), [SANDBOX_ENV]: box.id },
+    env: { ...cleanEnv(), ...box.env() },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
@@ -223,6 +223,17 @@ test('logs -n 200000 | head -1 exits 0 with nothing on stderr when the reader go
     const r = await logsIntoHead(box, args);
     assert.equal(r.first, `2026-01-01T00:00:00.000Z INFO  worker[1] line 0 ${PAD}`, args.join(' '));
     assert.deepEqual({ code: r.code, signal: r.signal, stderr: r.stderr }, { code: 0, signal: null, stderr: '' }, args.join(' '));
+  }
+});
+
+test('logs and logs -f exit 1 with one line when stdout cannot be written (> /dev/full)', async (t) => {
+  const box = sandbox(t);
+  mkdirSync(box.logDir, { recursive: true, mode: 0o700 });
+  writeFileSync(box.logPath, '2026-01-01T00:00:00.000Z INFO  worker[1] a line\n', { mode: 0o600 });
+  for (const args of [['logs'], ['logs', '-f'], ['logs', '--json']]) {
+    const r = await box.cliInto('/dev/full', args);
+    assert.deepEqual([r.code, r.signal], [1, null], `${args.join(' ')}: ${r.stderr}`);
+    assert.equal(r.stderr, 'autopilotd: logs: cannot write the output: ENOSPC: no space left on device, write\n', args.join(' '));
   }
 });
 

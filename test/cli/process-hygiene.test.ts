@@ -10,7 +10,7 @@ import { closeSync, openSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { CLI, ForegroundDaemon, cleanEnv, runCli } from '../helpers/daemon.js';
-import { SANDBOX_ENV, sandbox, type Sandbox } from '../helpers/sandbox.js';
+import { sandbox, type Sandbox } from '../helpers/sandbox.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** Where the caller's extra descriptors sit: one below 16, which Node marks O_CLOEXEC itself, two above. */
@@ -44,7 +44,7 @@ function runWithStrayFds(box: Sandbox, args: string[], cwd: string): { child: Re
   stdio[LOW_FD] = fileFd;
   stdio[HIGH_PIPE_FD] = 'pipe';
   stdio[HIGH_FILE_FD] = fileFd;
-  const child = spawn(process.execPath, [CLI, ...args], { cwd, env: { ...cleanEnv(), [SANDBOX_ENV]: box.id }, stdio });
+  const child = spawn(process.execPath, [CLI, ...args], { cwd, env: { ...cleanEnv(), ...box.env() }, stdio });
   closeSync(fileFd);
   let closed = false;
   const pipe = (child.stdio as unknown as Readable[])[HIGH_PIPE_FD]!;
@@ -84,7 +84,7 @@ test('a detached daemon keeps no descriptor of the shell that ran start, its wor
   assert.equal(readlinkSync(`/proc/${workerPid}/cwd`), box.dir, 'the worker runs in working_dir as before');
 
   // A reload still finds the relative --config: it is resolved against the cwd of start, not '/'.
-  const reload = await runCli(['reload', '--config', 'daemon.toml'], { cwd: box.dir, env: { [SANDBOX_ENV]: box.id } });
+  const reload = await runCli(['reload', '--config', 'daemon.toml'], { cwd: box.dir, env: box.env() });
   assert.equal(reload.code, 0, reload.stderr);
   await box.waitForLog(new RegExp(` configuration reloaded: nothing changed config=${box.configPath.replace(/[.]/g, '\\.')}$`));
   assert.equal((await box.cli(['stop'])).code, 0);

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { FIXTURES, isAlive, startForeground, type TreeReport } from '../helpers/daemon.js';
 import { collectLines } from '../helpers/lines.js';
 import { createOtherUser, otherUserUnavailable } from '../helpers/other-user.js';
-import { argvOf, markedPids, sandbox, SANDBOX_ENV } from '../helpers/sandbox.js';
+import { argvOf, markedPids, sandbox } from '../helpers/sandbox.js';
 import { waitFor } from '../helpers/wait.js';
 
 const STARTS = 10;
@@ -230,7 +230,7 @@ test('a start never stops the tree of a daemon that is still alive, even when th
   // Sharing the pid file, on another socket: the daemon itself (the CLI would refuse first).
   const other = join(box.dir, 'other.toml');
   writeFileSync(other, readFileSync(box.configPath, 'utf8').replace(JSON.stringify(box.socketPath), JSON.stringify(join(box.dir, 'other', 'd.sock'))));
-  const second = await startForeground(other, [], { [SANDBOX_ENV]: box.id });
+  const second = await startForeground(other, [], box.env());
   t.after(() => second.cleanup());
   // It decided before it said it was ready.
   const log = second.lines.join('\n');

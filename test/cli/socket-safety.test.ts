@@ -59,7 +59,7 @@ for (const [what, spoil, detail] of unsafeDirs) {
     // Exit 78, naming the file and line of socket_path, the directory, what is wrong and what is expected.
     const message = new RegExp(`^autopilotd: invalid configuration:\n${box.configPath}:2:1: socket_path: unsafe socket directory: ${sockDir} ${detail.source}; expected a directory owned by uid 0, not a symbolic link, not writable by group or others, under directories that only root or uid 0 can change\n$`);
 
-    for (const args of [['start'], ['start', '--foreground'], ['config', 'check'], ['status']]) {
+    for (const args of [['start'], ['start', '--foreground'], ['config', 'check'], ['status'], ['metrics'], ['events']]) {
       const r = await box.cli(args);
       assert.equal(r.code, 78, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, message, args.join(' '));

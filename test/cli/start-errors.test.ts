@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { START_TIMEOUT_ENV } from '../../src/cli/start-timeout.js';
 import { cleanEnv, isAlive } from '../helpers/daemon.js';
-import { SANDBOX_ENV, sandbox, type Sandbox } from '../helpers/sandbox.js';
+import { sandbox, type Sandbox } from '../helpers/sandbox.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** The pid of a process that has exited (and been reaped). */
@@ -30,7 +30,7 @@ async function plantTermIgnoringOrphan(box: Sandbox): Promise<{ orphanPid: numbe
   const orphan = spawn('sh', ['-c', 'trap "" TERM; echo ready; exec sleep 1000'], {
     detached: true,
     stdio: ['ignore', 'pipe', 'ignore'],
-    env: { ...cleanEnv(), AUTOPILOTD_INSTANCE: instanceId, [SANDBOX_ENV]: box.id },
+    env: { ...cleanEnv(), AUTOPILOTD_INSTANCE: instanceId, ...box.env() },
   });
   await once(orphan.stdout!, 'data'); // the trap is set
   orphan.unref();

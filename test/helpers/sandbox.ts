@@ -1,12 +1,12 @@
 // A temp dir with one daemon's config, socket, pid file and logs, for tests that run the daemon in
-// the background (`autopilotd start`) and drive it through the CLI. Every CLI the sandbox runs
-// carries APD_SANDBOX=<id> in its environment; the daemons it starts and their workers inherit it,
+// the background (`autopilotd start`) and drive it through the CLI; it is also their HOME. Every CLI
+// the sandbox runs carries APD_SANDBOX=<id> in its environment; the daemons it starts and their workers inherit it,
 // so cleanup() finds and ends each process the test caused by PID (plus the instance markers
 // it saw), whoever its parent is by then, and removes the dir.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sendRequest } from '../../src/control/client.js';
 import type { Command, StatusData } from '../../src/control/protocol.js';
@@ -31,7 +31,7 @@ export interface SandboxOptions {
   pidFile?: string;
 }
 
-/** A CLI left running (`-f`, `--watch`): its output so far, and its exit once it comes. */
+/** A CLI left running (`-f`, `--watch`): its output so far, and its exit once it and its output ended. */
 export interface RunningCli {
   child: ChildProcess;
   stdout: string;
@@ -77,10 +77,19 @@ export class Sandbox {
     ].join('\n'));
   }
 
-  /** Runs the CLI with `--config <this config>` (unless `noConfigFlag`) and the sandbox tag. */
+  /**
+   * The environment of the sandbox's CLIs, and so of the daemons they start: the tag, and HOME the
+   * sandbox dir unless `env` says otherwise, so that nothing they write under ~ (the CLI's location
+   * note, ~/.autopilot/.client-location.json) reaches the developer's real home.
+   */
+  env(env: Record<string, string> = {}): Record<string, string> {
+    return { HOME: this.dir, ...env, [SANDBOX_ENV]: this.id };
+  }
+
+  /** Runs the CLI with `--config <this config>` (unless `noConfigFlag`), the sandbox tag and HOME. */
   cli(args: string[], opts: { env?: Record<string, string>; noConfigFlag?: boolean; timeoutMs?: number } = {}): Promise<CliResult> {
     const full = opts.noConfigFlag ? args : [...args, '--config', this.configPath];
-    const run: { env: Record<string, string>; timeoutMs?: number } = { env: { ...opts.env, [SANDBOX_ENV]: this.id } };
+    const run: { env: Record<string, string>; timeoutMs?: number } = { env: { ...this.env(opts.env) } };
     if (opts.timeoutMs !== undefined) run.timeoutMs = opts.timeoutMs;
     return runCli(full, run);
   }
@@ -91,13 +100,35 @@ export class Sandbox {
    */
   spawnCli(args: string[], opts: { env?: Record<string, string> } = {}): RunningCli {
     const child = spawn(process.execPath, [CLI, ...args, '--config', this.configPath], {
-      cwd: REPO_ROOT, env: { ...cleanEnv(), ...opts.env, [SANDBOX_ENV]: this.id }, stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: REPO_ROOT, env: { ...cleanEnv(), ...this.env(opts.env) }, stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    // On 'close', not 'exit': the exit can come before the last of the output has been read.
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
     const running: RunningCli = { child, stdout: '', stderr: '', exited };
     child.stdout!.on('data', (c: Buffer) => (running.stdout += c));
     child.stderr!.on('data', (c: Buffer) => (running.stderr += c));
     return running;
+  }
+
+  /**
+   * Runs the CLI as cli() does with its stdout opened on `path` (`> /dev/full`); resolves once it
+   * exited and its stderr is all in.
+   */
+  cliInto(path: string, args: string[], opts: { env?: Record<string, string> } = {}): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+    const fd = openSync(path, 'w');
+    try {
+      const child = spawn(process.execPath, [CLI, ...args, '--config', this.configPath], {
+        cwd: REPO_ROOT, env: { ...cleanEnv(), ...this.env(opts.env) }, stdio: ['ignore', fd, 'pipe'],
+      });
+      let stderr = '';
+      child.stderr!.on('data', (c: Buffer) => (stderr += c));
+      return new Promise((resolve, reject) => {
+        child.on('error', reject);
+        child.on('close', (code, signal) => resolve({ code, signal, stderr }));
+      });
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /** `autopilotd start`; fails the test unless it exits 0. Returns the printed pids. */
