@@ -40,6 +40,7 @@ import { EventJournal } from './event-journal.js';
 import { MetricsRegistry } from './metrics-registry.js';
 import { RENDER_REUSE_MS, reusing, serveMetrics } from './metrics-endpoint.js';
 import { renderMetrics } from '../control/metrics-text.js';
+import { holdFilePlace, removeStaleHoldDirs } from '../os/hold-file.js';
 
 export interface DaemonOptions {
   loaded: LoadedConfig;
@@ -182,6 +183,8 @@ function assemble(opts: DaemonOptions): Daemon {
   const cgroups: Daemon['cgroups'] = { current: null };
   const supervisor = new WorkerSupervisor(config.current, {
     logger, table, instanceId, uid, protectedPids, walker, cgroups: () => cgroups.current,
+    // pid_file never changes under a running daemon (a reload says it takes effect at restart).
+    holdFiles: holdFilePlace(config.current.pid_file),
     // Under journald too: passed through, the worker's lines would reach the journal as the daemon's
     // own, stdout and stderr alike (systemd hands both one stream), and a `<N>` of its own would set
     // their priority. Logged, each line carries worker[N] or worker[N,stderr] (#16).
@@ -284,6 +287,8 @@ function startupSteps(d: Daemon, control: Control): LifecycleStep[] {
           socket_path: d.config.current.socket_path, config_path: d.opts.loaded.path,
         };
         await stopOrphanTree(d.config.current, d.table, d.uid, d.protectedPids, logger);
+        // What a predecessor killed with SIGKILL left of its hold files: ours to remove, we hold the lock.
+        removeStaleHoldDirs(holdFilePlace(pidFile));
         // What the marker missed (an escapee that cleared its environment) is still in the old leaves.
         if (d.cgroups.current !== null) await clearLeftovers(d.cgroups.current, treeBackendDeps(d));
         const undo = (): void => {

@@ -16,7 +16,7 @@ import type { DescendantWalker } from '../os/descendant-walk.js';
 import type { ProcessKey, TreeIdentity } from '../os/process-tree.js';
 import { LineSplitter } from './line-splitter.js';
 import { OutputTail } from './output-tail.js';
-import { HoldFiles, holdFileParent } from '../os/hold-file.js';
+import { HoldFiles, type HoldFilePlace } from '../os/hold-file.js';
 import { parseHoldUntil, type HoldRequest } from '../policy/hold-until.js';
 import type { WorkerOutputLine } from '../control/protocol.js';
 import type { WorkerCgroups } from '../os/worker-cgroups.js';
@@ -42,8 +42,8 @@ export interface WorkerSupervisorDeps {
   now?: () => number;
   /** Wall-clock ms, only for what status shows as a date and to read the time in a hold file. */
   wallNow?: () => number;
-  /** Where the per-run hold files' directory is made (default holdFileParent(process.env)). */
-  holdFileParent?: string;
+  /** Where the per-run hold files' directory is made (holdFilePlace of the pid file). */
+  holdFiles: HoldFilePlace;
   /** The cgroup backend once set up (null: the /proc rules): each generation gets a leaf of its own. */
   cgroups?: () => WorkerCgroups | null;
 }
@@ -97,7 +97,7 @@ export class WorkerSupervisor {
     this.leaves = new WorkerLeaves(deps.cgroups ?? (() => null), deps.logger);
     this.now = deps.now ?? (() => Math.round(monotonicMs()));
     this.wallNow = deps.wallNow ?? Date.now;
-    this.holdFiles = new HoldFiles(deps.holdFileParent ?? holdFileParent(process.env));
+    this.holdFiles = new HoldFiles(deps.holdFiles);
   }
 
   /** The last lines of the output of the run that exited last, oldest first (status `last_exit.tail`). */

@@ -1,12 +1,14 @@
 // The file in which a worker says when it wants to be started again (`$AUTOPILOTD_HOLD_UNTIL_FILE`,
 // issue #17). One path per generation, so that a run can never be held by what an earlier run
-// wrote, in a directory the daemon makes with mkdtemp (mode 0700): no other user can plant a time
-// in it or read one. It is read once, at the worker's exit, opened without following a link and
-// without blocking (a FIFO put there must not hang the daemon), and removed then.
+// wrote, in a directory the daemon makes with mkdtemp (mode 0700) beside its pid file, in the
+// pid file's private directory: no other user can plant a time in it or read one. A daemon killed
+// with SIGKILL leaves its directory there, and the next daemon of that pid file removes it (only
+// the holder of the pid file's lock uses that name). It is read once, at the worker's exit, opened
+// without following a link and without blocking (a FIFO put there must not hang the daemon), and
+// removed then.
 
-import { closeSync, constants, fstatSync, mkdtempSync, openSync, readSync, rmSync, unlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { isAbsolute, join } from 'node:path';
+import { closeSync, constants, fstatSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, unlinkSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 
 export type HoldFileReading =
   | { kind: 'absent' }
@@ -16,20 +18,48 @@ export type HoldFileReading =
 /** More than any time stamp needs; what is past it is not read. */
 const MAX_HOLD_FILE_BYTES = 256;
 
-/** $XDG_RUNTIME_DIR (per user, emptied at logout) when set, else the temp directory. */
-export function holdFileParent(env: NodeJS.ProcessEnv): string {
-  const runtime = env.XDG_RUNTIME_DIR;
-  return runtime !== undefined && isAbsolute(runtime) ? runtime : tmpdir();
+/** Where the hold files of the daemon with this pid file go: `<pid_file>.hold-XXXXXX`. */
+export interface HoldFilePlace {
+  parent: string;
+  prefix: string;
+}
+
+export function holdFilePlace(pidFile: string): HoldFilePlace {
+  return { parent: dirname(pidFile), prefix: `${basename(pidFile)}.hold-` };
+}
+
+/** mkdtemp's suffix: six characters. */
+const MKDTEMP_SUFFIX = /^[A-Za-z0-9]{6}$/;
+
+/**
+ * Removes the hold directories an earlier daemon of this pid file left (it was killed with
+ * SIGKILL): called with the pid file's lock held, so none of them is in use. Returns their paths.
+ */
+export function removeStaleHoldDirs(place: HoldFilePlace): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(place.parent);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!name.startsWith(place.prefix) || !MKDTEMP_SUFFIX.test(name.slice(place.prefix.length))) continue;
+    const path = join(place.parent, name);
+    rmSync(path, { recursive: true, force: true });
+    removed.push(path);
+  }
+  return removed;
 }
 
 export class HoldFiles {
   private dir: string | null = null;
 
-  constructor(private readonly parent: string) {}
+  constructor(private readonly place: HoldFilePlace) {}
 
   /** The path for `generation`, the directory made on first use; throws when it cannot be made. */
   pathFor(generation: number): string {
-    this.dir ??= mkdtempSync(join(this.parent, 'autopilotd-hold-'));
+    this.dir ??= mkdtempSync(join(this.place.parent, this.place.prefix));
     return join(this.dir, `hold-until.${generation}`);
   }
 

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { FIXTURES, isAlive, startForeground, type TreeReport } from '../helpers/daemon.js';
 import { collectLines } from '../helpers/lines.js';
 import { createOtherUser, otherUserUnavailable } from '../helpers/other-user.js';
@@ -78,6 +78,9 @@ test('after kill -9 of the daemon its worker tree lives on; the next start stops
   await waitFor('the killed daemon to be gone', () => !isAlive(first.pid));
   assert.deepEqual(oldPids.filter((p) => !isAlive(p)), [], 'the worker tree outlived its daemon');
   assert.ok(existsSync(box.socketPath) && existsSync(box.pidFile), 'the killed daemon left its socket and pid file behind');
+  const holdDirs = (): string[] => readdirSync(dirname(box.pidFile)).filter((n) => n.startsWith(`${basename(box.pidFile)}.hold-`));
+  const killedHold = holdDirs();
+  assert.equal(killedHold.length, 1, 'and its hold directory, beside the pid file');
   assert.equal((await box.cli(['status'])).code, 3, 'a socket nobody listens on means no daemon');
   // The next worker checks at its start that none of these runs any more.
   writeFileSync(join(scratch, 'old-pids'), `${oldPids.join('\n')}\n`);
@@ -87,6 +90,7 @@ test('after kill -9 of the daemon its worker tree lives on; the next start stops
   assert.notEqual(secondId, firstId);
   assert.deepEqual(oldPids.filter(isAlive), [], 'the old tree, escapees included, is gone');
   assert.deepEqual(markedPids(firstId), []);
+  assert.ok(!holdDirs().includes(killedHold[0]!), `the next daemon removed the killed one's hold directory: ${holdDirs().join(', ')}`);
   const secondTree = await treeReport(scratch, secondId);
   const overlaps = join(scratch, 'overlaps');
   assert.equal(existsSync(overlaps), false, `the new worker saw old processes alive at its start: ${existsSync(overlaps) ? readFileSync(overlaps, 'utf8') : ''}`);

@@ -68,7 +68,7 @@ test('fake cgroupfs: an exit after oom_kill grew in the leaf restarts with cause
   const { logger, events } = recordingLogger();
   const supervisor = new WorkerSupervisor(config, {
     logger, table: new ProcTable(), instanceId: randomBytes(9).toString('base64url'), uid: process.getuid!(),
-    protectedPids: () => new Set([process.pid]), output: 'log', holdFileParent: dir.path, cgroups: () => fakeCgroups(home),
+    protectedPids: () => new Set([process.pid]), output: 'log', holdFiles: { parent: dir.path, prefix: 'd.pid.hold-' }, cgroups: () => fakeCgroups(home),
   });
   t.after(async () => {
     await supervisor.stop();

@@ -28,7 +28,7 @@ test('the worker-exited event and lastExitTail() carry the last lines of the run
   logger.subscribe((r) => { if (r.event !== null) events.push(r.event); });
   const supervisor = new WorkerSupervisor(config, {
     logger, table: new ProcTable(), instanceId: randomBytes(9).toString('base64url'), uid: process.getuid!(),
-    protectedPids: () => new Set([process.pid]), output: 'log', holdFileParent: dir.path,
+    protectedPids: () => new Set([process.pid]), output: 'log', holdFiles: { parent: dir.path, prefix: 'd.pid.hold-' },
   });
   t.after(async () => {
     await supervisor.stop();

@@ -5,7 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { StatusData } from '../../src/control/protocol.js';
 import { sandbox, type Sandbox } from '../helpers/sandbox.js';
@@ -15,16 +15,9 @@ import { waitFor } from '../helpers/wait.js';
 // each waits for the test to open this gate (a file in the working directory) once `start` is done.
 const GATE = 'while [ ! -e go ]; do sleep 0.05; done; ';
 
-async function startAndOpen(box: Sandbox, env: Record<string, string> = {}): Promise<void> {
-  await box.start({ env });
+async function startAndOpen(box: Sandbox): Promise<void> {
+  await box.start();
   writeFileSync(join(box.dir, 'go'), '');
-}
-
-/** The hold files' directory goes under the sandbox, so the test sees it made and removed. */
-function runtimeDir(box: Sandbox): string {
-  const dir = join(box.dir, 'xdg');
-  mkdirSync(dir, { mode: 0o700, recursive: true });
-  return dir;
 }
 
 async function statusJson(box: Sandbox): Promise<StatusData> {
@@ -80,7 +73,7 @@ hold_max_ms = 3600000
 max_consecutive_restarts = 1
 `,
   });
-  await startAndOpen(box, { XDG_RUNTIME_DIR: runtimeDir(box) });
+  await startAndOpen(box);
   const held = await box.waitForLog(/worker held, not a failure; starting it in \d+ ms/);
   assert.match(held, /basis=file consecutive_failures=0/);
   assert.match(box.log(), /worker asked to be held: exit code 75 is in \[restart\]\.hold_exit_codes; next start \d+ ms after the exit \(the time in its hold file\)/);
@@ -105,7 +98,7 @@ max_consecutive_restarts = 1
 
   const holdPath = /worker\[1\] hold file (\S+)$/m.exec(box.log())?.[1];
   assert.ok(holdPath !== undefined, 'the worker was given a hold file');
-  assert.ok(holdPath.startsWith(join(box.dir, 'xdg', 'autopilotd-hold-')), holdPath);
+  assert.ok(holdPath.startsWith(`${box.pidFile}.hold-`), `beside the pid file: ${holdPath}`);
   assert.notEqual(/worker\[2\] hold file (\S+)$/m.exec(box.log())?.[1], holdPath, 'each run has its own path');
   assert.equal(statSync(dirname(holdPath)).mode & 0o777, 0o700, 'the hold files are private');
   const stopped = await box.cli(['stop']);
@@ -124,7 +117,7 @@ hold_exit_codes = [75]
 hold_ms = 600000
 `,
   });
-  await startAndOpen(box, { XDG_RUNTIME_DIR: runtimeDir(box) });
+  await startAndOpen(box);
   await box.waitForLog(/worker held, not a failure; starting it in \d+ ms basis=hold_ms/);
   const s = await statusJson(box);
   assert.equal(s.worker.state, 'held');

@@ -2,13 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { HoldFiles, holdFileParent } from '../../src/os/hold-file.js';
+import { basename, dirname, join } from 'node:path';
+import { HoldFiles, holdFilePlace, removeStaleHoldDirs } from '../../src/os/hold-file.js';
 import { makeTempDir } from '../helpers/daemon.js';
 
 function holdFiles(t: { after(fn: () => void): void }): { files: HoldFiles; parent: string } {
   const temp = makeTempDir('apd-hold-');
-  const files = new HoldFiles(temp.path);
+  const files = new HoldFiles(holdFilePlace(join(temp.path, 'd.pid')));
   t.after(() => {
     files.dispose();
     temp.cleanup();
@@ -24,6 +24,7 @@ test('each generation has its own path in a private directory, made on first use
   assert.notEqual(first, second);
   assert.equal(dirname(first), dirname(second));
   assert.equal(dirname(dirname(first)), parent);
+  assert.match(basename(dirname(first)), /^d\.pid\.hold-[A-Za-z0-9]{6}$/, 'named after the pid file, beside it');
   assert.equal(statSync(dirname(first)).mode & 0o777, 0o700);
   files.dispose();
   assert.equal(existsSync(dirname(first)), false);
@@ -59,8 +60,20 @@ test('only the first 256 bytes of a large file are read', (t) => {
   assert.equal(reading.kind === 'text' ? reading.text.length : -1, 256);
 });
 
-test('the directory goes under $XDG_RUNTIME_DIR when it is set, else the temp directory', () => {
-  assert.equal(holdFileParent({ XDG_RUNTIME_DIR: '/run/user/1000' }), '/run/user/1000');
-  assert.notEqual(holdFileParent({ XDG_RUNTIME_DIR: 'relative' }), 'relative');
-  assert.notEqual(holdFileParent({}), '');
+test('the hold directories a killed daemon left beside its pid file are removed by the next one, and nothing else', (t) => {
+  const temp = makeTempDir('apd-hold-');
+  t.after(() => temp.cleanup());
+  const pidFile = join(temp.path, 'd.pid');
+  // A predecessor's, with the file its worker wrote; another pid file's; and unrelated names.
+  const killed = new HoldFiles(holdFilePlace(pidFile));
+  writeFileSync(killed.pathFor(7), '1796184000\n');
+  const other = new HoldFiles(holdFilePlace(join(temp.path, 'other.pid')));
+  const otherDir = dirname(other.pathFor(1));
+  t.after(() => other.dispose());
+  for (const name of ['d.pid', 'd.pid.instance', 'd.pid.hold-toolong1', 'd.pid.hold-']) writeFileSync(join(temp.path, name), '');
+  assert.deepEqual(removeStaleHoldDirs(holdFilePlace(pidFile)), [dirname(killed.pathFor(7))]);
+  assert.equal(existsSync(dirname(killed.pathFor(7))), false);
+  assert.equal(existsSync(otherDir), true, 'another pid file\'s directory stays');
+  for (const name of ['d.pid', 'd.pid.instance', 'd.pid.hold-toolong1', 'd.pid.hold-']) assert.equal(existsSync(join(temp.path, name)), true, name);
+  assert.deepEqual(removeStaleHoldDirs(holdFilePlace(join(temp.path, 'missing', 'd.pid'))), [], 'no directory, nothing to do');
 });
