@@ -3,7 +3,7 @@
 // is still found; zombies re-parented to it are reaped without robbing libuv of its children's
 // exit statuses; without the native helper the scan-based finding (by marker) is what is left.
 
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -110,16 +110,21 @@ max_consecutive_restarts = 1000
   await waitFor(() => `no zombie child of the daemon (now ${zombieChildrenOf(daemon.pid)})`, () => zombieChildrenOf(daemon.pid).length === 0);
 });
 
-test('without the native helper the tree is found by scans, said once, and escapees carrying the marker are still stopped (#18)', async (t) => {
+/** A foreground daemon whose worker is the tree fixture (tree-worker.sh), and the pids it reported. */
+async function treeFixtureDaemon(t: TestContext, env: Record<string, string> = {}): Promise<{ daemon: ForegroundDaemon; report: TreeReport }> {
   const scratch = makeTempDir();
   t.after(() => scratch.cleanup());
   const { daemon } = await daemonInTempDir(t, `
 [worker]
 command = ["sh", ${JSON.stringify(join(FIXTURES, 'tree-worker.sh'))}, ${JSON.stringify(scratch.path)}]
 stop_timeout_ms = 1500
-`, { start: (c) => startForeground(c, [], { [NO_NATIVE_ENV]: '1' }) });
+`, { start: (c) => startForeground(c, [], env) });
   const line = await waitFor('the tree fixture to print its pids', () => daemon.stdout.split('\n').find((l) => l.startsWith('{"worker"')));
-  const report = JSON.parse(line) as TreeReport;
+  return { daemon, report: JSON.parse(line) as TreeReport };
+}
+
+test('without the native helper the tree is found by scans, said once, and escapees carrying the marker are still stopped (#18)', async (t) => {
+  const { daemon, report } = await treeFixtureDaemon(t, { [NO_NATIVE_ENV]: '1' });
   const all = treeReportPids(report);
   assert.equal(daemon.matching(/worker tree found by \/proc scans/).length, 1, daemon.lines.join('\n'));
   // Not a subreaper: the double-forked escapee went to init (or a subreaper above the daemon).
@@ -131,15 +136,7 @@ stop_timeout_ms = 1500
 });
 
 test('with the native helper the daemon adopts the worker’s double-forked escapee and says nothing of scans (#18)', async (t) => {
-  const scratch = makeTempDir();
-  t.after(() => scratch.cleanup());
-  const { daemon } = await daemonInTempDir(t, `
-[worker]
-command = ["sh", ${JSON.stringify(join(FIXTURES, 'tree-worker.sh'))}, ${JSON.stringify(scratch.path)}]
-stop_timeout_ms = 1500
-`);
-  const line = await waitFor('the tree fixture to print its pids', () => daemon.stdout.split('\n').find((l) => l.startsWith('{"worker"')));
-  const report = JSON.parse(line) as TreeReport;
+  const { daemon, report } = await treeFixtureDaemon(t);
   assert.equal(statOf(report.daemon)?.ppid, daemon.pid, 'the double-forked escapee was re-parented to the daemon');
   daemon.child.kill('SIGTERM');
   assert.deepEqual(await daemon.exited, { code: 0, signal: null });

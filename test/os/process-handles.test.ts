@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import { loadNative, NO_NATIVE_ENV } from '../../src/os/native.js';
 import { ProcessHandles } from '../../src/os/process-handles.js';
 import { ProcTable, type ProcessInfo } from '../../src/os/proc-table.js';
@@ -40,6 +40,25 @@ async function endAndReap(s: { child: ChildProcess; exited: Promise<unknown> }):
 async function untilTicksPast(startTicks: number): Promise<void> {
   const nowTicks = (): number => Math.floor(Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * table.clockTicksPerSecond);
   while (nowTicks() < startTicks + 2) await new Promise((resolve) => setTimeout(resolve, 5));
+}
+
+/**
+ * A `sleep` given `pid` again (steering ns_last_pid), ended after the test; null, with the test
+ * skipped, when other processes kept taking that pid.
+ */
+async function holderOf(t: TestContext, pid: number): Promise<Seen | null> {
+  const holder = await spawnOnPid(pid, ['sleep', '1000'], { detached: true, stdio: 'ignore' });
+  if (holder === null) {
+    t.skip(`other processes kept taking pid ${pid}`);
+    return null;
+  }
+  const seen = see(holder.pid!);
+  t.after(async () => {
+    const exited = holder.exitCode === null && holder.signalCode === null ? once(holder, 'exit') : null;
+    killSeen(seen);
+    await exited;
+  });
+  return seen;
 }
 
 function openFds(): string[] {
@@ -81,54 +100,40 @@ describe('ProcessHandles', () => {
     if (uid !== 0) return t.skip('steering the next pid (ns_last_pid) needs root');
     const member = startSleeper();
     const handles = new ProcessHandles(table);
-    let holder: ChildProcess | null = null;
-    let holderSeen: Seen | null = null;
-    try {
-      // Opened and checked by start time while the member is the process the scan found.
-      assert.equal(handles.open(member.info), 'open');
-      await endAndReap(member);
-      holder = await spawnOnPid(member.info.pid, ['sleep', '1000'], { detached: true, stdio: 'ignore' });
-      if (holder === null) return t.skip(`other processes kept taking pid ${member.info.pid}`);
-      holderSeen = see(holder.pid!);
-      // The last start-time check was the one at the open, before the reuse: a kill() by pid now
-      // reaches the new holder (signal 0 proves it without delivering anything). The pidfd does not.
-      assert.equal(sendSignal(member.info.pid, 0), 'sent', 'the pid names a live process again');
-      assert.equal(handles.signal(member.info, 'SIGKILL'), 'gone');
-      assert.equal(handles.signal(member.info, 'SIGTERM'), 'gone');
-      assert.ok(isAlive(holderSeen), `the new holder of pid ${member.info.pid} was hit`);
-      assert.equal(handles.openCount, 0, 'the gone member’s fd is closed');
-    } finally {
+    t.after(async () => {
       handles.closeAll();
       await endAndReap(member);
-      if (holderSeen !== null) killSeen(holderSeen);
-      if (holder !== null && holder.exitCode === null && holder.signalCode === null) await once(holder, 'exit');
-    }
+    });
+    // Opened and checked by start time while the member is the process the scan found.
+    assert.equal(handles.open(member.info), 'open');
+    await endAndReap(member);
+    const holder = await holderOf(t, member.info.pid);
+    if (holder === null) return;
+    // The last start-time check was the one at the open, before the reuse: a kill() by pid now
+    // reaches the new holder (signal 0 proves it without delivering anything). The pidfd does not.
+    assert.equal(sendSignal(member.info.pid, 0), 'sent', 'the pid names a live process again');
+    assert.equal(handles.signal(member.info, 'SIGKILL'), 'gone');
+    assert.equal(handles.signal(member.info, 'SIGTERM'), 'gone');
+    assert.ok(isAlive(holder), `the new holder of pid ${member.info.pid} was hit`);
+    assert.equal(handles.openCount, 0, 'the gone member’s fd is closed');
   });
 
   test('as root, the start-time check after the open refuses a pid already handed out again before the open', async (t) => {
     if (uid !== 0) return t.skip('steering the next pid (ns_last_pid) needs root');
     const member = startSleeper();
     const handles = new ProcessHandles(table);
-    let holder: ChildProcess | null = null;
-    let holderSeen: Seen | null = null;
-    try {
-      await endAndReap(member);
-      await untilTicksPast(member.info.startTimeTicks);
-      holder = await spawnOnPid(member.info.pid, ['sleep', '1000'], { detached: true, stdio: 'ignore' });
-      if (holder === null) return t.skip(`other processes kept taking pid ${member.info.pid}`);
-      holderSeen = see(holder.pid!);
-      // pidfd_open itself succeeds here, on the new holder: only the check after it tells them apart.
-      assert.equal(handles.open(member.info), 'gone');
-      assert.equal(handles.openCount, 0);
-      assert.equal(handles.signal(member.info, 'SIGKILL'), 'gone');
-      // The one-shot path (signalIfSame without handles) opens and checks the same way.
-      assert.equal(signalIfSame(table, member.info, 'SIGKILL'), 'gone');
-      assert.ok(isAlive(holderSeen), `the new holder of pid ${member.info.pid} was hit`);
-    } finally {
-      handles.closeAll();
-      if (holderSeen !== null) killSeen(holderSeen);
-      if (holder !== null && holder.exitCode === null && holder.signalCode === null) await once(holder, 'exit');
-    }
+    t.after(() => handles.closeAll());
+    await endAndReap(member);
+    await untilTicksPast(member.info.startTimeTicks);
+    const holder = await holderOf(t, member.info.pid);
+    if (holder === null) return;
+    // pidfd_open itself succeeds here, on the new holder: only the check after it tells them apart.
+    assert.equal(handles.open(member.info), 'gone');
+    assert.equal(handles.openCount, 0);
+    assert.equal(handles.signal(member.info, 'SIGKILL'), 'gone');
+    // The one-shot path (signalIfSame without handles) opens and checks the same way.
+    assert.equal(signalIfSame(table, member.info, 'SIGKILL'), 'gone');
+    assert.ok(isAlive(holder), `the new holder of pid ${member.info.pid} was hit`);
   });
 
   test('signals a live member through its fd: TERM, then "gone" once it is reaped; retain() closes the fds of members no longer in the tree', async () => {
