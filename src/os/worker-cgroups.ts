@@ -180,7 +180,7 @@ export class WorkerCgroups {
       // Housekeeping for others: a directory another daemon removes under us (its own successor,
       // in parallel) is skipped, and no failure here stops our own start.
       try {
-        if (ownerOf(path) !== uid || isPopulated(path)) continue;
+        if (statSync(path, { throwIfNoEntry: false })?.uid !== uid || isPopulated(path)) continue;
         for (const leaf of childDirs(path)) removeDir(join(path, leaf));
         if (removeDir(path)) removed.push(path);
       } catch (err) {
@@ -243,16 +243,6 @@ function childDirs(dir: string): string[] {
     return readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
-}
-
-/** The directory's owner, or null when it is gone. */
-function ownerOf(dir: string): number | null {
-  try {
-    return statSync(dir).uid;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
   }
 }

@@ -4,12 +4,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StatusData } from '../../src/control/protocol.js';
 import { daemonInTempDir, makeTempDir, runCli, writeConfig } from '../helpers/daemon.js';
 import { sandbox } from '../helpers/sandbox.js';
-import { waitFor } from '../helpers/wait.js';
 
 test('status exits 4 while the worker is failed, with --json too, and says failed', async (t) => {
   // One failure spends the budget; the retry waits max_backoff_ms, so the state stays failed.
@@ -81,19 +79,13 @@ test('with no daemon, status exits 3 and status --json prints {"running": false,
 test('a hung daemon at the noted location costs status and metrics one timeout, not two, and fails them with exit 1', async (t) => {
   const box = sandbox(t);
   const { pid } = await box.start();
-  // A HOME of the sandbox's own: the note goes to $HOME/.autopilot, and a file 2 s old is noted.
-  const env = { HOME: box.dir };
-  const note = join(box.dir, '.autopilot', '.client-location.json');
-  await waitFor('the location to be noted', async () => {
-    assert.equal((await box.cli(['status'], { env })).code, 0);
-    return existsSync(note) && readFileSync(note, 'utf8').includes(box.configPath);
-  }, 30_000, 250);
+  await box.waitForNotedLocation();
   // Stopped, it still accepts connections (the kernel's backlog) and never answers.
   process.kill(pid, 'SIGSTOP');
   const began = Date.now();
   let status, metrics;
   try {
-    [status, metrics] = await Promise.all([box.cli(['status'], { env, timeoutMs: 60_000 }), box.cli(['metrics'], { env, timeoutMs: 60_000 })]);
+    [status, metrics] = await Promise.all([box.cli(['status'], { timeoutMs: 60_000 }), box.cli(['metrics'], { timeoutMs: 60_000 })]);
   } finally {
     process.kill(pid, 'SIGCONT');
   }

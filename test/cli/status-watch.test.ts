@@ -3,8 +3,7 @@
 // on Ctrl-C; and on a real pseudo-terminal (python3's pty module) the redraw in place, the cursor
 // hidden and shown again on Ctrl-C.
 import * as assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { HIDE_CURSOR, SHOW_CURSOR, watchStatus, type Look } from '../../src/cli/status-watch.js';
@@ -59,17 +58,11 @@ test('status --interval is checked: a DURATION, at least 100ms, only with --watc
 test('with the daemon\'s location noted, status --watch still watches and --interval alone is still refused', async (t) => {
   const box = sandbox(t);
   const first = await box.start();
-  // A HOME of the sandbox's own: the note goes to $HOME/.autopilot, and a file 2 s old is noted.
-  const env = { HOME: box.dir };
-  const note = join(box.dir, '.autopilot', '.client-location.json');
-  await waitFor('the location to be noted', async () => {
-    assert.equal((await box.cli(['status'], { env })).code, 0);
-    return existsSync(note) && readFileSync(note, 'utf8').includes(box.configPath);
-  }, 30_000, 250);
-  const r = await box.cli(['status', '--interval', '2s'], { env });
+  await box.waitForNotedLocation();
+  const r = await box.cli(['status', '--interval', '2s']);
   assert.equal(r.code, 64, r.stderr);
   assert.match(r.stderr, /status: --interval goes with --watch/);
-  const watching = box.spawnCli(['status', '--watch', '--interval', '200ms'], { env });
+  const watching = box.spawnCli(['status', '--watch', '--interval', '200ms']);
   await waitFor(() => `two blocks; got ${JSON.stringify(watching.stdout)}`, () => count(watching.stdout, `: running, pid ${first.pid}`) >= 2);
   watching.child.kill('SIGINT');
   assert.deepEqual(await watching.exited, { code: 0, signal: null });
@@ -94,7 +87,7 @@ test('status --watch on a terminal redraws in place with the cursor hidden, and 
 
 test('status --watch ends quietly with exit 0 once its reader is gone (| head -2), and with one line and exit 1 when it cannot write', async (t) => {
   const box = sandbox(t);
-  const watching = box.spawnCli(['status', '--watch', '--interval', '100ms'], { env: { HOME: box.dir } });
+  const watching = box.spawnCli(['status', '--watch', '--interval', '100ms']);
   await waitFor(() => `a block; got ${JSON.stringify(watching.stdout)}`, () => watching.stdout.includes('looking again'));
   // As `head` does once it has its lines: the read end closes, the next write gets EPIPE.
   watching.child.stdout!.destroy();
@@ -128,7 +121,7 @@ test('status --watch with a file too broken to tell the daemon keeps looking, an
   await box.start();
   // Unknown key: the rest still names the socket; the warning was repeated at every look.
   box.writeConfig(`bogus_key = 1\n${SLEEP_WORKER}`);
-  const warned = box.spawnCli(['status', '--watch', '--interval', '100ms'], { env: { HOME: box.dir } });
+  const warned = box.spawnCli(['status', '--watch', '--interval', '100ms']);
   await waitFor(() => `three blocks; got ${JSON.stringify(warned.stdout)}`, () => count(warned.stdout, ': running, pid ') >= 3);
   warned.child.kill('SIGINT');
   assert.deepEqual(await warned.exited, { code: 0, signal: null });
@@ -138,7 +131,7 @@ test('status --watch with a file too broken to tell the daemon keeps looking, an
   // A file that does not parse: no daemon started with it is found, which a watch shows as it
   // shows no daemon (it used to end at the first look with exit 78).
   writeFileSync(box.configPath, 'this is = = not toml\n');
-  const broken = box.spawnCli(['status', '--watch', '--interval', '100ms'], { env: { HOME: box.dir } });
+  const broken = box.spawnCli(['status', '--watch', '--interval', '100ms']);
   await waitFor(() => `two blocks; got ${JSON.stringify(broken.stdout)} ${broken.stderr}`, () => count(broken.stdout, 'autopilotd is not running (invalid configuration:') >= 2);
   broken.child.kill('SIGINT');
   assert.deepEqual(await broken.exited, { code: 0, signal: null });

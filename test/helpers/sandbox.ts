@@ -163,6 +163,19 @@ export class Sandbox {
     return sendRequest(this.socketPath, cmd, undefined, { timeoutMs });
   }
 
+  /**
+   * Runs `status` until the CLI has noted where this daemon is (src/cli/location-cache.ts, in the
+   * sandbox's HOME): it notes only a config file at least 2 s old, so this waits on the clock.
+   */
+  async waitForNotedLocation(): Promise<void> {
+    const note = join(this.dir, '.autopilot', '.client-location.json');
+    await waitFor('the location to be noted', async () => {
+      const r = await this.cli(['status']);
+      if (r.code !== 0) throw new Error(`status exited ${r.code}: ${r.stderr}`);
+      return existsSync(note) && readFileSync(note, 'utf8').includes(this.configPath);
+    }, 30_000, 250);
+  }
+
   status(): Promise<StatusData> {
     return this.request('status') as Promise<StatusData>;
   }
