@@ -11,7 +11,7 @@ export interface SubscribeOptions {
   onEvent(event: StreamEvent): void;
   /** Aborting ends the subscription quietly (Ctrl-C). */
   signal?: AbortSignal;
-  /** For the reply to the request. Default 15000. */
+  /** For the reply to the request; without follow, for the whole stream to end. Default 15000. */
   replyTimeoutMs?: number;
 }
 
@@ -44,7 +44,7 @@ export function subscribeEvents(socketPath: string, opts: SubscribeOptions): Pro
     if (opts.signal?.aborted) return onAbort();
     opts.signal?.addEventListener('abort', onAbort);
     const timeoutMs = opts.replyTimeoutMs ?? 15_000;
-    const timer = setTimeout(() => finish(new ControlError('timeout', `no reply to subscribe from ${socketPath} within ${timeoutMs} ms`)), timeoutMs);
+    let timer = setTimeout(() => finish(new ControlError('timeout', `no reply to subscribe from ${socketPath} within ${timeoutMs} ms`)), timeoutMs);
 
     const onLine = (line: string): void => {
       const parsed = parseStreamLine(line);
@@ -53,6 +53,11 @@ export function subscribeEvents(socketPath: string, opts: SubscribeOptions): Pro
         if (!parsed.reply.ok) return finish(new ControlError(parsed.reply.error.code, parsed.reply.error.message));
         replied = true;
         clearTimeout(timer);
+        // Without follow the daemon sends the backlog and the end at once: a stream that does not
+        // end is a daemon that hangs, and `events` must not wait for it forever.
+        if (!opts.follow) {
+          timer = setTimeout(() => finish(new ControlError('timeout', `the events from ${socketPath} did not end within ${timeoutMs} ms`)), timeoutMs);
+        }
         return undefined;
       }
       if (!replied) return finish(new ControlError('internal', `${socketPath}: an event came before the reply to subscribe`));

@@ -59,3 +59,23 @@ test('no daemon is not_running; a daemon that hangs up mid-stream is disconnecte
   });
   await assert.rejects(subscribeEvents(rude, { follow: true, onEvent: () => {} }), (err: unknown) => err instanceof ControlError && err.code === 'disconnected' && /without ending the stream/.test(err.message));
 });
+
+test('without follow, a daemon that replies and never ends the stream is a timeout, not a wait forever', async (t) => {
+  const f = fixture(t);
+  const mute = path.join(f.dir, 'mute', 'm.sock');
+  fs.mkdirSync(path.dirname(mute), { mode: 0o700 });
+  const sockets: net.Socket[] = [];
+  const server = net.createServer((s) => {
+    sockets.push(s);
+    s.write('{"v":1,"id":1,"ok":true,"data":{}}\n');
+  });
+  await new Promise<void>((r) => server.listen(mute, r));
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+  await assert.rejects(
+    subscribeEvents(mute, { follow: false, onEvent: () => {}, replyTimeoutMs: 300 }),
+    (err: unknown) => err instanceof ControlError && err.code === 'timeout' && /did not end within 300 ms/.test(err.message),
+  );
+});
